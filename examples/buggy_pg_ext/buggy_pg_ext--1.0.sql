@@ -1,0 +1,8 @@
+/* buggy_pg_ext--1.0.sql */
+\echo Use "CREATE EXTENSION buggy_pg_ext" to load this file. \quit
+
+-- Creating a C function loads the library, so its hooks work in this session
+-- even when it is not preloaded.
+CREATE FUNCTION buggy_pg_ext_bugs() RETURNS text
+AS 'MODULE_PATHNAME', 'buggy_pg_ext_bugs'
+LANGUAGE C STRICT VOLATILE;

@@ -1,0 +1,142 @@
+"""results.json: the typed shape, validation against the shipped JSON Schema, loading and writing."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Optional, TypedDict
+
+import jsonschema
+
+SCHEMA_VERSION = 1
+SEVERITIES = ("INFO", "WARNING", "ERROR")
+CHECK_TYPES = ("context_leak", "wrong_ctx_alloc", "resource_leak")
+STATUSES = ("passed", "violations", "error", "timeout", "crashed")
+
+
+class Violation(TypedDict):
+    check_type: str
+    severity: str
+    context: Optional[str]
+    context_path: Optional[str]
+    depth: Optional[int]
+    used_delta: Optional[int]
+    allocated_delta: Optional[int]
+    bytes_per_iteration: Optional[float]
+    iterations: Optional[int]
+    source_lib: Optional[str]
+    phase: Optional[str]
+    detail: str
+    backend_pid: Optional[int]
+    ts: Optional[str]
+    samples: Optional[List[int]]
+    suppressed_by: Optional[str]
+
+
+class Workload(TypedDict):
+    name: str
+    kind: str
+    status: str
+    iterations: int
+    duration_s: float
+    mode: str
+    error: Optional[Dict[str, Optional[str]]]
+    log_excerpt: Optional[str]
+    dropped: int
+    suppressed: int
+    scenario: Optional[Dict[str, Any]]
+    violations: List[Violation]
+
+
+Results = Dict[str, Any]  # top level; see reporter/schemas/results.schema.json
+
+
+class ResultsError(Exception):
+    """A results.json that cannot be used: names the file and what is wrong."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> Dict[str, Any]:
+    text = resources.files("reporter").joinpath("schemas/results.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def validation_errors(doc: Any) -> List[str]:
+    """Every schema violation as 'path: message', empty when the document is valid."""
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    out = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        out.append(f"{where}: {err.message}")
+    return out
+
+
+def validate(doc: Any, source: str = "results.json") -> None:
+    errors = validation_errors(doc)
+    if errors:
+        raise ResultsError(f"{source}: not a valid results file: " + "; ".join(errors[:5]))
+
+
+def load(path: Path) -> Results:
+    """Read and validate one results.json (or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+    validate(doc, str(path))
+    return doc
+
+
+def dump(doc: Results, path: Path) -> None:
+    """Validate, then write atomically so a reader never sees half a file."""
+    validate(doc, str(path))
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def github_context(environ: Dict[str, str] | None = None) -> Dict[str, Any]:
+    """The `github` block from GITHUB_* variables and the event payload; null where absent or malformed.
+
+    Values are validated (PR number numeric, SHA 40 hex) because the publish step builds API URLs from them.
+    """
+    import os
+    import re
+
+    env = os.environ if environ is None else environ
+    event: Dict[str, Any] = {}
+    event_path = env.get("GITHUB_EVENT_PATH")
+    if event_path:
+        try:
+            loaded = json.loads(Path(event_path).read_text(encoding="utf-8"))
+            event = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            event = {}
+    pr = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else {}
+    pr_number = pr.get("number")
+    if isinstance(pr_number, str) and pr_number.isdigit():
+        pr_number = int(pr_number)
+    if not (isinstance(pr_number, int) and not isinstance(pr_number, bool) and pr_number >= 1):
+        pr_number = None
+    # On pull_request events GITHUB_SHA is the merge commit; the PR's head is what reviewers see.
+    head = pr.get("head") if isinstance(pr.get("head"), dict) else {}
+    sha = head.get("sha") or env.get("GITHUB_SHA")
+    sha = sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{40}", sha) else None
+    run_id = env.get("GITHUB_RUN_ID")
+    attempt = env.get("GITHUB_RUN_ATTEMPT")
+    return {
+        "repository": env.get("GITHUB_REPOSITORY") or None,
+        "pr_number": pr_number,
+        "head_sha": sha,
+        "run_id": run_id if run_id and run_id.isdigit() else None,
+        "run_attempt": int(attempt) if attempt and attempt.isdigit() and int(attempt) >= 1 else None,
+        "workflow": env.get("GITHUB_WORKFLOW") or None,
+    }
