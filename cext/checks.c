@@ -94,6 +94,9 @@ mc_emit(McViolation *v)
 	v->pid = MyProcPid;
 	if (v->nest_level < 0)
 		v->nest_level = mc_nest_level();
-	mc_strlcpy(v->query, debug_query_string, MC_QUERY_LEN);
+	if (mc_statement_query()[0] != '\0')
+		mc_strlcpy(v->query, mc_statement_query(), MC_QUERY_LEN);
+	else
+		mc_strlcpy(v->query, debug_query_string, MC_QUERY_LEN);
 	mc_ring_record(v);
 }

@@ -115,6 +115,8 @@ typedef struct McFrame
 } McFrame;
 
 static McFrame frames[MC_MAX_FRAMES];
+/* text of the current (or last) top-level statement, for the reports */
+static char stmt_query[MC_QUERY_LEN];
 static int	nframes = 0;
 static int	frames_overflow = 0;
 static uint64 frame_serial = 0;
@@ -281,7 +283,8 @@ mc_frame_finish_caller_children(McFrame *f)
  * NULL when nothing is measured.
  */
 static McFrame *
-mc_enter(int layer, int hook, MemoryContext exclude_root, bool *overflow)
+mc_enter(int layer, int hook, MemoryContext exclude_root, const char *query,
+		 bool *overflow)
 {
 	McFrame    *top = nframes > 0 ? &frames[nframes - 1] : NULL;
 	McFrame    *f;
@@ -337,6 +340,9 @@ mc_enter(int layer, int hook, MemoryContext exclude_root, bool *overflow)
 
 	if (f->measuring)
 	{
+		/* extended protocol: debug_query_string is unset at portal drop */
+		if (nframes == 1)
+			mc_strlcpy(stmt_query, query, sizeof(stmt_query));
 		mc_watch_add(f, TopMemoryContext, true);
 		mc_watch_add(f, CacheMemoryContext, true);
 		mc_watch_add(f, ErrorContext, true);
@@ -416,6 +422,12 @@ mc_last_statement_libs(void)
 	return chain_libs;
 }
 
+const char *
+mc_statement_query(void)
+{
+	return stmt_query;
+}
+
 /* ---------- calling down the chain ---------- */
 
 static PlannedStmt *
@@ -475,10 +487,10 @@ mc_call_utility(int layer, MC_UTILITY_PARAMS)
  * The body every layer's hook shares: enter, call down (inside PG_TRY only
  * for the layer that owns the frame), exit.
  */
-#define MC_HOOK_BODY(hookid, exclude, call) \
+#define MC_HOOK_BODY(hookid, exclude, query, call) \
 	do { \
 		bool		overflow; \
-		McFrame    *f = mc_enter(layer, (hookid), (exclude), &overflow); \
+		McFrame    *f = mc_enter(layer, (hookid), (exclude), (query), &overflow); \
 		if (f != NULL && f->top_layer == layer) \
 		{ \
 			PG_TRY(); \
@@ -504,7 +516,7 @@ mc_planner(int layer, MC_PLANNER_PARAMS)
 {
 	PlannedStmt *volatile result = NULL;
 
-	MC_HOOK_BODY(MC_HOOK_PLANNER, NULL,
+	MC_HOOK_BODY(MC_HOOK_PLANNER, NULL, query_string,
 				 result = mc_call_planner(layer, MC_PLANNER_ARGS));
 	return result;
 }
@@ -512,21 +524,21 @@ mc_planner(int layer, MC_PLANNER_PARAMS)
 static void
 mc_start(int layer, QueryDesc *queryDesc, int eflags)
 {
-	MC_HOOK_BODY(MC_HOOK_EXEC_START, NULL,
+	MC_HOOK_BODY(MC_HOOK_EXEC_START, NULL, queryDesc->sourceText,
 				 mc_call_start(layer, queryDesc, eflags));
 }
 
 static void
 mc_run(int layer, MC_EXECRUN_PARAMS)
 {
-	MC_HOOK_BODY(MC_HOOK_EXEC_RUN, NULL,
+	MC_HOOK_BODY(MC_HOOK_EXEC_RUN, NULL, queryDesc->sourceText,
 				 mc_call_run(layer, MC_EXECRUN_ARGS));
 }
 
 static void
 mc_finish(int layer, QueryDesc *queryDesc)
 {
-	MC_HOOK_BODY(MC_HOOK_EXEC_FINISH, NULL,
+	MC_HOOK_BODY(MC_HOOK_EXEC_FINISH, NULL, queryDesc->sourceText,
 				 mc_call_finish(layer, queryDesc));
 }
 
@@ -535,14 +547,14 @@ mc_end(int layer, QueryDesc *queryDesc)
 {
 	MemoryContext exclude = queryDesc->estate ? queryDesc->estate->es_query_cxt : NULL;
 
-	MC_HOOK_BODY(MC_HOOK_EXEC_END, exclude,
+	MC_HOOK_BODY(MC_HOOK_EXEC_END, exclude, queryDesc->sourceText,
 				 mc_call_end(layer, queryDesc));
 }
 
 static void
 mc_utility(int layer, MC_UTILITY_PARAMS)
 {
-	MC_HOOK_BODY(MC_HOOK_UTILITY, NULL,
+	MC_HOOK_BODY(MC_HOOK_UTILITY, NULL, queryString,
 				 mc_call_utility(layer, MC_UTILITY_ARGS));
 	/* LOAD and CREATE EXTENSION load libraries: look for new wrappers */
 	if (nframes == 0)

@@ -131,6 +131,7 @@ extern void mc_install_inner_hooks(void);
 extern void mc_install_outer_hooks(void);
 extern int	mc_nest_level(void);
 extern const char *mc_last_statement_libs(void);
+extern const char *mc_statement_query(void);
 
 /* accum.c */
 extern void mc_accum_reset(void);

@@ -101,7 +101,8 @@ CREATE FUNCTION "end"()
 RETURNS TABLE (
     ts timestamptz, backend_pid int, check_type text, severity text, detail text,
     source_lib text, context_name text, context_path text, depth int,
-    used_delta bigint, allocated_delta bigint, bytes_per_iteration float8, phase text)
+    used_delta bigint, allocated_delta bigint, bytes_per_iteration float8, phase text,
+    query text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = ext_memcheck, pg_catalog
 AS $$
@@ -113,17 +114,17 @@ BEGIN
     RETURN QUERY
     SELECT x.ts, x.backend_pid, x.check_type, x.severity, x.detail, x.source_lib,
            x.context_name, x.context_path, x.depth, x.used_delta, x.allocated_delta,
-           x.bytes_per_iteration, x.phase
+           x.bytes_per_iteration, x.phase, x.query
     FROM (
         SELECT v.seq, v.ts, v.backend_pid, v.check_type, v.severity, v.detail, v.source_lib,
                v.context_name, v.context_path, v.depth, v.used_delta, v.allocated_delta,
-               v.bytes_per_iteration, v.phase
+               v.bytes_per_iteration, v.phase, v.query
         FROM ext_memcheck.violation_log v
         WHERE v.backend_pid = pg_backend_pid() AND v.seq >= w.start_seq
         UNION ALL
         SELECT p.seq, p.ts, p.backend_pid, p.check_type, p.severity, p.detail, p.source_lib,
                p.context_name, p.context_path, p.depth, p.used_delta, p.allocated_delta,
-               p.bytes_per_iteration, p.phase
+               p.bytes_per_iteration, p.phase, p.query
         FROM ext_memcheck.pending_violations() p
         WHERE p.backend_pid = pg_backend_pid() AND p.seq >= w.start_seq
           AND NOT EXISTS (SELECT 1 FROM ext_memcheck.violation_log l WHERE l.seq = p.seq)

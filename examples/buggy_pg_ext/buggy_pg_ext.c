@@ -139,6 +139,10 @@ assign_bugs(const char *newval, void *extra)
 	(void) newval;
 }
 
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
 #if PG_VERSION_NUM >= 190000
 #define PLANNER_PARAMS Query *parse, const char *query_string, int cursorOptions, \
 	ParamListInfo boundParams, ExplainState *es
