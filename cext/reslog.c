@@ -49,7 +49,23 @@ static const McLeakMessage leak_messages[] = {
 	{"JIT context leak", "JIT context"},
 };
 
-/* "resource was not closed: relcache reference 0x... (pg_class)" -> "relcache reference" */
+/* what 17+ prints after "resource was not closed: ", named as up to 16 */
+static const McLeakMessage leak_kinds_17[] = {
+	{"relation ", "relcache reference"},
+	{"dynamic shared memory segment", "dynamic shared memory segment"},
+	{"buffer", "buffer pin"},
+	{"TupleDesc", "tupdesc reference"},
+	{"tupdesc", "tupdesc reference"},
+	{"snapshot", "snapshot reference"},
+	{"Snapshot", "snapshot reference"},
+	{"plan ", "plancache reference"},
+	{"cache ", "catcache reference"},
+	{"File ", "File"},
+	{"temporary file", "File"},
+	{"JIT", "JIT context"},
+};
+
+/* "resource was not closed: relation \"pg_class\"" -> "relcache reference" */
 static void
 mc_resource_from_message(const char *msg, char *buf, size_t len)
 {
@@ -57,6 +73,13 @@ mc_resource_from_message(const char *msg, char *buf, size_t len)
 	size_t		n = 0;
 
 	p = p ? p + strlen("not closed: ") : msg;
+	for (n = 0; n < lengthof(leak_kinds_17); n++)
+		if (strncmp(p, leak_kinds_17[n].prefix, strlen(leak_kinds_17[n].prefix)) == 0)
+		{
+			mc_strlcpy(buf, leak_kinds_17[n].resource, len);
+			return;
+		}
+	n = 0;
 	while (p[n] != '\0' && n + 1 < len &&
 		   !(p[n] == ' ' && (p[n + 1] == '0' || p[n + 1] == '(' ||
 							 (p[n + 1] >= '0' && p[n + 1] <= '9') || p[n + 1] == '"')))

@@ -122,8 +122,12 @@ check_bugs(char **newval, void **extra, GucSource source)
 							bad);
 		return false;
 	}
-	/* GUC extra data is malloc'd: the GUC machinery free()s it */
+	/* GUC extra data: guc_malloc'd from 16 (freed with pfree), malloc'd before */
+#if PG_VERSION_NUM >= 160000
+	data = guc_malloc(LOG, sizeof(int));
+#else
 	data = malloc(sizeof(int));
+#endif
 	if (data == NULL)
 		return false;
 	*data = parsed;
