@@ -1,0 +1,186 @@
+"""`pg-ext-memcheck report DIR...`: merge legs, render JUnit/Markdown, publish to GitHub, exit by fail-on."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Tuple
+
+from reporter import comment as sticky
+from reporter import ghoutputs
+from reporter.cli import UsageError
+from reporter.github import GitHubClient, GitHubError, RetryPolicy
+from reporter.junit import render_junit
+from reporter.markdown import COMMENT, SUMMARY, Context, render
+from reporter.merge import Merged, MergeError, load_baseline, load_legs
+from reporter.summary import FAIL_ON_LEVELS, SEVERITY_RANK, Conclusion, compare, conclude, sort_violations
+from reporter.terminal import clean
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="merge results directories and render/publish them",
+        description="Merge one or more results directories (one per PostgreSQL version of a matrix) and "
+                    "write JUnit XML, Markdown, the job summary, outputs and one sticky PR comment.",
+    )
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                   help="a results directory, a results.json, or a folder of downloaded leg artifacts")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the full Markdown report here")
+    p.add_argument("--step-summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
+    p.add_argument("--comment", action="store_true", help="upsert one sticky comment on the pull request")
+    p.add_argument("--comment-key", metavar="KEY", help="sticky comment identity (default: $GITHUB_WORKFLOW)")
+    p.add_argument("--fail-on", choices=FAIL_ON_LEVELS,
+                   help="exit 1 at this severity (default: the results' fail_on, else error)")
+    # Repeatable rather than nargs="+": a greedy option list would swallow the positional DIRs after it.
+    p.add_argument("--baseline", action="append", type=Path, metavar="DIR", default=[],
+                   help="previous results (e.g. the base branch or an earlier attempt) to show what this "
+                        "change made worse; repeat for several legs")
+    p.add_argument("--annotations", choices=("auto", "always", "never"), default="auto",
+                   help="emit ::error/::warning lines (auto: when GITHUB_ACTIONS=true)")
+    p.set_defaults(func=main)
+
+
+def _fail_on(arg: str | None, merged: Merged) -> str:
+    if arg:
+        return arg
+    chosen = {res["fail_on"] for res in merged.present}
+    # Legs come from one config; if they disagree take the strictest so nothing slips through.
+    if chosen:
+        return min(chosen, key=lambda lvl: {"info": 0, "warning": 1, "error": 2, "never": 3}[lvl])
+    return "error"
+
+
+def _findings(merged: Merged, fail_on: str) -> Iterator[Tuple[str, str, str]]:
+    """Annotation candidates, most important first: broken workloads, then violations worst first."""
+    for leg in merged.legs:
+        if leg.results is None:
+            yield "error", "pg-ext-memcheck", f"no results from {leg.source}"
+    flat = []
+    for res in merged.present:
+        pg = res["postgresql"]["version"]
+        for w in res["workloads"]:
+            if w["status"] in ("error", "timeout", "crashed"):
+                msg = (w.get("error") or {}).get("message") or w["status"]
+                yield "error", f"PostgreSQL {pg}: {clean(w['name'], 80)} {w['status']}", clean(msg, 300)
+            for v in w["violations"]:
+                flat.append((pg, w["name"], v))
+    order = {id(v): n for n, v in enumerate(sort_violations([v for _, _, v in flat]))}
+    flat.sort(key=lambda t: order[id(t[2])])
+    threshold = {"never": 99, "info": 1, "warning": 2, "error": 3}[fail_on]
+    for pg, name, v in flat:
+        if v.get("suppressed_by"):
+            continue
+        kind = "error" if SEVERITY_RANK[v["severity"]] >= threshold else "warning"
+        where = v.get("context_path") or v.get("context") or "-"
+        yield (kind, f"PostgreSQL {pg}: {clean(name, 80)}",
+               f"{v['severity']} {v['check_type']} in {clean(where, 120)}: {clean(v.get('detail'), 300)}")
+
+
+def _run_url(env: Mapping[str, str]) -> str | None:
+    server, repo, run = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
+    if server and repo and run and run.isdigit():
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+    return None
+
+
+def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: Merged,
+                     ctx: Context, retry: RetryPolicy | None) -> sticky.Outcome:
+    pr = sticky.pr_from_event(env.get("GITHUB_EVENT_PATH")) or sticky.pr_from_results(merged.present)
+    key = args.comment_key or env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
+    run = sticky.run_identity(env, merged.present)
+    body = render(merged, ctx, COMMENT)
+    try:
+        client: GitHubClient | None = GitHubClient.from_env(env, retry)
+    except GitHubError:
+        client = None
+    return sticky.publish(client, pr, key, run, body)
+
+
+def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPolicy | None = None,
+               out: Any = None, err: Any = None) -> int:
+    """The command with its environment passed in (tests pass a dict and a fast RetryPolicy)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        merged = load_legs(args.dirs)
+        baseline = load_baseline(args.baseline) if args.baseline else None
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    for notice in merged.notices + (baseline.notices if baseline else []):
+        print(f"pg-ext-memcheck: warning: {notice}", file=err)
+    fail_on = _fail_on(args.fail_on, merged)
+    verdict: Conclusion = conclude([leg.results for leg in merged.legs], fail_on)
+    ctx = Context(
+        fail_on=fail_on, run_url=_run_url(env), head_sha=sticky.head_sha_from_results(merged.present),
+        comparison=compare(merged.present, baseline.present) if baseline else None,
+        notices=list(merged.notices),
+    )
+    outputs: Dict[str, str | None] = {}
+    if args.junit:
+        _write(args.junit, render_junit(merged, fail_on))
+        outputs["junit-path"] = str(args.junit)
+    full_md: str | None = None
+    if args.markdown:
+        full_md = render(merged, ctx, SUMMARY)
+        _write(args.markdown, full_md)
+        outputs["markdown-path"] = str(args.markdown)
+
+    if args.annotations == "always" or (args.annotations == "auto" and env.get("GITHUB_ACTIONS") == "true"):
+        for line in ghoutputs.annotations(_findings(merged, fail_on)):
+            print(line, file=out)
+
+    comment_url = ""
+    if args.comment:
+        outcome = _publish_comment(args, env, merged, ctx, retry)
+        comment_url = outcome.url or ""
+        if outcome.notice:
+            # One line, a notice not an error: a fork PR must not turn the job red.
+            print(ghoutputs.command("notice", f"pg-ext-memcheck: {outcome.notice}"), file=out)
+            ctx.notices.append(outcome.notice)
+            full_md = None  # re-render so the job summary carries the notice
+        elif outcome.url:
+            print(f"pg-ext-memcheck: PR comment {outcome.action}: {outcome.url}", file=out)
+
+    if args.step_summary:
+        path = env.get("GITHUB_STEP_SUMMARY")
+        if not path:
+            raise UsageError("--step-summary needs GITHUB_STEP_SUMMARY (set by the GitHub runner)")
+        ghoutputs.append_step_summary(Path(path), full_md or render(merged, ctx, SUMMARY))
+
+    c = verdict.counts
+    outputs.update({
+        "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
+        "warnings": str(c.by_severity["WARNING"]), "infos": str(c.by_severity["INFO"]),
+        "max-severity": c.worst or "none", "conclusion": verdict.conclusion,
+        "junit-path": outputs.get("junit-path", ""), "markdown-path": outputs.get("markdown-path", ""),
+        "comment-url": comment_url,
+    })
+    if env.get("GITHUB_OUTPUT"):
+        ghoutputs.write_outputs(Path(env["GITHUB_OUTPUT"]), outputs)
+
+    counts = ", ".join(f"{c.by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
+    print(f"pg-ext-memcheck: {verdict.conclusion}: {counts}; {c.suppressed} suppressed; "
+          f"{c.workloads} workloads on {len(merged.present)} PostgreSQL version(s), "
+          f"{len(merged.missing)} missing (fail-on {fail_on})", file=out)
+    for reason in verdict.reasons:
+        print(f"  - {reason}", file=out)
+    return 1 if verdict.failed else 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_report(args, os.environ)
+
+
+__all__: List[str] = ["add_parser", "main", "run_report"]

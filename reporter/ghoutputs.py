@@ -1,0 +1,104 @@
+"""GitHub Actions runner files and workflow commands: $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY, annotations."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Tuple
+
+MAX_ANNOTATIONS = 10  # the runner keeps 10 per type per step and drops the rest silently
+STEP_SUMMARY_LIMIT = 1024 * 1024  # over 1 MiB the runner drops the whole summary
+
+
+def _delimiter(value: str) -> str:
+    while True:
+        candidate = f"ghadelimiter_{secrets.token_hex(16)}"
+        if candidate not in value:
+            return candidate
+
+
+def format_outputs(values: Mapping[str, str | None]) -> str:
+    """Heredoc form for every value, so a newline in a value cannot inject another output."""
+    chunks = []
+    for name, value in values.items():
+        text = "" if value is None else str(value)
+        delim = _delimiter(text)
+        chunks.append(f"{name}<<{delim}\n{text}\n{delim}\n")
+    return "".join(chunks)
+
+
+def write_outputs(path: Path, values: Mapping[str, str | None]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(format_outputs(values))
+
+
+def parse_outputs(text: str) -> Dict[str, str]:
+    """Read $GITHUB_OUTPUT the way the runner does (both forms); used by tests and the action tests."""
+    out: Dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delim = line.split("<<", 1)
+            body: List[str] = []
+            i += 1
+            while i < len(lines) and lines[i] != delim:
+                body.append(lines[i])
+                i += 1
+            if i >= len(lines):
+                raise ValueError(f"unterminated heredoc for {name}")
+            out[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            out[name] = value
+        i += 1
+    return out
+
+
+def append_step_summary(path: Path, markdown: str) -> None:
+    """Append, refusing to push the file past the limit (the runner would drop all of it, silently)."""
+    path = Path(path)
+    existing = path.stat().st_size if path.exists() else 0
+    data = markdown if markdown.endswith("\n") else markdown + "\n"
+    if existing + len(data.encode("utf-8")) > STEP_SUMMARY_LIMIT:
+        data = ("> [!WARNING]\n> pg-ext-memcheck: the job summary is nearly full; the report is in the "
+                "run's artifacts.\n")
+        if existing + len(data.encode("utf-8")) > STEP_SUMMARY_LIMIT:
+            return  # not even the pointer fits; adding it would make the runner drop everything
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(data)
+
+
+# ---- workflow commands ---------------------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(kind: str, message: str, title: str | None = None) -> str:
+    props = f" title={_escape_property(title)}" if title else ""
+    return f"::{kind}{props}::{_escape_data(message)}"
+
+
+def annotations(findings: Iterable[Tuple[str, str, str]], limit: int = MAX_ANNOTATIONS) -> List[str]:
+    """findings: (kind 'error'|'warning', title, message), most important first.
+
+    At most `limit` lines, then one notice saying how many were left out, so nothing vanishes silently.
+    """
+    lines: List[str] = []
+    extra = 0
+    for kind, title, message in findings:
+        if len(lines) < limit:
+            lines.append(command(kind, message, title))
+        else:
+            extra += 1
+    if extra:
+        lines.append(command("notice", f"{extra} more not shown as annotations; see the job summary.",
+                             "pg-ext-memcheck"))
+    return lines

@@ -1,0 +1,105 @@
+"""Load one or more results directories (matrix legs) and merge them into one ordered report.
+
+A DIR argument is either a leg (it holds results.json), a results.json file, or a folder of legs (the layout
+actions/download-artifact produces: one subfolder per artifact). A leg folder without results.json is a
+*missing* leg: reported as such, not fatal. Two legs for the same PostgreSQL major are an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from reporter.results import Results, ResultsError, load
+
+RESULTS_FILE = "results.json"
+
+
+class MergeError(Exception):
+    """Input the report cannot be built from; the message names the offending path(s)."""
+
+
+@dataclass
+class Leg:
+    source: Path  # the directory (or file) the leg came from
+    results: Results | None  # None: the leg produced no results.json
+
+    @property
+    def major(self) -> int | None:
+        return None if self.results is None else int(self.results["postgresql"]["major"])
+
+    @property
+    def version(self) -> str | None:
+        return None if self.results is None else str(self.results["postgresql"]["version"])
+
+
+@dataclass
+class Merged:
+    legs: List[Leg]  # present legs newest major first, then missing legs by path
+    notices: List[str] = field(default_factory=list)  # one line each, for stderr and the report
+
+    @property
+    def present(self) -> List[Results]:
+        return [leg.results for leg in self.legs if leg.results is not None]
+
+    @property
+    def missing(self) -> List[Leg]:
+        return [leg for leg in self.legs if leg.results is None]
+
+
+def _expand(arg: Path) -> List[Path]:
+    """The leg sources one argument stands for."""
+    if not arg.exists():
+        raise MergeError(f"{arg}: no such file or directory")
+    if arg.is_file() or (arg / RESULTS_FILE).is_file():
+        return [arg]
+    subdirs = sorted(p for p in arg.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        return [arg]  # an empty leg folder: missing leg
+    return subdirs
+
+
+def _load_leg(source: Path) -> Leg:
+    target = source if source.is_file() else source / RESULTS_FILE
+    if not target.exists():
+        return Leg(source, None)
+    try:
+        return Leg(source, load(target))
+    except ResultsError as exc:
+        raise MergeError(str(exc)) from exc
+
+
+def load_legs(args: Sequence[Path]) -> Merged:
+    legs: List[Leg] = []
+    seen: Dict[Path, Path] = {}
+    for arg in args:
+        for source in _expand(Path(arg)):
+            key = (source if source.is_file() else source / RESULTS_FILE).resolve()
+            if key in seen:
+                continue  # the same leg named twice (e.g. DIR and DIR/results.json) is not a duplicate major
+            seen[key] = source
+            legs.append(_load_leg(source))
+    by_major: Dict[int, Leg] = {}
+    for leg in legs:
+        if leg.major is None:
+            continue
+        other = by_major.get(leg.major)
+        if other is not None:
+            raise MergeError(
+                f"two results for PostgreSQL {leg.major}: {other.source} and {leg.source}; "
+                "pass each matrix leg once"
+            )
+        by_major[leg.major] = leg
+    present = sorted((leg for leg in legs if leg.results is not None), key=lambda g: -(g.major or 0))
+    missing = sorted((leg for leg in legs if leg.results is None), key=lambda g: str(g.source))
+    notices = [f"{leg.source}: no {RESULTS_FILE} (the leg produced no results); reported as missing"
+               for leg in missing]
+    return Merged(present + missing, notices)
+
+
+def load_baseline(args: Sequence[Path]) -> Merged:
+    """Previous results to compare against; missing baseline legs are only noted."""
+    merged = load_legs(args)
+    merged.notices = [f"baseline {n}" for n in merged.notices]
+    return merged

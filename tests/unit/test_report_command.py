@@ -1,0 +1,214 @@
+"""`pg-ext-memcheck report` end to end from files: exit codes, files, runner outputs, PR comment."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from reporter import cli
+from reporter.ghoutputs import parse_outputs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fakegithub import FakeGitHub, FakeState  # noqa: E402
+
+LEGS = Path(__file__).resolve().parents[1] / "fixtures" / "legs"
+TOKEN = "ghs_command_token_do_not_print"
+GH_VARS = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_EVENT_PATH", "GITHUB_TOKEN",
+           "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_WORKFLOW",
+           "GITHUB_SERVER_URL")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in GH_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+def run(*args: str) -> int:
+    return cli.main(["report", *args])
+
+
+def legs(*names: str) -> List[str]:
+    return [str(LEGS / n) for n in names]
+
+
+@pytest.mark.parametrize("names,extra,code", [
+    (("clean_pg15", "clean_pg18"), (), 0),
+    (("violations_pg15",), (), 1),
+    (("violations_pg15",), ("--fail-on", "never"), 0),
+    (("errors_pg16",), (), 1),
+    (("crash_pg17",), (), 1),
+    (("empty_pg15",), ("--fail-on", "never"), 1),
+    (("clean_pg15", "missing_leg"), (), 1),
+])
+def test_exit_codes(names: tuple, extra: tuple, code: int) -> None:
+    assert run(*legs(*names), *extra) == code
+
+
+@pytest.mark.parametrize("fail_on,code", [(None, 0), ("error", 0), ("warning", 1), ("info", 1), ("never", 0)])
+def test_fail_on_threshold_levels(tmp_path: Path, fail_on: str, code: int) -> None:
+    doc = json.loads((LEGS / "violations_pg18" / "results.json").read_text())
+    for w in doc["workloads"]:  # warnings and infos only
+        w["violations"] = [v for v in w["violations"] if v["severity"] != "ERROR" and not v["suppressed_by"]]
+    (tmp_path / "leg").mkdir()
+    (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
+    extra = ["--fail-on", fail_on] if fail_on else []
+    assert run(str(tmp_path / "leg"), *extra) == code
+
+
+def test_fail_on_defaults_to_the_results(tmp_path: Path) -> None:
+    doc = json.loads((LEGS / "violations_pg18" / "results.json").read_text())
+    doc["fail_on"] = "never"  # memcheck.yml said never; the command honours it unless overridden
+    (tmp_path / "leg").mkdir()
+    (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
+    assert run(str(tmp_path / "leg")) == 0
+    assert run(str(tmp_path / "leg"), "--fail-on", "error") == 1
+
+
+@pytest.mark.parametrize("names,needle", [
+    (("no_such_leg",), "no_such_leg: no such file or directory"),
+    (("invalid",), "invalid/results.json: not a valid results file"),
+    (("clean_pg15", "duplicate_pg15"), "two results for PostgreSQL 15"),
+])
+def test_input_errors_exit_2(names: tuple, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(*legs(*names)) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_usage_error_for_bad_fail_on(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(*legs("clean_pg15"), "--fail-on", "sometimes")
+    assert exc.value.code == 2
+
+
+def test_missing_leg_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    md = tmp_path / "r.md"
+    assert run(*legs("clean_pg15", "missing_leg"), "--markdown", str(md)) == 1
+    assert "missing_leg: no results.json" in capsys.readouterr().err
+    assert "Missing leg: missing&#95;leg" in md.read_text()
+
+
+def test_files_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, summary = tmp_path / "out.txt", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    junit, md = tmp_path / "r" / "junit.xml", tmp_path / "r" / "report.md"
+    code = run(*legs("violations_pg15", "violations_pg18"), "--junit", str(junit), "--markdown", str(md),
+               "--step-summary")
+    assert code == 1
+    values = parse_outputs(out.read_text())
+    assert values == {
+        "violations": "9", "errors": "4", "warnings": "3", "infos": "2", "max-severity": "ERROR",
+        "conclusion": "failure", "junit-path": str(junit), "markdown-path": str(md), "comment-url": "",
+    }
+    assert junit.read_text().startswith("<?xml")
+    assert summary.read_text() == md.read_text()
+
+
+def test_clean_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert run(*legs("clean_pg15")) == 0
+    values = parse_outputs(out.read_text())
+    assert values["conclusion"] == "success" and values["max-severity"] == "none"
+    assert values["violations"] == "0"
+
+
+def test_step_summary_needs_the_variable() -> None:
+    assert run(*legs("clean_pg15"), "--step-summary") == 2
+
+
+def test_annotations_capped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                            tmp_path: Path) -> None:
+    doc = json.loads((LEGS / "violations_pg15" / "results.json").read_text())
+    v = doc["workloads"][1]["violations"][0]
+    doc["workloads"][1]["violations"] = [dict(v, context=f"c{i}", context_path=f"T/c{i}") for i in range(30)]
+    (tmp_path / "leg").mkdir()
+    (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    run(str(tmp_path / "leg"))
+    lines = capsys.readouterr().out.splitlines()
+    assert len([x for x in lines if x.startswith(("::error", "::warning"))]) == 10
+    assert any(x.startswith("::notice") and "more not shown" in x for x in lines)
+
+
+# ---- PR comment through the command --------------------------------------------------------------------
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub(FakeState(token=TOKEN, prs={42, 77})) as gh:
+        monkeypatch.setenv("GITHUB_API_URL", gh.url)
+        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+        monkeypatch.setenv("GITHUB_REPOSITORY", gh.state.repository)
+        monkeypatch.setenv("GITHUB_RUN_ID", "9100")
+        monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "1")
+        monkeypatch.setenv("GITHUB_WORKFLOW", "memcheck CI")
+        monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out.txt"))
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+        event = tmp_path / "event.json"
+        event.write_text(json.dumps({"pull_request": {"number": 77}}))
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+        yield gh
+
+
+def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*legs("violations_pg15", "violations_pg18"), "--comment", "--step-summary"]
+    assert run(*args) == 1
+    assert run(*args) == 1  # publishing again updates, never adds
+    bodies = github.state.all_bodies(77)
+    assert len(bodies) == 1
+    assert bodies[0].startswith("<!-- pg-ext-memcheck:memcheck_CI run=9001 attempt=1 -->\n## ❌")
+    assert len(bodies[0]) < 60_100
+    values = parse_outputs((tmp_path / "out.txt").read_text())
+    assert values["comment-url"].endswith(f"#issuecomment-{github.state.comments[77][0]['id']}")
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_comment_pr_from_results_for_workflow_run(github: FakeGitHub,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_EVENT_PATH")
+    assert run(*legs("clean_pg15"), "--comment", "--comment-key", "k") == 0
+    assert len(github.state.all_bodies(42)) == 1 and "all clear" in github.state.all_bodies(42)[0]
+
+
+def test_read_only_token_degrades_without_failing(github: FakeGitHub, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    github.state.writable = False
+    assert run(*legs("clean_pg15"), "--comment", "--step-summary") == 0
+    out = capsys.readouterr().out
+    notices = [line for line in out.splitlines() if line.startswith("::notice::")]
+    assert len(notices) == 1 and "read-only" in notices[0]
+    assert "read-only" in (tmp_path / "summary.md").read_text()
+    assert parse_outputs((tmp_path / "out.txt").read_text())["comment-url"] == ""
+
+
+def test_no_pr_degrades(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "push.json"
+    event.write_text(json.dumps({"ref": "refs/heads/main"}))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    doc = json.loads((LEGS / "clean_pg15" / "results.json").read_text())
+    doc["github"]["pr_number"] = None
+    (tmp_path / "leg").mkdir()
+    (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
+    assert run(str(tmp_path / "leg"), "--comment") == 0
+    assert "no pull request number" in capsys.readouterr().out
+    assert not [r for r in github.state.requests if r.method != "GET"]
+
+
+def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
+    md = tmp_path / "r.md"
+    # --baseline before the positional DIR must not swallow it
+    code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md))
+    assert code == 1
+    text = md.read_text()
+    assert "### Compared with the baseline (PostgreSQL 15)" in text
+    assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
+    assert "| ERROR | 🆕 context_leak | BuggyPlannerLeakCtx |" in text

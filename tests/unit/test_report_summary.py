@@ -1,0 +1,186 @@
+"""Aggregation, merging of matrix legs, terminal text and GitHub runner files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reporter import ghoutputs
+from reporter.merge import MergeError, load_legs
+from reporter.results import load
+from reporter.summary import FAILURE, SUCCESS, compare, conclude, results_counts
+from reporter.terminal import format_bytes, render_terminal
+
+LEGS = Path(__file__).resolve().parents[1] / "fixtures" / "legs"
+
+
+def res(name: str) -> dict:
+    return load(LEGS / name)
+
+
+# ---- summary -------------------------------------------------------------------------------------------
+
+
+def test_counts_exclude_suppressed() -> None:
+    c = results_counts(res("violations_pg15"))
+    assert c.by_severity == {"INFO": 1, "WARNING": 2, "ERROR": 2}
+    assert c.suppressed == 1 and c.workloads == 4 and c.broken == 0 and c.worst == "ERROR"
+
+
+@pytest.mark.parametrize("fail_on,expected", [
+    ("error", FAILURE), ("warning", FAILURE), ("info", FAILURE), ("never", SUCCESS),
+])
+def test_conclusion_by_fail_on(fail_on: str, expected: str) -> None:
+    assert conclude([res("violations_pg15")], fail_on).conclusion == expected
+
+
+def test_suppressed_error_does_not_fail() -> None:
+    doc = res("violations_pg15")
+    for w in doc["workloads"]:
+        w["violations"] = [v for v in w["violations"] if v["suppressed_by"]]
+    verdict = conclude([doc], "info")
+    assert verdict.conclusion == SUCCESS and verdict.counts.suppressed == 1
+
+
+def test_warning_only_passes_at_error_fails_at_warning() -> None:
+    doc = res("violations_pg18")
+    for w in doc["workloads"]:
+        w["violations"] = [v for v in w["violations"] if v["severity"] != "ERROR"]
+    assert conclude([doc], "error").conclusion == SUCCESS
+    assert conclude([doc], "warning").conclusion == FAILURE
+
+
+def test_no_workload_fails_even_with_never() -> None:
+    verdict = conclude([res("empty_pg15")], "never")
+    assert verdict.failed and verdict.reasons == ["no workload ran"]
+
+
+def test_broken_workloads_and_missing_legs_fail() -> None:
+    assert conclude([res("errors_pg16")], "error").failed
+    assert conclude([res("crash_pg17")], "error").failed
+    assert not conclude([res("crash_pg17")], "never").failed
+    assert conclude([res("clean_pg15"), None], "error").reasons == ["1 matrix leg(s) produced no results"]
+    assert not conclude([res("clean_pg15"), res("clean_pg18")], "error").failed
+
+
+def test_compare_with_baseline_and_retry() -> None:
+    cur, base = res("violations_pg15"), res("baseline/pg15")
+    c = compare([cur], [base])
+    assert [k[3] for k in c.new] == ["TopMemoryContext/BuggyPlannerLeakCtx"]
+    assert [k[3] for k in c.fixed] == ["TopMemoryContext/PortalContext"]
+    assert c.unchanged == 4 and not c.unstable and c.compared_majors == [15]
+    base["github"]["run_id"] = cur["github"]["run_id"]
+    base["github"]["run_attempt"] = 2  # an earlier/other attempt of the same run: vanished findings are flaky
+    assert compare([cur], [base]).unstable
+    assert compare([cur], [res("clean_pg18")]).compared_majors == []
+
+
+# ---- merge ---------------------------------------------------------------------------------------------
+
+
+def test_merge_orders_newest_first_and_keeps_missing() -> None:
+    merged = load_legs([LEGS / "violations_pg15", LEGS / "missing_leg", LEGS / "violations_pg18"])
+    assert [leg.major for leg in merged.legs] == [18, 15, None]
+    assert len(merged.notices) == 1 and "missing_leg" in merged.notices[0]
+
+
+def test_merge_artifact_folder_layout(tmp_path: Path) -> None:
+    for name in ("clean_pg15", "errors_pg16"):
+        shutil.copytree(LEGS / name, tmp_path / f"memcheck-{name}")
+    (tmp_path / "memcheck-pg17").mkdir()  # a leg whose artifact is empty
+    merged = load_legs([tmp_path])
+    assert [leg.major for leg in merged.legs] == [16, 15, None]
+    assert merged.missing[0].source.name == "memcheck-pg17"
+    single = load_legs([LEGS / "clean_pg15" / "results.json", LEGS / "clean_pg15"])
+    assert len(single.legs) == 1  # the same leg named twice is not a duplicate
+
+
+def test_merge_duplicate_major_names_both() -> None:
+    with pytest.raises(MergeError) as exc:
+        load_legs([LEGS / "clean_pg15", LEGS / "duplicate_pg15"])
+    assert "clean_pg15" in str(exc.value) and "duplicate_pg15" in str(exc.value)
+
+
+@pytest.mark.parametrize("name,needle", [
+    ("invalid", "invalid/results.json: not a valid results file"),
+    ("broken_json", "broken_json/results.json: line 2: invalid JSON"),
+    ("no_such_dir", "no_such_dir: no such file or directory"),
+])
+def test_merge_bad_input_names_the_file(name: str, needle: str) -> None:
+    with pytest.raises(MergeError, match=needle):
+        load_legs([LEGS / name])
+
+
+# ---- terminal ------------------------------------------------------------------------------------------
+
+
+def test_terminal_summary() -> None:
+    text = render_terminal(res("violations_pg15"))
+    assert text.startswith("pg-ext-memcheck 0.1.0 on PostgreSQL 15.18 (fail-on: error)\n")
+    assert "FAILED: 2 ERROR, 2 WARNING, 1 INFO; 1 suppressed; 4 workloads, 0 broken" in text
+    assert "BuggyPlannerLeakCtx  2.0 MiB  2.0 KiB/iter  buggy_pg_ext.so" in text
+    assert render_terminal(res("clean_pg15")).splitlines()[-1].startswith("PASSED:")
+    assert "PASSED:" in render_terminal(res("violations_pg15"), fail_on="never")
+
+
+def test_terminal_strips_escape_sequences() -> None:
+    doc = res("evil_pg14")
+    doc["workloads"][0]["name"] = "evil\x1b]0;pwned\x07\x1b[2J"
+    text = render_terminal(doc)
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_format_bytes() -> None:
+    assert [format_bytes(x) for x in (None, 0, 1023, 1536, 3 * 1024 ** 3, -2048)] == [
+        "-", "0 B", "1023 B", "1.5 KiB", "3.0 GiB", "-2.0 KiB"]
+
+
+# ---- runner files --------------------------------------------------------------------------------------
+
+
+def test_outputs_are_heredoc_safe(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("earlier=1\n")
+    hostile = "x\nconclusion=success\nEOF\nghadelimiter_"
+    ghoutputs.write_outputs(out, {"conclusion": "failure", "markdown-path": hostile, "comment-url": None})
+    parsed = ghoutputs.parse_outputs(out.read_text())
+    assert parsed == {"earlier": "1", "conclusion": "failure", "markdown-path": hostile, "comment-url": ""}
+
+
+def test_annotations_are_capped_with_a_notice() -> None:
+    findings = [("error", f"t{i}", f"message {i}\nline two %") for i in range(25)]
+    lines = ghoutputs.annotations(findings)
+    assert len(lines) == 11
+    assert all(line.startswith("::error title=t") for line in lines[:10])
+    assert lines[0] == "::error title=t0::message 0%0Aline two %25"
+    assert lines[-1] == ("::notice title=pg-ext-memcheck::15 more not shown as annotations; "
+                         "see the job summary.")
+    assert len(ghoutputs.annotations(findings[:10])) == 10
+
+
+def test_annotation_title_escaping() -> None:
+    assert ghoutputs.command("warning", "m", "a:b,c\nd") == "::warning title=a%3Ab%2Cc%0Ad::m"
+
+
+def test_step_summary_never_crosses_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    ghoutputs.append_step_summary(path, "# first")
+    assert path.read_text() == "# first\n"
+    path.write_text("x" * (ghoutputs.STEP_SUMMARY_LIMIT - 1000))
+    ghoutputs.append_step_summary(path, "y" * 1000)
+    assert path.stat().st_size <= ghoutputs.STEP_SUMMARY_LIMIT
+    assert "nearly full" in path.read_text()[-200:]
+    path.write_text("x" * (ghoutputs.STEP_SUMMARY_LIMIT - 10))
+    ghoutputs.append_step_summary(path, "y" * 1000)
+    assert path.stat().st_size == ghoutputs.STEP_SUMMARY_LIMIT - 10
+
+
+def test_fixtures_are_valid_results() -> None:
+    for path in sorted(LEGS.rglob("results.json")):
+        if path.parent.name in ("invalid", "broken_json"):
+            continue
+        json.loads(path.read_text())
+        load(path)  # raises when the fixture drifts from the schema
