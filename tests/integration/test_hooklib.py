@@ -82,7 +82,8 @@ def window(cluster: Cluster, statements: Sequence[str], bugs: Optional[str] = No
 def end_rows(conn: psycopg.Connection) -> List[Row]:
     """end()'s rows, less those of the begin() and end() statements themselves (they are measured too)."""
     found = rows(conn.execute("SELECT * FROM ext_memcheck.\"end\"()"))
-    return [r for r in found if not any(f in (r["query"] or "") for f in ("ext_memcheck.begin", "ext_memcheck.\"end\""))]
+    own = ("ext_memcheck.begin", "ext_memcheck.\"end\"")
+    return [r for r in found if not any(f in (r["query"] or "") for f in own)]
 
 
 def only(found: List[Row], **match: Any) -> List[Row]:
