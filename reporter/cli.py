@@ -44,4 +44,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m reporter.cli` runs this file as __main__, a second copy of the module: dispatch through the
+    # imported one, so the UsageError the commands raise is the one caught here (exit 2).
+    from reporter import cli as _cli
+
+    sys.exit(_cli.main())

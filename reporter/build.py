@@ -1,0 +1,117 @@
+"""Build and install the hook library and user extensions with PGXS against exactly one pg_config."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+from reporter.pgconfig import PgConfig, PgConfigError
+
+# The repository root is the parent of the reporter package; the hook library lives in cext/ there.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CEXT_DIR = REPO_ROOT / "cext"
+
+
+class BuildError(Exception):
+    """A build, install or version check that failed; the message says which and why."""
+
+
+def read_pg_config(pg_config: str) -> PgConfig:
+    """The facts of one pg_config, with its failures turned into BuildError for the commands."""
+    try:
+        return PgConfig.from_path(pg_config)
+    except PgConfigError as exc:
+        raise BuildError(str(exc)) from exc
+
+
+def major_from_path(pg_config: str) -> int | None:
+    """The major a Debian/PGDG-style path promises (/usr/lib/postgresql/15/bin/pg_config), if any."""
+    match = re.search(r"/postgresql/(\d+)/bin/pg_config$", str(pg_config))
+    return int(match.group(1)) if match else None
+
+
+def check_major(info: PgConfig, expect_major: int | None) -> None:
+    """Fail when the pg_config is not the major that was asked for (explicitly or by its path)."""
+    if expect_major is not None and info.major != expect_major:
+        raise BuildError(
+            f"{info.path} is PostgreSQL {info.version} (major {info.major}), but major {expect_major} was requested"
+        )
+    promised = major_from_path(info.path)
+    if promised is not None and promised != info.major:
+        raise BuildError(f"{info.path} lives under postgresql/{promised} but reports PostgreSQL {info.version}")
+
+
+# Build products that must not travel into the private build copy (they may belong to another major).
+_ARTIFACTS = ("*.o", "*.so", "*.bc", "*.dylib", "*.a", ".deps", ".git", "results", "tmp_check")
+
+
+def make_install(
+    directory: Path,
+    info: PgConfig,
+    make_args: Sequence[str] = (),
+    log: Callable[[str], None] = lambda _msg: None,
+    siblings: Sequence[str] = (),
+) -> None:
+    """Build and install one PGXS tree with PG_CONFIG pinned to `info.path`.
+
+    The build runs in a private copy of the tree (plus `siblings`, directories next to it that its Makefile
+    reaches with ../): object files left in the tree by a build against another major would otherwise be
+    considered up to date and linked into this one, and two builds (or a developer's) could not share it.
+    """
+    directory = Path(directory).resolve()
+    if not (directory / "Makefile").is_file():
+        raise BuildError(f"{directory}: no Makefile (expected a PGXS extension directory)")
+    with tempfile.TemporaryDirectory(prefix="pgmc-build-") as tmp:
+        ignore = shutil.ignore_patterns(*_ARTIFACTS)
+        build_dir = Path(tmp) / directory.name
+        shutil.copytree(directory, build_dir, symlinks=True, ignore=ignore)
+        for sibling in siblings:
+            shutil.copytree(directory.parent / sibling, Path(tmp) / sibling, symlinks=True, ignore=ignore)
+        base = ["make", "-C", str(build_dir), f"PG_CONFIG={info.path}", *make_args]
+        for target in ([], ["install"]):
+            cmd = base + target
+            if target and _needs_sudo(info):
+                # GitHub runners: the runner user may not write to the packaged PostgreSQL's directories,
+                # but has password-less sudo (-n: fail rather than prompt).
+                cmd = ["sudo", "-n", *cmd]
+            log(f"$ {' '.join(cmd)}   # copy of {directory}")
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+                what = "install" if target else "build"
+                raise BuildError(f"make {what} failed for {directory} (exit {proc.returncode}):\n{tail}")
+
+
+def _needs_sudo(info: PgConfig) -> bool:
+    if os.geteuid() == 0 or shutil.which("sudo") is None:
+        return False
+    return not all(os.access(d, os.W_OK) for d in (info.pkglibdir, info.sharedir))
+
+
+def install_hook_library(info: PgConfig, log: Callable[[str], None] = lambda _msg: None) -> None:
+    """cext/ needs ../sql for its control file and scripts."""
+    make_install(CEXT_DIR, info, log=log, siblings=("sql",))
+
+
+def build_all(
+    pg_config: str,
+    extensions: Sequence[Path] = (),
+    expect_major: int | None = None,
+    make_args: Sequence[str] = (),
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> PgConfig:
+    """Build and install the hook library, then each extension, against `pg_config`; return its facts."""
+    info = read_pg_config(pg_config)
+    check_major(info, expect_major)
+    log(f"building against PostgreSQL {info.version} ({info.path})")
+    install_hook_library(info, log=log)
+    ext_dirs: List[Path] = [Path(e) for e in extensions]
+    for ext in ext_dirs:
+        make_install(ext, info, make_args, log=log)
+    return info

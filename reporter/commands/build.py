@@ -1,0 +1,81 @@
+"""`pg-ext-memcheck build`: build and install the hook library and extensions against one pg_config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reporter import build, config
+from reporter.cli import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="build and install the hook library and extensions with PGXS against PG_CONFIG",
+        description="Run `make clean`, `make` and `make install` with PG_CONFIG pinned to --pg-config (never "
+        "the pg_config on PATH) for the hook library and each --extension directory (and the extension "
+        "of --config). Fails when the PostgreSQL major is not the one asked for.",
+    )
+    p.add_argument("--pg-config", required=True, metavar="PATH", help="pg_config of the target PostgreSQL")
+    p.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=Path,
+        help="PGXS extension directory to build and install (repeatable)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="also build the extension memcheck.yml names (with its make_args)",
+    )
+    p.add_argument("--expect-major", type=int, metavar="N", help="fail unless pg_config is PostgreSQL major N")
+    p.set_defaults(func=main)
+
+
+def pg_info(pg_config: str, expect_major: int | None) -> build.PgConfig:
+    """The pg_config's facts, or a UsageError naming what is wrong with it (missing, wrong major)."""
+    try:
+        info = build.read_pg_config(pg_config)
+        build.check_major(info, expect_major)
+    except build.BuildError as exc:
+        raise UsageError(str(exc)) from exc
+    return info
+
+
+def load_config(path: Path) -> config.Config:
+    try:
+        return config.load(path)
+    except config.ConfigError as exc:
+        raise UsageError("invalid configuration:\n" + "\n".join(exc.errors)) from exc
+
+
+def main(args: argparse.Namespace) -> int:
+    info = pg_info(args.pg_config, args.expect_major)
+    for ext in args.extension:
+        if not (ext / "Makefile").is_file():
+            raise UsageError(f"--extension {ext}: no Makefile there (expected a PGXS extension directory)")
+    make_args: tuple[str, ...] = ()
+    extensions = list(args.extension)
+    if args.config is not None:
+        cfg = load_config(args.config)
+        if cfg.extension is not None and cfg.extension.path is not None:
+            extensions.append(cfg.extension.path)
+            make_args = cfg.extension.make_args
+    try:
+        build.install_hook_library(info, log=_log)
+        for ext in extensions:
+            build.make_install(ext, info, make_args, log=_log)
+    except build.BuildError as exc:
+        print(f"pg-ext-memcheck: build: {exc}", file=sys.stderr)
+        return 1
+    print(f"built and installed against PostgreSQL {info.version} (major {info.major}, {info.path})")
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

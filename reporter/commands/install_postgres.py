@@ -1,0 +1,42 @@
+"""`pg-ext-memcheck install-postgres VERSION`: print the pg_config path of an installed PostgreSQL VERSION."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reporter import install
+from reporter.cli import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "install-postgres",
+        help="install PostgreSQL VERSION and print its pg_config path (last line of stdout)",
+        description="Install a PostgreSQL major version; progress goes to stderr, the pg_config path is the "
+        "last line of stdout. Source builds are cached in $PG_EXT_MEMCHECK_CACHE (default: "
+        "/var/cache/pg-ext-memcheck as root, else ${XDG_CACHE_HOME:-~/.cache}/pg-ext-memcheck).",
+    )
+    p.add_argument("version", metavar="VERSION", help="major version, e.g. 15")
+    p.add_argument("--method", choices=install.METHODS, default="pgdg",
+                   help="pgdg: PGDG apt repository (GitHub runners); debian: this machine's apt packages; "
+                   "source: build the upstream tarball from the Debian source archive (default: pgdg)")
+    p.add_argument("--cassert", action="store_true",
+                   help="build with --enable-cassert --enable-debug (source method only)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        major = install.parse_major(args.version)
+        if args.cassert and args.method != "source":
+            raise ValueError("--cassert needs --method source (packaged builds have assertions off)")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        pg_config = install.install(major, args.method, args.cassert)
+    except install.InstallError as exc:
+        print(f"pg-ext-memcheck: install-postgres {major} --method {args.method}: {exc}", file=sys.stderr)
+        return 1
+    print(pg_config, flush=True)
+    return 0
