@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import html
 import shutil
+import subprocess
 from pathlib import Path
 
-from harness import REPO_ROOT, ActionRunner, copy_action, default_pg_config, make_base_dir, pg_major
+from harness import REPO_ROOT, ActionRunner, copy_action, make_base_dir
 
-MAJOR = pg_major(default_pg_config())
+# install-method debian installs the distribution's own PostgreSQL; postgresql-common names it
+MAJOR = subprocess.run(["/usr/share/postgresql-common/supported-versions"], capture_output=True, text=True,
+                       check=True).stdout.split()[-1]
 
 
 def test_mode_all_debian_fail_on_never_passes_and_reports() -> None:
