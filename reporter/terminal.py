@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from reporter.summary import conclude, is_active, sort_violations, workload_counts
 
@@ -59,6 +59,19 @@ def _counts_text(by_severity: Dict[str, int]) -> str:
     return ", ".join(f"{by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
 
 
+def _group(violations: List[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], int]]:
+    """Repeats of one finding (same check, severity, context, library, phase), as the first and a count:
+    a workload run N times reports each per-statement finding N times."""
+    groups: Dict[Tuple[Any, ...], List[Any]] = {}
+    for v in violations:
+        key = (v["severity"], v["check_type"], v.get("context_path"), v.get("source_lib"), v.get("phase"))
+        if key in groups:
+            groups[key][1] += 1
+        else:
+            groups[key] = [v, 1]
+    return [(v, n) for v, n in groups.values()]
+
+
 def render_terminal(results: Dict[str, Any], fail_on: str | None = None) -> str:
     """A readable report; fail_on defaults to the one recorded in the results."""
     fail_on = fail_on or results.get("fail_on") or "error"
@@ -82,17 +95,19 @@ def render_terminal(results: Dict[str, Any], fail_on: str | None = None) -> str:
         if w.get("log_excerpt"):
             for log_line in str(w["log_excerpt"]).splitlines()[:5]:
                 lines.append(f"      log: {clean(log_line)}")
-        active = sort_violations([v for v in w["violations"] if is_active(v)])
-        for v in active[:MAX_LINES_PER_WORKLOAD]:
+        groups = _group(sort_violations([v for v in w["violations"] if is_active(v)]))
+        for v, n in groups[:MAX_LINES_PER_WORKLOAD]:
+            times = f"  x{n}" if n > 1 else ""
             lines.append(
                 f"      {v['severity']:<7} {v['check_type']:<15} "
                 f"{clean(v.get('context_path') or v.get('context'), 60)}"
                 f"  {format_bytes(v.get('used_delta'))}  {format_rate(v.get('bytes_per_iteration'))}"
-                f"  {clean(v.get('source_lib'), 40)}"
+                f"  {clean(v.get('source_lib'), 40)}{times}"
             )
             lines.append(f"              {clean(v.get('detail'))}")
-        if len(active) > MAX_LINES_PER_WORKLOAD:
-            lines.append(f"      … {len(active) - MAX_LINES_PER_WORKLOAD} more violations in results.json")
+        if len(groups) > MAX_LINES_PER_WORKLOAD:
+            rest = sum(n for _, n in groups[MAX_LINES_PER_WORKLOAD:])
+            lines.append(f"      … {rest} more violations in results.json")
     verdict = conclude([results], fail_on)
     c = verdict.counts
     tail = (f"{_counts_text(c.by_severity)}; {c.suppressed} suppressed; "

@@ -184,3 +184,15 @@ def test_fixtures_are_valid_results() -> None:
             continue
         json.loads(path.read_text())
         load(path)  # raises when the fixture drifts from the schema
+
+
+def test_terminal_groups_repeats_of_one_finding() -> None:
+    doc = res("violations_pg15")
+    workload = next(w for w in doc["workloads"] if w["violations"])
+    first = dict(workload["violations"][0], suppressed_by=None)
+    other = dict(first, context_path="TopMemoryContext/CacheMemoryContext", context="CacheMemoryContext")
+    workload["violations"] = [dict(first) for _ in range(3)] + [other]
+    doc["workloads"] = [workload]
+    text = render_terminal(doc)
+    assert text.count(f"{first['check_type']:<15} {first['context_path']}") == 1
+    assert text.count(" x3\n") == 1 and "CacheMemoryContext" in text
