@@ -161,13 +161,6 @@ mc_accum_lib_for(MemoryContext ctx)
 	return best;
 }
 
-/* the scenario driver reports what it measured; the statement must not again */
-void
-mc_accum_take_over(void)
-{
-	mc_accum_reset();
-}
-
 static void
 mc_record_child(McNewChild *nc, int64 used, int64 alloc)
 {
@@ -275,7 +268,7 @@ mc_record_acc(McAcc *a)
  * Parents of new children are long-lived contexts still valid here.
  */
 void
-mc_accum_evaluate(int phase)
+mc_accum_evaluate(void)
 {
 	int			i;
 
@@ -307,6 +300,5 @@ mc_accum_evaluate(int phase)
 		if (accs[i].used_delta + accs[i].child_used >= mc_min_leak_bytes)
 			mc_record_acc(&accs[i]);
 
-	(void) phase;
 	mc_accum_reset();
 }

@@ -387,7 +387,7 @@ mc_exit(McFrame *f, int layer, int hook)
 	{
 		if (hook == MC_HOOK_PLANNER || hook == MC_HOOK_EXEC_END ||
 			hook == MC_HOOK_UTILITY)
-			mc_accum_evaluate(mc_phase_of(hook));
+			mc_accum_evaluate();
 		mc_check_late_hooks();
 	}
 }

@@ -140,14 +140,10 @@ extern void mc_accum_add(MemoryContext ctx, int64 before, int64 after,
 						 uint64 frame_serial);
 extern void mc_accum_new_child(MemoryContext parent, MemoryContext child,
 							   const char *lib, int phase, int nest_level);
-extern void mc_accum_evaluate(int phase);
+extern void mc_accum_evaluate(void);
 extern const char *mc_accum_lib_for(MemoryContext ctx);
-extern void mc_accum_take_over(void);
 
 /* reslog.c */
 extern void mc_install_emit_log_hook(void);
-
-/* window.c */
-extern bool mc_window_active(void);
 
 #endif							/* PG_EXT_MEMCHECK_H */

@@ -486,7 +486,7 @@ mc_run_scenario(PG_FUNCTION_ARGS)
 							  ncp, iters);
 		}
 	/* what the statement's hooks measured is reported here, not again */
-	mc_accum_take_over();
+	mc_accum_reset();
 
 	initStringInfo(&out);
 	appendStringInfoString(&out, "{\"scenario\": ");

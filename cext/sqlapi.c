@@ -41,12 +41,6 @@ PG_FUNCTION_INFO_V1(mc_mark_flushed);
 PG_FUNCTION_INFO_V1(mc_begin);
 PG_FUNCTION_INFO_V1(mc_end_window);
 
-bool
-mc_window_active(void)
-{
-	return window_active;
-}
-
 static void
 mc_require_ring(void)
 {

@@ -9,17 +9,17 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from reporter import build
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.commands.run import execute, progress
+from reporter.summary import conclude
+from reporter.terminal import render_terminal
 
 CONFIG_NAME = "memcheck.yml"
 EXAMPLE_DIR = build.REPO_ROOT / "examples" / "buggy_pg_ext"
-SEVERITY_RANK = {"INFO": 1, "WARNING": 2, "ERROR": 3}
-FAIL_ON_RANK = {"never": 99, "info": 1, "warning": 2, "error": 3}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -103,52 +103,11 @@ def main(args: argparse.Namespace) -> int:
         return 1
     out = output_dir(args.output)
     doc = execute(cfg, pg_config, out)
-    print(render(doc))
+    print(render_terminal(doc))
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
     return exit_status(doc)
 
 
-def render(doc: Dict[str, Any]) -> str:
-    try:  # written by another module owner; the inline fallback keeps check usable without it
-        from reporter.terminal import render_terminal
-    except ImportError:
-        return minimal_summary(doc)
-    return render_terminal(doc)
-
-
 def exit_status(doc: Dict[str, Any]) -> int:
-    try:
-        from reporter.summary import conclude
-    except ImportError:
-        return 1 if fallback_reasons(doc) else 0
+    """The same rule as `report`: findings at or above fail-on, broken workloads, or nothing ran."""
     return 1 if conclude([doc], doc["fail_on"]).failed else 0
-
-
-def fallback_reasons(doc: Dict[str, Any]) -> List[str]:
-    """Why the run fails under fail-on: active violations at or above it, broken workloads, nothing ran."""
-    fail_on = doc["fail_on"]
-    reasons = []
-    active = [v for w in doc["workloads"] for v in w["violations"] if not v["suppressed_by"]]
-    worst = max((SEVERITY_RANK[v["severity"]] for v in active), default=0)
-    if worst >= FAIL_ON_RANK[fail_on]:
-        reasons.append(f"violations at or above {fail_on}")
-    if fail_on != "never" and any(w["status"] in ("error", "timeout", "crashed") for w in doc["workloads"]):
-        reasons.append("a workload errored, timed out or crashed")
-    if not doc["workloads"]:
-        reasons.append("no workload ran")
-    return reasons
-
-
-def minimal_summary(doc: Dict[str, Any]) -> str:
-    pg = doc["postgresql"]
-    lines = [f"pg-ext-memcheck: PostgreSQL {pg['version']}, fail-on {doc['fail_on']}"]
-    for w in doc["workloads"]:
-        active = [v for v in w["violations"] if not v["suppressed_by"]]
-        lines.append(f"  {w['name']:<24} {w['status']:<10} {len(active)} violation(s), {w['suppressed']} suppressed")
-        if w["error"]:
-            lines.append(f"      {w['error']['message']}")
-        for v in active:
-            lines.append(f"      {v['severity']:<7} {v['check_type']:<15} {v['context_path']} ({v['source_lib']})")
-    reasons = fallback_reasons(doc)
-    lines.append("FAILED: " + "; ".join(reasons) if reasons else "PASSED")
-    return "\n".join(lines)
