@@ -2,13 +2,14 @@
  *
  * reslog.c
  *		Turn PostgreSQL's own end-of-transaction resource-leak warnings into
- *		resource_leak violations.
+ *		resource_leak findings.
  *
  * When a resource owner is released at commit with resources still held,
  * PostgreSQL warns (DSM segments, relcache, plancache, tuple descriptors,
  * snapshots, files, buffer pins, ...).  Up to 16 each kind had its own
  * message; from 17 there is one, "resource was not closed: %s".  We match
  * the untranslated message id, so the server's language does not matter.
+ * The finding names the foreign libraries whose code ran in the transaction.
  *
  * This runs inside error processing: it never reports an error, allocates
  * nothing, and guards against re-entry.
@@ -81,52 +82,88 @@ mc_resource_from_message(const char *msg, char *buf, size_t len)
 		}
 	n = 0;
 	while (p[n] != '\0' && n + 1 < len &&
-		   !(p[n] == ' ' && (p[n + 1] == '0' || p[n + 1] == '(' ||
+		   !(p[n] == ' ' && (p[n + 1] == '(' ||
 							 (p[n + 1] >= '0' && p[n + 1] <= '9') || p[n + 1] == '"')))
 		n++;
 	memcpy(buf, p, n);
 	buf[n] = '\0';
 }
 
+/* the foreign libraries whose code ran lately, "a.so,b.so" */
+static void
+mc_ran_libraries(char *buf, size_t len)
+{
+	uint32		ran = mc_libs_ran();
+	int			i;
+	size_t		used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < mc_lib_count() && i < 32 && used + 1 < len; i++)
+		if (ran & ((uint32) 1 << i))
+		{
+			int			w = snprintf(buf + used, len - used, "%s%s",
+									 used ? "," : "", mc_lib_name(i));
+
+			if (w < 0)
+				break;
+			used += w;
+		}
+}
+
+static void
+mc_record_resource_leak(ErrorData *edata, const McLeakMessage *m)
+{
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	char		resource[MC_NAME_LEN];
+	char		libs[MC_LIB_LEN];
+
+	if (m->resource != NULL)
+		mc_strlcpy(resource, m->resource, sizeof(resource));
+	else
+		mc_resource_from_message(edata->message ? edata->message : "",
+								 resource, sizeof(resource));
+	mc_ran_libraries(libs, sizeof(libs));
+	key.check = MC_CHECK_RESOURCE_LEAK;
+	key.lifetime = MC_LIFE_TRANSACTION;
+	key.lib = MC_NO_LIB;
+	key.path = resource;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL)
+		return;
+	v->severity = MC_SEV_WARNING;
+	v->phase = MC_PHASE_COMMIT;
+	v->occurrences++;
+	v->calls = v->occurrences;
+	v->iterations = v->occurrences;
+	mc_strlcpy(v->context_name, resource, MC_NAME_LEN);
+	mc_strlcpy(v->context_path, resource, MC_PATH_LEN);
+	if (libs[0] != '\0')
+		mc_strlcpy(v->source_lib, libs, MC_LIB_LEN);
+	snprintf(v->detail, MC_DETAIL_LEN,
+			 "PostgreSQL reported at end of transaction (%lld time%s): %s",
+			 (long long) v->occurrences, v->occurrences == 1 ? "" : "s",
+			 edata->message ? edata->message : edata->message_id);
+	mc_finding_changed(v);
+}
+
 static void
 mc_emit_log_hook(ErrorData *edata)
 {
-	if (!in_emit_log_hook && IsUnderPostmaster && MyProc != NULL &&
-		edata->elevel == WARNING && edata->message_id != NULL &&
-		mc_ring_attached())
+	if (!in_emit_log_hook && mc_active && MyProc != NULL &&
+		edata->elevel == WARNING && edata->message_id != NULL)
 	{
 		int			i;
 
 		in_emit_log_hook = true;
 		for (i = 0; i < (int) lengthof(leak_messages); i++)
-		{
-			const McLeakMessage *m = &leak_messages[i];
-
-			if (strncmp(edata->message_id, m->prefix, strlen(m->prefix)) == 0)
+			if (strncmp(edata->message_id, leak_messages[i].prefix,
+						strlen(leak_messages[i].prefix)) == 0)
 			{
-				McViolation v;
-
-				memset(&v, 0, sizeof(v));
-				v.check = MC_CHECK_RESOURCE_LEAK;
-				v.severity = MC_SEV_WARNING;
-				v.phase = MC_PHASE_COMMIT;
-				v.nest_level = -1;
-				v.bytes_per_iter = -1;
-				v.iterations = 1;
-				if (m->resource != NULL)
-					mc_strlcpy(v.context_name, m->resource, MC_NAME_LEN);
-				else
-					mc_resource_from_message(edata->message ? edata->message : "",
-											 v.context_name, MC_NAME_LEN);
-				mc_strlcpy(v.context_path, v.context_name, MC_PATH_LEN);
-				mc_strlcpy(v.source_lib, mc_last_statement_libs(), MC_LIB_LEN);
-				snprintf(v.detail, MC_DETAIL_LEN,
-						 "PostgreSQL reported at end of transaction: %s",
-						 edata->message ? edata->message : edata->message_id);
-				mc_emit(&v);
+				mc_record_resource_leak(edata, &leak_messages[i]);
 				break;
 			}
-		}
 		in_emit_log_hook = false;
 	}
 

@@ -38,14 +38,29 @@ typedef struct McRing
 	uint64		flushed_upto;
 	uint64		written;
 	uint64		dropped;
+	uint64		refused;
 	McViolation entries[FLEXIBLE_ARRAY_MEMBER];
 } McRing;
 
 static McRing *ring = NULL;
 
-/* highest sequence this backend's committed flush covers, and its callback */
+/*
+ * The highest sequence this backend's flushes in the current transaction
+ * cover, released when it commits.  A flush inside a subtransaction that
+ * rolls back must not count, but the flushes before it still do: each
+ * subtransaction that raised the mark remembers what it was before.
+ */
+#define MC_MAX_FLUSH_NESTING 32
+
+typedef struct McFlushMark
+{
+	SubTransactionId subid;
+	uint64		before;
+} McFlushMark;
+
 static uint64 pending_flush_upto = 0;
-static SubTransactionId pending_flush_subid = InvalidSubTransactionId;
+static McFlushMark flush_marks[MC_MAX_FLUSH_NESTING];
+static int	nflush_marks = 0;
 static bool flush_callback_registered = false;
 
 #define MC_TRANCHE "pg_ext_memcheck"
@@ -82,6 +97,7 @@ mc_ring_shmem_startup(void)
 		ring->flushed_upto = ring->base_seq;
 		ring->written = 0;
 		ring->dropped = 0;
+		ring->refused = 0;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -93,25 +109,36 @@ mc_ring_attached(void)
 }
 
 /*
- * Record one violation.  Safe to call from emit_log_hook: it takes no lock
- * but the ring's own, allocates nothing and never reports an error.
+ * Record one violation; false when it was not stored (ring full, or this
+ * session may not write).  Only privileged sessions write: otherwise any
+ * role could flood the ring and get everyone else's findings dropped.
+ * Called at safe points only (it takes the ring's lock); allocates nothing.
  */
-void
+bool
 mc_ring_record(McViolation *v)
 {
+	bool		stored = false;
+
 	if (ring == NULL || MyProc == NULL)
-		return;
+		return false;
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	ring->written++;
-	if (ring->next_seq - ring->flushed_upto >= (uint64) ring->capacity)
-		ring->dropped++;
+	if (!mc_session_privileged())
+		ring->refused++;
 	else
 	{
-		v->seq = ring->next_seq++;
-		memcpy(&ring->entries[v->seq % ring->capacity], v, sizeof(McViolation));
+		ring->written++;
+		if (ring->next_seq - ring->flushed_upto >= (uint64) ring->capacity)
+			ring->dropped++;
+		else
+		{
+			v->seq = ring->next_seq++;
+			memcpy(&ring->entries[v->seq % ring->capacity], v, sizeof(McViolation));
+			stored = true;
+		}
 	}
 	LWLockRelease(ring->lock);
+	return stored;
 }
 
 void
@@ -127,6 +154,7 @@ mc_ring_status(McRingStatus *st)
 	st->flushed_upto = ring->flushed_upto;
 	st->written = ring->written;
 	st->dropped = ring->dropped;
+	st->refused = ring->refused;
 	LWLockRelease(ring->lock);
 }
 
@@ -159,11 +187,9 @@ mc_ring_copy_pending(uint64 start, uint64 stop, McViolation *out, int max,
 static void
 mc_ring_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
 {
-	if (pending_flush_upto == 0)
-		return;
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
-		if (ring != NULL)
+		if (ring != NULL && pending_flush_upto != 0)
 		{
 			LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 			/* another flush may have committed past us already */
@@ -173,9 +199,13 @@ mc_ring_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
 			LWLockRelease(ring->lock);
 		}
 		pending_flush_upto = 0;
+		nflush_marks = 0;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		pending_flush_upto = 0;
+		nflush_marks = 0;
+	}
 }
 
 /* A flush done in a subtransaction that rolls back must not count. */
@@ -184,12 +214,23 @@ mc_ring_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid,
 						 pg_attribute_unused() void *arg)
 {
-	if (pending_flush_upto == 0)
+	int			i;
+
+	if (nflush_marks == 0)
 		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB && pending_flush_subid >= mySubid)
-		pending_flush_upto = 0;
-	else if (event == SUBXACT_EVENT_COMMIT_SUB && pending_flush_subid == mySubid)
-		pending_flush_subid = parentSubid;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* undo the raises of this subtransaction and its children, newest first */
+		for (i = nflush_marks - 1; i >= 0 && flush_marks[i].subid >= mySubid; i--)
+			pending_flush_upto = flush_marks[i].before;
+		nflush_marks = i + 1;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* its raises now belong to the parent */
+		for (i = nflush_marks - 1; i >= 0 && flush_marks[i].subid >= mySubid; i--)
+			flush_marks[i].subid = parentSubid;
+	}
 }
 
 /*
@@ -199,15 +240,26 @@ mc_ring_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 void
 mc_ring_mark_flushed(uint64 upto)
 {
+	SubTransactionId subid = GetCurrentSubTransactionId();
+
 	if (!flush_callback_registered)
 	{
 		RegisterXactCallback(mc_ring_xact_callback, NULL);
 		RegisterSubXactCallback(mc_ring_subxact_callback, NULL);
 		flush_callback_registered = true;
 	}
-	if (upto > pending_flush_upto)
+	if (upto <= pending_flush_upto)
+		return;
+	if (subid != TopSubTransactionId)
 	{
-		pending_flush_upto = upto;
-		pending_flush_subid = GetCurrentSubTransactionId();
+		if (nflush_marks >= MC_MAX_FLUSH_NESTING)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("flush_violations() nested in more than %d savepoints",
+							MC_MAX_FLUSH_NESTING)));
+		flush_marks[nflush_marks].subid = subid;
+		flush_marks[nflush_marks].before = pending_flush_upto;
+		nflush_marks++;
 	}
+	pending_flush_upto = upto;
 }

@@ -88,10 +88,12 @@ class Cluster:
         preload: Sequence[str] = (HOOK_LIBRARY,),
         settings: Dict[str, object] | None = None,
         keep: bool = False,
+        reorder: bool = True,
     ) -> None:
         self.info: PgConfig = read_pg_config(pg_config)
         self.pg_config = pg_config
-        self.preload = order_preload(preload)
+        # reorder=False keeps the caller's order (tests of other load orders)
+        self.preload = order_preload(preload) if reorder else list(dict.fromkeys(preload))
         self.settings: Dict[str, object] = dict(settings or {})
         self.keep = keep
         self.run_as = server_user()

@@ -42,8 +42,11 @@ _RECOVERY_TIMEOUT_S = 120
 
 VIOLATION_COLUMNS = (
     "id, seq, ts, backend_pid, check_type, severity, detail, source_lib, context_name, context_path, depth, "
-    "used_delta, allocated_delta, bytes_per_iteration, iterations, phase"
+    "used_delta, allocated_delta, bytes_per_iteration, iterations, phase, lifetime, verdict, rate_bytes, "
+    "rate_unit, calls, occurrences, entry, sites, finding_id"
 )
+# The settings the runner sets in a workload's session; a workload that changes them is flagged.
+_WATCHED_SETTINGS = ("memcheck_mode", "min_leak_bytes", "warning_bytes", "error_bytes")
 
 
 def utc_now() -> str:
@@ -84,6 +87,8 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         return None if v is None else int(v)
 
     rate = None if row["bytes_per_iteration"] is None else float(row["bytes_per_iteration"])
+    rate_bytes = row.get("rate_bytes")
+    finding_id = row.get("finding_id")
     return {
         "check_type": row["check_type"],
         "severity": str(row["severity"]).upper(),
@@ -93,7 +98,7 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         "used_delta": as_int(row["used_delta"]),
         "allocated_delta": as_int(row["allocated_delta"]),
         "bytes_per_iteration": rate,
-        "iterations": as_int(row["iterations"]),
+        "iterations": as_int(row.get("iterations")),
         "source_lib": row["source_lib"],
         "phase": row["phase"],
         "detail": row["detail"] or "",
@@ -101,7 +106,29 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         "ts": iso_ts(row["ts"]),
         "samples": pick_samples(samples, row["context_path"], rate) if row["phase"] == "scenario" else None,
         "suppressed_by": None,
+        "lifetime": row.get("lifetime"),
+        "verdict": row.get("verdict"),
+        "rate": None if rate_bytes is None else {"bytes": float(rate_bytes), "unit": row.get("rate_unit")},
+        "calls": as_int(row.get("calls")),
+        "rows": None,
+        "occurrences": as_int(row.get("occurrences")),
+        "entry": row.get("entry"),
+        "sites": [dict(s) for s in (row.get("sites") or []) if isinstance(s, dict)],
+        "finding_id": None if finding_id is None else f"{row['backend_pid']}:{finding_id}",
     }
+
+
+def latest_per_finding(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A finding is written again each time it changes: keep the last row of each (backend, finding)."""
+    last: Dict[Tuple[Any, Any], Dict[str, Any]] = {}
+    order: List[Tuple[Any, Any]] = []
+    for i, row in enumerate(rows):
+        fid = row.get("finding_id")
+        key = (row.get("backend_pid"), fid) if fid is not None else ("row", i)
+        if key not in last:
+            order.append(key)
+        last[key] = row
+    return [last[k] for k in order]
 
 
 # context path -> [(bytes_per_iteration, samples)]: a path can appear twice (its own growth, its children's).
@@ -222,7 +249,7 @@ class Runner:
     # -- one workload ---------------------------------------------------------------------------
 
     @contextmanager
-    def _workload_connection(self, wl: Workload) -> Iterator[psycopg.Connection]:
+    def _workload_connection(self, wl: Workload, result: Dict[str, Any]) -> Iterator[psycopg.Connection]:
         conn = self.cluster.connect()
         try:
             conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(wl.timeout_s * 1000)}ms")))
@@ -231,18 +258,41 @@ class Runner:
                 conn.execute(sql.SQL(f"SET {HOOK_LIBRARY}.{key} = ") + sql.Literal(int(value)))
             # The mode last: the statements above are set-up, not part of what is measured.
             conn.execute(sql.SQL(f"SET {HOOK_LIBRARY}.memcheck_mode = ") + sql.Literal(wl.mode))
+            conn.execute("SELECT ext_memcheck.begin('')")
             yield conn
+            self._finish_session(conn, wl, result)
         finally:
             conn.close()
 
+    def _finish_session(self, conn: psycopg.Connection, wl: Workload, result: Dict[str, Any]) -> None:
+        """This session's findings straight from end() (a full ring hides nothing), and a check that the
+        workload left the measuring settings alone."""
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        expected = {"memcheck_mode": wl.mode, **{k: str(int(v)) for k, v in self.cfg.thresholds.items()}}
+        changed = []
+        for name in _WATCHED_SETTINGS:
+            if name not in expected:
+                continue
+            # pg_settings.setting is in base units ('8192', not current_setting's '8kB')
+            value = conn.execute("SELECT setting FROM pg_settings WHERE name = %s",
+                                 (f"{HOOK_LIBRARY}.{name}",)).fetchone()[0]
+            if str(value) != expected[name]:
+                changed.append(f"{HOOK_LIBRARY}.{name} = {value} (the runner set {expected[name]})")
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute('SELECT * FROM ext_memcheck."end"()')
+            result["_end_rows"] = list(cur.fetchall())
+        result["_settings_changed"] = changed
+
     def _execute(self, wl: Workload, result: Dict[str, Any], label: str) -> None:
         """Run the workload's SQL; exceptions propagate to the caller, which classifies them."""
-        with self._workload_connection(wl) as conn:
+        with self._workload_connection(wl, result) as conn:
             result["_pid"] = conn.info.backend_pid
             if wl.scenario is not None:
                 self.progress(f"{label}: run_scenario({wl.scenario}, {wl.iterations} iterations)")
+                # CALL: a transaction per iteration, so memory freed at commit is seen freed.
                 row = conn.execute(
-                    "SELECT ext_memcheck.run_scenario(%s, %s, %s)", (wl.scenario, wl.iterations, wl.sql)
+                    "CALL ext_memcheck.scenario(%s, %s, %s)", (wl.scenario, wl.iterations, wl.sql)
                 ).fetchone()
                 result["scenario"] = row[0] if row else None
                 result["iterations"] = wl.iterations
@@ -287,10 +337,15 @@ class Runner:
         after = self.admin.status()
         # A crash-restart reinitialises the ring: sequence numbers and counters start again.
         restarted = after["next_seq"] < before["next_seq"] or after["dropped"] < before["dropped"]
-        rows = self.admin.violations_after(last_id, None if restarted else before["next_seq"])
+        end_rows = result.pop("_end_rows", None)
+        changed = result.pop("_settings_changed", [])
+        rows = end_rows if end_rows is not None else latest_per_finding(
+            self.admin.violations_after(last_id, None if restarted else before["next_seq"]))
         result["dropped"] = after["dropped"] - (0 if restarted else before["dropped"])
         samples = scenario_samples(result["scenario"])
         result["violations"] = [to_violation(r, samples) for r in rows if keep_violation(r, wl)]
+        if changed:
+            result["violations"].append(settings_changed_violation(changed, pid))
         if result["status"] == "passed" and result["violations"]:
             result["status"] = "violations"
         return result
@@ -316,6 +371,19 @@ class Runner:
 
 class _WorkloadTimeout(Exception):
     pass
+
+
+def settings_changed_violation(changed: List[str], pid: int | None) -> Dict[str, Any]:
+    """The workload changed a setting the runner measures with: its findings cannot be trusted."""
+    return {
+        "check_type": "settings_changed", "severity": "ERROR", "context": "settings", "context_path": "settings",
+        "depth": None, "used_delta": None, "allocated_delta": None, "bytes_per_iteration": None,
+        "iterations": None, "source_lib": None, "phase": "other",
+        "detail": "the workload changed the measuring settings: " + "; ".join(changed),
+        "backend_pid": pid, "ts": utc_now(), "samples": None, "suppressed_by": None, "lifetime": None,
+        "verdict": None, "rate": None, "calls": None, "rows": None, "occurrences": 1, "entry": None, "sites": [],
+        "finding_id": None,
+    }
 
 
 def _error(exc: psycopg.Error) -> Dict[str, str | None]:

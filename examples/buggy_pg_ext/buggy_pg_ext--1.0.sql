@@ -6,3 +6,8 @@
 CREATE FUNCTION buggy_pg_ext_bugs() RETURNS text
 AS 'MODULE_PATHNAME', 'buggy_pg_ext_bugs'
 LANGUAGE C STRICT VOLATILE;
+
+-- A C function with bugs of its own (func_top_leak, func_row_leak, func_malloc_leak).
+CREATE FUNCTION buggy_pg_ext_work(int) RETURNS int
+AS 'MODULE_PATHNAME', 'buggy_pg_ext_work'
+LANGUAGE C STRICT VOLATILE;

@@ -5,7 +5,7 @@
  *
  * Each bug is switched on by name in the GUC buggy_pg_ext.bugs (a comma
  * separated list; default "planner_ctx_leak,top_ctx_alloc", the reference
- * tool's two bugs):
+ * tool's two bugs).  Each one is a shape found in real extensions:
  *
  *	planner_ctx_leak	the planner hook leaks an 8 kB child context under
  *						MessageContext per query
@@ -14,23 +14,50 @@
  *	nested_leak			ExecutorEnd allocates 2 kB in CurrentMemoryContext on
  *						every nested execution (a SQL function called once per
  *						row grows its function context for the whole statement)
+ *	private_ctx_growth	ExecutorEnd adds 4 kB per execution to the library's
+ *						own context under TopMemoryContext, created once
+ *	func_top_leak		buggy_pg_ext_work(int) pallocs 1 kB in TopMemoryContext
+ *						per call
+ *	func_row_leak		buggy_pg_ext_work(int) allocates 512 B per call in
+ *						fn_mcxt, which lives as long as the statement
+ *	func_malloc_leak	buggy_pg_ext_work(int) mallocs 4 kB per call and never
+ *						frees it
+ *	subxact_ctx_leak	a subtransaction callback creates an 8 kB context under
+ *						TopTransactionContext per subtransaction and never
+ *						deletes it
+ *	parse_cache_leak	post_parse_analyze_hook allocates 1 kB in
+ *						CacheMemoryContext per statement
+ *	perms_leak			ExecutorCheckPerms_hook allocates 256 B per call in the
+ *						statement's portal memory (PortalContext), believing it
+ *						per query; for the queries a SQL function runs per row
+ *						that memory lives until the outer statement ends.
+ *						(CurrentMemoryContext there is the query's own executor
+ *						memory, freed at its ExecutorEnd: no leak.)
+ *	one_time_cache		a 16 kB context created once under TopMemoryContext on
+ *						first use and reused: a cache, not a bug
  *	dsm_leak			ExecutorEnd creates a DSM segment and never detaches
  *	relcache_leak		ExecutorEnd opens pg_class's relcache entry and never
  *						closes it
  *	crash				ExecutorStart dereferences NULL
  *
- * With the list empty it does nothing wrong.  It works preloaded and loaded
- * by CREATE EXTENSION in a session.
+ * With the list empty it does nothing wrong.  It works preloaded (before or
+ * after pg_ext_memcheck) and loaded by CREATE EXTENSION in a session.  Like
+ * some real extensions, it can insist on being first in
+ * shared_preload_libraries: buggy_pg_ext.require_first = on.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <stdlib.h>
+
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "optimizer/planner.h"
+#include "parser/analyze.h"
 #include "storage/dsm.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -49,6 +76,14 @@ void		_PG_init(void);
 #define BUG_DSM_LEAK			(1 << 3)
 #define BUG_RELCACHE_LEAK		(1 << 4)
 #define BUG_CRASH				(1 << 5)
+#define BUG_PRIVATE_CTX_GROWTH	(1 << 6)
+#define BUG_FUNC_TOP_LEAK		(1 << 7)
+#define BUG_FUNC_ROW_LEAK		(1 << 8)
+#define BUG_FUNC_MALLOC_LEAK	(1 << 9)
+#define BUG_SUBXACT_CTX_LEAK	(1 << 10)
+#define BUG_PARSE_CACHE_LEAK	(1 << 11)
+#define BUG_PERMS_LEAK			(1 << 12)
+#define BUG_ONE_TIME_CACHE		(1 << 13)
 
 static const struct
 {
@@ -61,17 +96,31 @@ static const struct
 	{"dsm_leak", BUG_DSM_LEAK},
 	{"relcache_leak", BUG_RELCACHE_LEAK},
 	{"crash", BUG_CRASH},
+	{"private_ctx_growth", BUG_PRIVATE_CTX_GROWTH},
+	{"func_top_leak", BUG_FUNC_TOP_LEAK},
+	{"func_row_leak", BUG_FUNC_ROW_LEAK},
+	{"func_malloc_leak", BUG_FUNC_MALLOC_LEAK},
+	{"subxact_ctx_leak", BUG_SUBXACT_CTX_LEAK},
+	{"parse_cache_leak", BUG_PARSE_CACHE_LEAK},
+	{"perms_leak", BUG_PERMS_LEAK},
+	{"one_time_cache", BUG_ONE_TIME_CACHE},
 };
 
 static char *bugs_string = NULL;
 static int	bugs = 0;
+static bool require_first = false;
 static int	run_depth = 0;
+static MemoryContext private_ctx = NULL;
+static MemoryContext cache_ctx = NULL;
+static void *volatile last_malloc = NULL;	/* keeps the compiler from dropping it */
 
 static planner_hook_type prev_planner_hook = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ExecutorCheckPerms_hook_type prev_ExecutorCheckPerms = NULL;
 
 static bool
 parse_bugs(const char *value, int *out, char **bad)
@@ -118,8 +167,7 @@ check_bugs(char **newval, void **extra, GucSource source)
 
 	if (!parse_bugs(*newval, &parsed, &bad))
 	{
-		GUC_check_errdetail("Unknown bug \"%s\"; known: planner_ctx_leak, top_ctx_alloc, nested_leak, dsm_leak, relcache_leak, crash.",
-							bad);
+		GUC_check_errdetail("Unknown bug \"%s\".", bad);
 		return false;
 	}
 	/* GUC extra data: guc_malloc'd from 16 (freed with pfree), malloc'd before */
@@ -166,6 +214,25 @@ assign_bugs(const char *newval, void *extra)
 #define RUN_ARGS queryDesc, direction, count, execute_once
 #endif
 
+#if PG_VERSION_NUM >= 190000
+#define PARSE_PARAMS ParseState *pstate, Query *query, const JumbleState *jstate
+#define PARSE_ARGS pstate, query, jstate
+#elif PG_VERSION_NUM >= 140000
+#define PARSE_PARAMS ParseState *pstate, Query *query, JumbleState *jstate
+#define PARSE_ARGS pstate, query, jstate
+#else
+#define PARSE_PARAMS ParseState *pstate, Query *query
+#define PARSE_ARGS pstate, query
+#endif
+
+#if PG_VERSION_NUM >= 160000
+#define PERMS_PARAMS List *rangeTable, List *rtePermInfos, bool ereport_on_violation
+#define PERMS_ARGS rangeTable, rtePermInfos, ereport_on_violation
+#else
+#define PERMS_PARAMS List *rangeTable, bool ereport_on_violation
+#define PERMS_ARGS rangeTable, ereport_on_violation
+#endif
+
 /* bug planner_ctx_leak */
 static PlannedStmt *
 buggy_planner(PLANNER_PARAMS)
@@ -183,7 +250,17 @@ buggy_planner(PLANNER_PARAMS)
 	return standard_planner(PLANNER_ARGS);
 }
 
-/* bugs top_ctx_alloc and crash */
+/* bug parse_cache_leak */
+static void
+buggy_post_parse_analyze(PARSE_PARAMS)
+{
+	if ((bugs & BUG_PARSE_CACHE_LEAK) && CacheMemoryContext != NULL)
+		(void) MemoryContextAlloc(CacheMemoryContext, 1024);
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(PARSE_ARGS);
+}
+
+/* bugs top_ctx_alloc, one_time_cache and crash */
 static void
 buggy_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -191,6 +268,12 @@ buggy_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		*((volatile int *) NULL) = 42;
 	if (bugs & BUG_TOP_CTX_ALLOC)
 		(void) MemoryContextAlloc(TopMemoryContext, 8192);
+	if ((bugs & BUG_ONE_TIME_CACHE) && cache_ctx == NULL)
+	{
+		cache_ctx = AllocSetContextCreate(TopMemoryContext, "BuggyOneTimeCache",
+										  ALLOCSET_DEFAULT_SIZES);
+		(void) MemoryContextAlloc(cache_ctx, 16384);
+	}
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
@@ -234,12 +317,19 @@ buggy_ExecutorFinish(QueryDesc *queryDesc)
 	PG_END_TRY();
 }
 
-/* bugs nested_leak, dsm_leak, relcache_leak */
+/* bugs nested_leak, private_ctx_growth, dsm_leak, relcache_leak */
 static void
 buggy_ExecutorEnd(QueryDesc *queryDesc)
 {
 	if ((bugs & BUG_NESTED_LEAK) && run_depth > 0)
 		(void) palloc(2048);
+	if (bugs & BUG_PRIVATE_CTX_GROWTH)
+	{
+		if (private_ctx == NULL)
+			private_ctx = AllocSetContextCreate(TopMemoryContext, "BuggyPrivateCtx",
+												ALLOCSET_DEFAULT_SIZES);
+		(void) MemoryContextAlloc(private_ctx, 4096);
+	}
 	if ((bugs & BUG_DSM_LEAK) && run_depth == 0)
 		(void) dsm_create(8192, 0);
 	if ((bugs & BUG_RELCACHE_LEAK) && run_depth == 0)
@@ -248,6 +338,47 @@ buggy_ExecutorEnd(QueryDesc *queryDesc)
 		prev_ExecutorEnd(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
+}
+
+/* bug perms_leak */
+static bool
+buggy_ExecutorCheckPerms(PERMS_PARAMS)
+{
+	if ((bugs & BUG_PERMS_LEAK) && PortalContext != NULL)
+		(void) MemoryContextAlloc(PortalContext, 256);
+	if (prev_ExecutorCheckPerms)
+		return prev_ExecutorCheckPerms(PERMS_ARGS);
+	return true;
+}
+
+/* bug subxact_ctx_leak */
+static void
+buggy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	(void) mySubid;
+	(void) parentSubid;
+	(void) arg;
+	if ((bugs & BUG_SUBXACT_CTX_LEAK) && event == SUBXACT_EVENT_START_SUB &&
+		TopTransactionContext != NULL)
+	{
+		MemoryContext ctx = AllocSetContextCreate(TopTransactionContext,
+												  "BuggySubxactCtx", 0, 8192, 8192);
+
+		(void) MemoryContextAlloc(ctx, 1024);
+	}
+}
+
+/* refuse to load unless listed first, as some real extensions do */
+static void
+buggy_require_first(void)
+{
+	if (!require_first || !process_shared_preload_libraries_in_progress)
+		return;
+	if (planner_hook != NULL || ExecutorStart_hook != NULL || ExecutorEnd_hook != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("buggy_pg_ext must be loaded first in shared_preload_libraries")));
 }
 
 void
@@ -260,10 +391,22 @@ _PG_init(void)
 							   "planner_ctx_leak,top_ctx_alloc",
 							   PGC_USERSET, GUC_LIST_INPUT,
 							   check_bugs, assign_bugs, NULL);
+	/* a server setting, so only when preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomBoolVariable("buggy_pg_ext.require_first",
+								 "Refuse to start unless listed first in shared_preload_libraries.",
+								 NULL,
+								 &require_first,
+								 false,
+								 PGC_POSTMASTER, 0,
+								 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("buggy_pg_ext");
+	buggy_require_first();
 
 	prev_planner_hook = planner_hook;
 	planner_hook = buggy_planner;
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = buggy_post_parse_analyze;
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = buggy_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
@@ -272,6 +415,9 @@ _PG_init(void)
 	ExecutorFinish_hook = buggy_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = buggy_ExecutorEnd;
+	prev_ExecutorCheckPerms = ExecutorCheckPerms_hook;
+	ExecutorCheckPerms_hook = buggy_ExecutorCheckPerms;
+	RegisterSubXactCallback(buggy_subxact_callback, NULL);
 }
 
 PG_FUNCTION_INFO_V1(buggy_pg_ext_bugs);
@@ -282,4 +428,27 @@ buggy_pg_ext_bugs(PG_FUNCTION_ARGS)
 {
 	(void) fcinfo;
 	PG_RETURN_TEXT_P(cstring_to_text(bugs_string ? bugs_string : ""));
+}
+
+PG_FUNCTION_INFO_V1(buggy_pg_ext_work);
+
+/* SQL: buggy_pg_ext_work(int) -> int; bugs func_top_leak, func_row_leak, func_malloc_leak */
+Datum
+buggy_pg_ext_work(PG_FUNCTION_ARGS)
+{
+	int32		arg = PG_GETARG_INT32(0);
+
+	if (bugs & BUG_FUNC_TOP_LEAK)
+		(void) MemoryContextAlloc(TopMemoryContext, 1024);
+	if (bugs & BUG_FUNC_ROW_LEAK)
+		(void) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, 512);
+	if (bugs & BUG_FUNC_MALLOC_LEAK)
+	{
+		char	   *p = malloc(4096);
+
+		if (p != NULL)
+			p[0] = (char) arg;
+		last_malloc = p;
+	}
+	PG_RETURN_INT32(arg + 1);
 }

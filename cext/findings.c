@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * findings.c
+ *		This backend's findings: one per (check, lifetime, library, context
+ *		path), updated in place as the workload goes on, and published to
+ *		the shared ring.
+ *
+ * Keeping findings in the backend (and not only in the shared ring) is what
+ * lets end() return everything this backend found since begin() whatever
+ * the ring's state, and what turns "the same leak seen in 1000 statements"
+ * into one finding with a rate instead of 1000 rows.
+ *
+ * A finding is written to the ring when it is first published and again
+ * whenever it changed since; every row carries the finding's id, so readers
+ * keep the last row of each id.  Publishing happens at safe points only
+ * (statement boundaries, end(), flush_violations(), run_scenario's end,
+ * backend exit): the judgments that update findings run inside the
+ * allocator and must not take locks.
+ *
+ * Severity follows the reference tool: INFO from min_leak_bytes, WARNING
+ * above warning_bytes, ERROR above error_bytes.  The callers decide what
+ * may be more than INFO (a cache never is).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/timestamp.h"
+
+#include "pg_ext_memcheck.h"
+
+/* findings one backend keeps; more are counted and said so */
+#define MC_MAX_FINDINGS 512
+
+typedef struct McFindingSlot
+{
+	uint8		check;
+	uint8		lifetime;
+	int16		lib;
+	char		path[MC_PATH_LEN];
+	McViolation v;
+	uint8		published_severity;
+	bool		published;
+	bool		dirty;
+} McFindingSlot;
+
+static McFindingSlot *slots = NULL;
+static int	nslots = 0;
+static int64 overflow = 0;
+static int32 next_id = 0;
+
+McSeverity
+mc_severity_for(int64 bytes)
+{
+	if (bytes > (int64) mc_error_bytes)
+		return MC_SEV_ERROR;
+	if (bytes > (int64) mc_warning_bytes)
+		return MC_SEV_WARNING;
+	return MC_SEV_INFO;
+}
+
+/*
+ * The finding for key, created (zeroed but for its identity) if new.
+ * Returns NULL when the table is full; the overflow is counted.
+ */
+McViolation *
+mc_finding_get(const McFindingKey *key, bool *created)
+{
+	int			i;
+	McFindingSlot *s;
+
+	*created = false;
+	if (slots == NULL)
+	{
+		slots = calloc(MC_MAX_FINDINGS, sizeof(McFindingSlot));
+		if (slots == NULL)
+			return NULL;
+	}
+	for (i = 0; i < nslots; i++)
+	{
+		s = &slots[i];
+		if (s->check == key->check && s->lifetime == key->lifetime &&
+			s->lib == key->lib && strcmp(s->path, key->path) == 0)
+			return &s->v;
+	}
+	if (nslots >= MC_MAX_FINDINGS)
+	{
+		overflow++;
+		return NULL;
+	}
+	s = &slots[nslots++];
+	memset(s, 0, sizeof(*s));
+	s->check = key->check;
+	s->lifetime = key->lifetime;
+	s->lib = key->lib;
+	mc_strlcpy(s->path, key->path, sizeof(s->path));
+	s->v.finding_id = ++next_id;
+	s->v.check = key->check;
+	s->v.lifetime = key->lifetime;
+	s->v.bytes_per_iter = -1;
+	s->v.rate_bytes = -1;
+	s->v.nest_level = 0;
+	*created = true;
+	return &s->v;
+}
+
+/* the caller updated v: stamp it, remember to publish it */
+void
+mc_finding_changed(McViolation *v)
+{
+	McFindingSlot *s = (McFindingSlot *) ((char *) v - offsetof(McFindingSlot, v));
+
+	s->dirty = true;
+	v->pid = MyProcPid;
+	v->ts = GetCurrentTimestamp();
+	if (v->query[0] == '\0' && debug_query_string != NULL)
+		mc_strlcpy(v->query, debug_query_string, MC_QUERY_LEN);
+}
+
+/*
+ * Write changed findings to the shared ring: at report points (all) every
+ * changed one, in between only those that are new or more severe.  Only at
+ * safe points: takes the ring's lock.
+ */
+void
+mc_findings_publish(bool all)
+{
+	int			i;
+
+	for (i = 0; i < nslots; i++)
+	{
+		McFindingSlot *s = &slots[i];
+		McViolation copy;
+
+		if (!s->dirty)
+			continue;
+		/* between report points only what is new or got worse */
+		if (!all && s->published && s->v.severity <= s->published_severity)
+			continue;
+		copy = s->v;
+		if (mc_ring_record(&copy))
+		{
+			s->published = true;
+			s->published_severity = s->v.severity;
+		}
+		s->dirty = false;
+	}
+}
+
+/* begin(): publish what was found so far, then start afresh */
+void
+mc_findings_window_start(void)
+{
+	mc_findings_publish(false);
+	nslots = 0;
+	overflow = 0;
+}
+
+int
+mc_findings_count(void)
+{
+	return nslots;
+}
+
+const McViolation *
+mc_finding_at(int i, bool *in_window)
+{
+	*in_window = true;
+	return (i >= 0 && i < nslots) ? &slots[i].v : NULL;
+}
+
+int64
+mc_findings_overflow(void)
+{
+	return overflow;
+}
+
+/*
+ * Something could not be measured: say so as a finding, so that silence
+ * never passes for "clean".  Safe anywhere (no allocation, no lock).
+ */
+void
+mc_record_gap(const char *lib, const char *what, const char *detail)
+{
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	char		path[MC_PATH_LEN];
+
+	snprintf(path, sizeof(path), "%s%s%s", what, lib ? ": " : "", lib ? lib : "");
+	key.check = MC_CHECK_COVERAGE_GAP;
+	key.lifetime = MC_LIFE_UNKNOWN;
+	key.lib = MC_NO_LIB;
+	key.path = path;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL || !created)
+		return;
+	v->severity = MC_SEV_WARNING;
+	v->phase = MC_PHASE_OTHER;
+	mc_strlcpy(v->context_name, what, MC_NAME_LEN);
+	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
+	if (lib != NULL)
+	{
+		const char *slash = strrchr(lib, '/');
+
+		mc_strlcpy(v->source_lib, slash ? slash + 1 : lib, MC_LIB_LEN);
+	}
+	snprintf(v->detail, MC_DETAIL_LEN, "not measured: %s", detail);
+	v->occurrences = 1;
+	mc_finding_changed(v);
+}

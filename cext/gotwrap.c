@@ -1,0 +1,656 @@
+/*-------------------------------------------------------------------------
+ *
+ * gotwrap.c
+ *		The functions a foreign library's GOT is pointed at (gotpatch.c):
+ *		its direct calls to allocators, context creation and cleanup,
+ *		malloc, transaction-callback registration, and PostgreSQL's standard
+ *		hook functions.
+ *
+ * Each wrapper behaves exactly like the function it stands for.  Around
+ * the call it notes who called: the return address is the exact call site
+ * in the library (turned into "buggy_pg_ext.c:123" by the reporter), and
+ * the library is known from it, however that library's code was entered
+ * (a hook, an SQL function, a callback, an access method).  The allocators
+ * themselves record nothing here: while a wrapper runs, the memory-context
+ * alloc wrapper (mcxtwrap.c) is installed and records the allocation with
+ * this site.  The site is only trusted while the wrapper runs; an error
+ * inside it is cleaned up at (sub)transaction abort (xactcb.c).
+ *
+ * Only code under test pays: PostgreSQL's own calls never go through here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <malloc.h>
+#include <stdarg.h>
+
+#include "access/xact.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "hooks.h"
+
+/* record direct calls only where the mode says foreign code is measured */
+static inline bool
+mc_direct_wanted(void)
+{
+	return mc_active && (mc_seg != NULL || mc_mode == MC_MODE_ALL);
+}
+
+#define MC_DIRECT_BEGIN() \
+	uintptr_t	mc_saved_site_ = mc_direct_site; \
+	int16		mc_saved_lib_ = mc_direct_lib; \
+	bool		mc_on_ = mc_direct_wanted(); \
+	if (mc_on_) \
+	{ \
+		mc_direct_site = (uintptr_t) __builtin_return_address(0); \
+		mc_direct_lib = (int16) mc_lib_of_address((void *) mc_direct_site); \
+		mc_direct_depth++; \
+		mc_mcxt_set_alloc_wrapped(true); \
+	}
+
+#define MC_DIRECT_END() \
+	if (mc_on_) \
+	{ \
+		mc_direct_depth--; \
+		mc_direct_site = mc_saved_site_; \
+		mc_direct_lib = mc_saved_lib_; \
+		mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0); \
+	}
+
+/* ---------- palloc and friends ---------- */
+
+static void *
+mc_got_palloc(Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = palloc(size);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_palloc0(Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = palloc0(size);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_palloc_extended(Size size, int flags)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = palloc_extended(size, flags);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_MemoryContextAlloc(MemoryContext context, Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAlloc(context, size);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_MemoryContextAllocZero(MemoryContext context, Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAllocZero(context, size);
+	MC_DIRECT_END();
+	return p;
+}
+
+#ifdef MC_HAVE_ALLOC_ZERO_ALIGNED
+static void *
+mc_got_MemoryContextAllocZeroAligned(MemoryContext context, Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAllocZeroAligned(context, size);
+	MC_DIRECT_END();
+	return p;
+}
+#endif
+
+static void *
+mc_got_MemoryContextAllocExtended(MemoryContext context, Size size, int flags)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAllocExtended(context, size, flags);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_MemoryContextAllocHuge(MemoryContext context, Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAllocHuge(context, size);
+	MC_DIRECT_END();
+	return p;
+}
+
+#ifdef MC_HAVE_ALIGNED_ALLOC
+static void *
+mc_got_palloc_aligned(Size size, Size alignto, int flags)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = palloc_aligned(size, alignto, flags);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_MemoryContextAllocAligned(MemoryContext context, Size size, Size alignto, int flags)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextAllocAligned(context, size, alignto, flags);
+	MC_DIRECT_END();
+	return p;
+}
+#endif
+
+static char *
+mc_got_pstrdup(const char *in)
+{
+	char	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = pstrdup(in);
+	MC_DIRECT_END();
+	return p;
+}
+
+static char *
+mc_got_pnstrdup(const char *in, Size len)
+{
+	char	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = pnstrdup(in, len);
+	MC_DIRECT_END();
+	return p;
+}
+
+static char *
+mc_got_MemoryContextStrdup(MemoryContext context, const char *string)
+{
+	char	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = MemoryContextStrdup(context, string);
+	MC_DIRECT_END();
+	return p;
+}
+
+static char *
+mc_got_pchomp(const char *in)
+{
+	char	   *p;
+
+	MC_DIRECT_BEGIN();
+	p = pchomp(in);
+	MC_DIRECT_END();
+	return p;
+}
+
+/* psprintf's own algorithm, since a variadic call cannot be forwarded */
+static char *mc_got_psprintf(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static char *
+mc_got_psprintf(const char *fmt,...)
+{
+	int			save_errno = errno;
+	size_t		len = 128;
+	char	   *result = NULL;
+
+	MC_DIRECT_BEGIN();
+	for (;;)
+	{
+		va_list		args;
+		size_t		newlen;
+
+		result = (char *) palloc(len);
+		errno = save_errno;
+		va_start(args, fmt);
+		newlen = pvsnprintf(result, len, fmt, args);
+		va_end(args);
+		if (newlen < len)
+			break;
+		pfree(result);
+		len = newlen;
+	}
+	MC_DIRECT_END();
+	return result;
+}
+
+/* ---------- contexts the library creates and cleans up ---------- */
+
+static void
+mc_note_created(MemoryContext ctx, void *ret)
+{
+	int			lib;
+
+	if (ctx == NULL || !mc_direct_wanted())
+		return;
+	lib = mc_lib_of_address(ret);
+	if (lib != MC_NO_LIB)
+		mc_track_context_created(ctx, lib, (uintptr_t) ret);
+}
+
+static MemoryContext
+mc_got_AllocSetContextCreateInternal(MemoryContext parent, const char *name,
+									 Size minContextSize, Size initBlockSize,
+									 Size maxBlockSize)
+{
+	MemoryContext ctx;
+
+	MC_DIRECT_BEGIN();
+	ctx = AllocSetContextCreateInternal(parent, name, minContextSize,
+										initBlockSize, maxBlockSize);
+	MC_DIRECT_END();
+	mc_note_created(ctx, __builtin_return_address(0));
+	return ctx;
+}
+
+#if PG_VERSION_NUM >= 150000
+static MemoryContext
+mc_got_GenerationContextCreate(MemoryContext parent, const char *name,
+							   Size minContextSize, Size initBlockSize,
+							   Size maxBlockSize)
+{
+	MemoryContext ctx = GenerationContextCreate(parent, name, minContextSize,
+												initBlockSize, maxBlockSize);
+
+	mc_note_created(ctx, __builtin_return_address(0));
+	return ctx;
+}
+#else
+static MemoryContext
+mc_got_GenerationContextCreate(MemoryContext parent, const char *name, Size blockSize)
+{
+	MemoryContext ctx = GenerationContextCreate(parent, name, blockSize);
+
+	mc_note_created(ctx, __builtin_return_address(0));
+	return ctx;
+}
+#endif
+
+static MemoryContext
+mc_got_SlabContextCreate(MemoryContext parent, const char *name, Size blockSize,
+						 Size chunkSize)
+{
+	MemoryContext ctx = SlabContextCreate(parent, name, blockSize, chunkSize);
+
+	mc_note_created(ctx, __builtin_return_address(0));
+	return ctx;
+}
+
+#ifdef MC_HAVE_BUMP
+static MemoryContext
+mc_got_BumpContextCreate(MemoryContext parent, const char *name, Size minContextSize,
+						 Size initBlockSize, Size maxBlockSize)
+{
+	MemoryContext ctx = BumpContextCreate(parent, name, minContextSize,
+										  initBlockSize, maxBlockSize);
+
+	mc_note_created(ctx, __builtin_return_address(0));
+	return ctx;
+}
+#endif
+
+#if PG_VERSION_NUM >= 140000
+#define MC_HASHCTL const HASHCTL
+#else
+#define MC_HASHCTL HASHCTL
+#endif
+
+/* a hash table brings its own context, created under TopMemoryContext or hcxt */
+static HTAB *
+mc_got_hash_create(const char *tabname, long nelem, MC_HASHCTL *info, int flags)
+{
+	MemoryContext parent = NULL;
+	MemoryContext before = NULL;
+	HTAB	   *htab;
+
+	if (!(flags & HASH_SHARED_MEM))
+		parent = (flags & HASH_CONTEXT) ? info->hcxt : TopMemoryContext;
+	if (parent != NULL)
+		before = parent->firstchild;
+	{
+		MC_DIRECT_BEGIN();
+		htab = hash_create(tabname, nelem, info, flags);
+		MC_DIRECT_END();
+	}
+	if (parent != NULL && parent->firstchild != before && parent->firstchild != NULL &&
+		strcmp(parent->firstchild->name, "dynahash") == 0)
+		mc_note_created(parent->firstchild, __builtin_return_address(0));
+	return htab;
+}
+
+static void
+mc_got_hash_destroy(HTAB *hashp)
+{
+	mc_explicit_cleanup++;
+	hash_destroy(hashp);
+	mc_explicit_cleanup--;
+}
+
+static void
+mc_got_MemoryContextDelete(MemoryContext context)
+{
+	mc_explicit_cleanup++;
+	MemoryContextDelete(context);
+	mc_explicit_cleanup--;
+}
+
+static void
+mc_got_MemoryContextReset(MemoryContext context)
+{
+	mc_explicit_cleanup++;
+	MemoryContextReset(context);
+	mc_explicit_cleanup--;
+}
+
+static void
+mc_got_MemoryContextDeleteChildren(MemoryContext context)
+{
+	mc_explicit_cleanup++;
+	MemoryContextDeleteChildren(context);
+	mc_explicit_cleanup--;
+}
+
+static void
+mc_got_MemoryContextResetChildren(MemoryContext context)
+{
+	mc_explicit_cleanup++;
+	MemoryContextResetChildren(context);
+	mc_explicit_cleanup--;
+}
+
+/* ---------- malloc: memory outside every context ---------- */
+
+static void
+mc_note_malloc(void *p, void *ret)
+{
+	int			lib;
+	const McSegment *s;
+
+	if (p == NULL || !mc_direct_wanted())
+		return;
+	lib = mc_lib_of_address(ret);
+	if (lib == MC_NO_LIB)
+		return;
+	s = mc_seg;
+	mc_track_alloc(MC_MALLOC_HEAP, p, malloc_usable_size(p), lib, (uintptr_t) ret,
+				   s ? s->call_id : mc_seg_new_call(),
+				   s ? (McPhase) s->phase : MC_PHASE_OTHER,
+				   s ? s->entry_kind : MC_ENTRY_DIRECT, s ? s->entry_id : 0);
+}
+
+static void *
+mc_got_malloc(size_t size)
+{
+	void	   *p = malloc(size);
+
+	mc_note_malloc(p, __builtin_return_address(0));
+	return p;
+}
+
+static void *
+mc_got_calloc(size_t n, size_t size)
+{
+	void	   *p = calloc(n, size);
+
+	mc_note_malloc(p, __builtin_return_address(0));
+	return p;
+}
+
+static void *
+mc_got_realloc(void *old, size_t size)
+{
+	void	   *p;
+
+	if (old != NULL && mc_track_maybe_tracked(old))
+		mc_track_free(old);
+	p = realloc(old, size);
+	mc_note_malloc(p, __builtin_return_address(0));
+	return p;
+}
+
+static void
+mc_got_free(void *p)
+{
+	if (p != NULL && mc_track_maybe_tracked(p))
+		mc_track_free(p);
+	free(p);
+}
+
+static char *
+mc_got_strdup(const char *s)
+{
+	char	   *p = strdup(s);
+
+	mc_note_malloc(p, __builtin_return_address(0));
+	return p;
+}
+
+static char *
+mc_got_strndup(const char *s, size_t n)
+{
+	char	   *p = strndup(s, n);
+
+	mc_note_malloc(p, __builtin_return_address(0));
+	return p;
+}
+
+static int
+mc_got_posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+	int			rc = posix_memalign(memptr, alignment, size);
+
+	if (rc == 0)
+		mc_note_malloc(*memptr, __builtin_return_address(0));
+	return rc;
+}
+
+/* ---------- transaction callbacks: bracketed through trampolines ---------- */
+
+static void
+mc_got_RegisterXactCallback(XactCallback callback, void *arg)
+{
+	int			lib = mc_lib_of_address(__builtin_return_address(0));
+
+	if (lib == MC_NO_LIB)
+		RegisterXactCallback(callback, arg);
+	else
+		mc_xact_register(false, (void *) callback, arg, lib);
+}
+
+static void
+mc_got_UnregisterXactCallback(XactCallback callback, void *arg)
+{
+	if (!mc_xact_unregister(false, (void *) callback, arg))
+		UnregisterXactCallback(callback, arg);
+}
+
+static void
+mc_got_RegisterSubXactCallback(SubXactCallback callback, void *arg)
+{
+	int			lib = mc_lib_of_address(__builtin_return_address(0));
+
+	if (lib == MC_NO_LIB)
+		RegisterSubXactCallback(callback, arg);
+	else
+		mc_xact_register(true, (void *) callback, arg, lib);
+}
+
+static void
+mc_got_UnregisterSubXactCallback(SubXactCallback callback, void *arg)
+{
+	if (!mc_xact_unregister(true, (void *) callback, arg))
+		UnregisterSubXactCallback(callback, arg);
+}
+
+/* ---------- the target list and patching ---------- */
+
+#define MC_TARGET(fn) {#fn, (void *) mc_got_##fn, NULL}
+
+static const McGotTarget base_targets[] = {
+	MC_TARGET(palloc),
+	MC_TARGET(palloc0),
+	MC_TARGET(palloc_extended),
+	MC_TARGET(MemoryContextAlloc),
+	MC_TARGET(MemoryContextAllocZero),
+#ifdef MC_HAVE_ALLOC_ZERO_ALIGNED
+	MC_TARGET(MemoryContextAllocZeroAligned),
+#endif
+	MC_TARGET(MemoryContextAllocExtended),
+	MC_TARGET(MemoryContextAllocHuge),
+#ifdef MC_HAVE_ALIGNED_ALLOC
+	MC_TARGET(palloc_aligned),
+	MC_TARGET(MemoryContextAllocAligned),
+#endif
+	MC_TARGET(pstrdup),
+	MC_TARGET(pnstrdup),
+	MC_TARGET(MemoryContextStrdup),
+	MC_TARGET(pchomp),
+	MC_TARGET(psprintf),
+	MC_TARGET(AllocSetContextCreateInternal),
+	MC_TARGET(GenerationContextCreate),
+	MC_TARGET(SlabContextCreate),
+#ifdef MC_HAVE_BUMP
+	MC_TARGET(BumpContextCreate),
+#endif
+	MC_TARGET(hash_create),
+	MC_TARGET(hash_destroy),
+	MC_TARGET(MemoryContextDelete),
+	MC_TARGET(MemoryContextReset),
+	MC_TARGET(MemoryContextDeleteChildren),
+	MC_TARGET(MemoryContextResetChildren),
+	MC_TARGET(malloc),
+	MC_TARGET(calloc),
+	MC_TARGET(realloc),
+	MC_TARGET(free),
+	MC_TARGET(strdup),
+	MC_TARGET(strndup),
+	MC_TARGET(posix_memalign),
+	MC_TARGET(RegisterXactCallback),
+	MC_TARGET(UnregisterXactCallback),
+	MC_TARGET(RegisterSubXactCallback),
+	MC_TARGET(UnregisterSubXactCallback),
+};
+
+#define MC_MAX_TARGETS (lengthof(base_targets) + 24)
+
+static McGotTarget targets[MC_MAX_TARGETS];
+static int	ntargets = 0;
+static bool lib_done[MC_MAX_LIBS];
+static bool core_done = false;
+
+/*
+ * PostgreSQL itself frees what an extension malloc'd (GUC check hooks' extra
+ * data before 16, for one): its own calls to free and realloc go through
+ * this too, so such memory is not mistaken for a leak.
+ */
+static void
+mc_core_free(void *p)
+{
+	if (p != NULL && mc_track_maybe_tracked(p))
+		mc_track_free(p);
+	free(p);
+}
+
+static void *
+mc_core_realloc(void *old, size_t size)
+{
+	if (old != NULL && mc_track_maybe_tracked(old))
+		mc_track_free(old);
+	return realloc(old, size);
+}
+
+static const McGotTarget core_targets[] = {
+	{"free", (void *) mc_core_free, NULL},
+	{"realloc", (void *) mc_core_realloc, NULL},
+};
+
+static void
+mc_build_targets(void)
+{
+	int			i;
+
+	if (ntargets > 0)
+		return;
+	for (i = 0; i < (int) lengthof(base_targets); i++)
+		targets[ntargets++] = base_targets[i];
+	for (i = 0; i < mc_nhooks && ntargets < (int) MC_MAX_TARGETS; i++)
+		if (mc_hooks[i].std_symbol != NULL)
+		{
+			targets[ntargets].symbol = mc_hooks[i].std_symbol;
+			targets[ntargets].wrapper = mc_hooks[i].std_wrapper;
+			targets[ntargets].real = mc_hooks[i].std_real;
+			ntargets++;
+		}
+}
+
+/* Patch every foreign library not patched yet (after loading, once). */
+void
+mc_gotwrap_patch_all(void)
+{
+	int			i;
+
+	mc_build_targets();
+	if (!core_done && mc_lib_count() > 0 && mc_core_base() != 0)
+	{
+		char		why[128];
+
+		core_done = true;
+		if (mc_got_patch_object(mc_core_base(), true, core_targets, lengthof(core_targets),
+								why, sizeof(why)) < 0)
+			mc_record_gap(NULL, "frees by PostgreSQL",
+						  "PostgreSQL's own free() calls cannot be followed; memory an extension malloc'd and PostgreSQL freed may be reported as a leak");
+	}
+	for (i = 0; i < mc_lib_count(); i++)
+	{
+		char		why[128];
+
+		if (lib_done[i])
+			continue;
+		lib_done[i] = true;
+		if (mc_got_patch_object(mc_lib_base(i), false, targets, ntargets, why, sizeof(why)) < 0)
+		{
+			char		detail[256];
+
+			snprintf(detail, sizeof(detail),
+					 "the calls %s makes to PostgreSQL and libc cannot be followed because %s; only its hook code is measured",
+					 mc_lib_name(i), why);
+			mc_record_gap(mc_lib_name(i), "direct calls", detail);
+		}
+	}
+}

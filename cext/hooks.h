@@ -1,0 +1,127 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooks.h
+ *		The hook descriptor table shared by hooks.c (one descriptor and
+ *		its layer functions per hook) and hooktable.c (installing layers and
+ *		bracketing foreign hook code).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_EXT_MEMCHECK_HOOKS_H
+#define PG_EXT_MEMCHECK_HOOKS_H
+
+#include "pg_ext_memcheck.h"
+
+/*
+ * Our positions in a hook chain, innermost first: INIT is installed by
+ * _PG_init (so libraries preloaded after us wrap it), OUTER once every
+ * preloaded library has loaded (shmem_startup_hook), LATE1/LATE2 in a
+ * backend when a library loaded by LOAD or CREATE EXTENSION wrapped the
+ * chain outside OUTER.  A library preloaded BEFORE us calls the standard
+ * function itself; its GOT slot for it is redirected to the hook's "std"
+ * wrapper, which is then the innermost bracket.
+ */
+typedef enum McLayer
+{
+	MC_LAYER_INIT,
+	MC_LAYER_OUTER,
+	MC_LAYER_LATE1,
+	MC_LAYER_LATE2,
+	MC_NUM_LAYERS
+} McLayer;
+
+typedef struct McHookDesc
+{
+	const char *name;			/* as users know it: "ExecutorRun" */
+	McPhase		phase;
+	void	  **var;			/* the hook variable */
+	void	   *layer_fn[MC_NUM_LAYERS];	/* ours, one per position */
+	const char *std_symbol;		/* "standard_ExecutorRun", or NULL */
+	void	   *std_wrapper;	/* our bracket around it, for GOT slots */
+	void	   *std_real;
+	bool		needs_prev;		/* PostgreSQL does work itself when unset */
+
+	/* state */
+	void	   *prev[MC_NUM_LAYERS];
+	int16		prev_lib[MC_NUM_LAYERS];	/* prev's library, or MC_NO_LIB */
+	bool		installed[MC_NUM_LAYERS];
+} McHookDesc;
+
+extern McHookDesc mc_hooks[];
+extern const int mc_nhooks;
+
+/* entering one of our layers; returns the segment depth to restore */
+static inline int
+mc_layer_enter(void)
+{
+	int			depth = mc_seg_depth();
+
+	if (mc_seg != NULL)
+		mc_seg_pause();
+	return depth;
+}
+
+/*
+ * Call down the chain from layer `layer` of hook h: the previous hook (in a
+ * foreign segment when it is another library's), or the default.
+ */
+#define MC_LAYER_CALL(h, layer, call_prev, call_default) \
+	do { \
+		int			mc_depth_ = mc_layer_enter(); \
+		if ((h)->prev[(layer)] == NULL) \
+		{ \
+			call_default; \
+		} \
+		else if ((h)->prev_lib[(layer)] == MC_NO_LIB || !mc_active) \
+		{ \
+			call_prev; \
+		} \
+		else \
+		{ \
+			mc_seg_open((h)->prev_lib[(layer)], MC_ENTRY_HOOK, \
+						(uint32) ((h) - mc_hooks), (h)->phase); \
+			PG_TRY(); \
+			{ \
+				call_prev; \
+			} \
+			PG_CATCH(); \
+			{ \
+				mc_seg_unwind(mc_depth_); \
+				PG_RE_THROW(); \
+			} \
+			PG_END_TRY(); \
+		} \
+		mc_seg_unwind(mc_depth_); \
+	} while (0)
+
+/* our wrapper around a standard function, reached through a foreign GOT */
+#define MC_STD_CALL(call) \
+	do { \
+		int			mc_depth_ = mc_layer_enter(); \
+		call; \
+		mc_seg_unwind(mc_depth_); \
+	} while (0)
+
+/* the four position entry points of one hook: prefix_init ... prefix_late2 */
+#define MC_LAYERS_VOID(prefix, params, args) \
+static void prefix##_init params { prefix##_layer(MC_LAYER_INIT, args); } \
+static void prefix##_outer params { prefix##_layer(MC_LAYER_OUTER, args); } \
+static void prefix##_late1 params { prefix##_layer(MC_LAYER_LATE1, args); } \
+static void prefix##_late2 params { prefix##_layer(MC_LAYER_LATE2, args); }
+
+#define MC_LAYERS_RET(type, prefix, params, args) \
+static type prefix##_init params { return prefix##_layer(MC_LAYER_INIT, args); } \
+static type prefix##_outer params { return prefix##_layer(MC_LAYER_OUTER, args); } \
+static type prefix##_late1 params { return prefix##_layer(MC_LAYER_LATE1, args); } \
+static type prefix##_late2 params { return prefix##_layer(MC_LAYER_LATE2, args); }
+
+#define MC_LAYER_FNS(prefix) \
+	{(void *) prefix##_init, (void *) prefix##_outer, (void *) prefix##_late1, \
+	 (void *) prefix##_late2}
+
+/* hooks.c: statement boundaries seen by the executor and utility layers */
+extern void mc_hooks_statement_start(void);
+extern void mc_hooks_safe_point(void);
+extern int	mc_exec_nesting;
+
+#endif							/* PG_EXT_MEMCHECK_HOOKS_H */

@@ -1,0 +1,178 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooktable.c
+ *		Putting our layers into the hook chains (hooks.h), finding the
+ *		libraries in them, and the safe-point work done at statement
+ *		boundaries.
+ *
+ * _PG_init installs the INIT layer of every hook; the postmaster's shmem
+ * startup, after every preloaded library's _PG_init, registers the foreign
+ * libraries, patches their GOTs and installs the OUTER layer wherever a
+ * foreign function sits at the top of a chain.  In a backend, a library
+ * loaded later (LOAD, CREATE EXTENSION, the first call of one of its
+ * functions) is noticed at the next safe point: it is registered and
+ * patched, and where it wrapped a chain outside our outermost layer, a LATE
+ * layer goes on top.  Only when a chain has no room left does a library's
+ * hook go unmeasured, and then a coverage_gap finding says so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "hooks.h"
+
+bool		mc_libs_dirty = true;
+
+const char *
+mc_hook_name(int hook)
+{
+	return (hook >= 0 && hook < mc_nhooks) ? mc_hooks[hook].name : "hook";
+}
+
+int
+mc_hook_count(void)
+{
+	return mc_nhooks;
+}
+
+static bool
+mc_is_our_layer(McHookDesc *h, void *fn)
+{
+	int			l;
+
+	for (l = 0; l < MC_NUM_LAYERS; l++)
+		if (fn == h->layer_fn[l])
+			return true;
+	return false;
+}
+
+static void
+mc_install_layer(McHookDesc *h, int layer)
+{
+	void	   *prev = *h->var;
+
+	h->prev[layer] = prev;
+	h->prev_lib[layer] = (prev != NULL && !mc_is_our_layer(h, prev)) ?
+		(int16) mc_lib_of_address(prev) : MC_NO_LIB;
+	h->installed[layer] = true;
+	*h->var = h->layer_fn[layer];
+}
+
+/* _PG_init: the innermost layer, for libraries preloaded after us */
+void
+mc_hooks_install_init(void)
+{
+	int			i;
+
+	for (i = 0; i < mc_nhooks; i++)
+	{
+		McHookDesc *h = &mc_hooks[i];
+
+		if (h->needs_prev && *h->var == NULL)
+			continue;
+		mc_install_layer(h, MC_LAYER_INIT);
+	}
+}
+
+/*
+ * After every preloaded library's _PG_init: the outer layer wherever
+ * another library now sits at the top of a chain.
+ */
+void
+mc_hooks_install_outer(void)
+{
+	int			i;
+
+	for (i = 0; i < mc_nhooks; i++)
+	{
+		McHookDesc *h = &mc_hooks[i];
+
+		if (h->installed[MC_LAYER_OUTER] || *h->var == NULL || mc_is_our_layer(h, *h->var))
+			continue;
+		mc_install_layer(h, MC_LAYER_OUTER);
+	}
+}
+
+/* a library loaded in this backend wrapped a chain outside our layers */
+void
+mc_hooks_check_late(void)
+{
+	int			i;
+
+	for (i = 0; i < mc_nhooks; i++)
+	{
+		McHookDesc *h = &mc_hooks[i];
+		int			layer;
+
+		if (*h->var == NULL || mc_is_our_layer(h, *h->var))
+			continue;
+		for (layer = MC_LAYER_OUTER; layer < MC_NUM_LAYERS; layer++)
+			if (!h->installed[layer])
+				break;
+		if (layer == MC_NUM_LAYERS)
+		{
+			char		lib[MC_LIB_LEN];
+			char		detail[256];
+
+			mc_strlcpy(lib, mc_lib_name(mc_lib_of_address(*h->var)), sizeof(lib));
+			snprintf(detail, sizeof(detail),
+					 "the %s hook of %s was installed after all of pg_ext_memcheck's layers; add the library to shared_preload_libraries",
+					 h->name, lib[0] ? lib : "a library");
+			mc_record_gap(lib[0] ? lib : NULL, h->name, detail);
+			continue;
+		}
+		mc_install_layer(h, layer);
+	}
+}
+
+/* "ExecutorEnd: buggy_pg_ext.so" - which libraries sit in a chain */
+void
+mc_hook_describe(int hook, char *buf, size_t len)
+{
+	McHookDesc *h = &mc_hooks[hook];
+	int			l;
+	size_t		used = 0;
+
+	buf[0] = '\0';
+	for (l = 0; l < MC_NUM_LAYERS && used + 1 < len; l++)
+		if (h->installed[l] && h->prev_lib[l] != MC_NO_LIB)
+		{
+			int			w = snprintf(buf + used, len - used, "%s%s",
+									 used ? "," : "", mc_lib_name(h->prev_lib[l]));
+
+			if (w < 0)
+				break;
+			used += w;
+		}
+}
+
+/*
+ * At the start of a top-level statement and after a utility statement:
+ * apply setting changes, follow newly loaded libraries, judge what the
+ * last transaction left behind, publish new or worse findings.
+ */
+void
+mc_hooks_safe_point(void)
+{
+	/* first: our callbacks reset the state errors leave behind */
+	mc_xact_callbacks_register();
+	if (mc_settings_dirty)
+	{
+		mc_settings_dirty = false;
+		mc_refresh_active();
+		mc_check_privileged();
+	}
+	if (!mc_active)
+		return;
+	if (mc_libs_dirty)
+	{
+		mc_libs_dirty = false;
+		if (mc_foreign_changed() && mc_foreign_scan() > 0)
+			mc_gotwrap_patch_all();
+		mc_hooks_check_late();
+	}
+	mc_track_judge_if_pending();
+	mc_findings_publish(false);
+}

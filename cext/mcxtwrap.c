@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ *
+ * mcxtwrap.c
+ *		Wrappers around the memory-context method tables: see the
+ *		allocations made while foreign code runs, and every free, realloc,
+ *		reset and delete of what it allocated.
+ *
+ * Every context of one kind (AllocSet, Generation, Slab, Bump) points at the
+ * same method table in the PostgreSQL executable (13-15: one static table
+ * per allocator; 16+: entries of mcxt_methods[]; 16+ also dispatches pfree
+ * and repalloc through it by the chunk header's method id).  We find each
+ * table through a live context of that kind, make its page writable once,
+ * and swap entries:
+ *
+ *	- alloc: only while a foreign segment runs, or a foreign library calls
+ *	  an allocator directly (gotwrap.c); the rest of the time PostgreSQL's
+ *	  own function is in the table and core allocations cost nothing extra;
+ *	- free_p, realloc, reset, delete_context: while anything is tracked, so
+ *	  that tracked memory is seen leaving, whoever frees it.
+ *
+ * The wrappers never allocate, never report an error and never take a
+ * lock: they run inside every palloc/pfree, in critical sections and
+ * during error recovery.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "pg_ext_memcheck.h"
+
+typedef enum McKind
+{
+	MC_KIND_ASET,
+	MC_KIND_GENERATION,
+	MC_KIND_SLAB,
+	MC_KIND_BUMP,
+	MC_NUM_KINDS
+} McKind;
+
+typedef struct McKindTable
+{
+	MemoryContextMethods *table;	/* the live table, or NULL */
+	MemoryContextMethods orig;	/* PostgreSQL's entries */
+	MemoryContextMethods wrap;	/* ours */
+} McKindTable;
+
+static McKindTable kinds[MC_NUM_KINDS];
+static bool ready = false;
+static bool alloc_wrapped = false;
+static bool free_wrapped = false;
+
+int			mc_direct_depth = 0;
+uintptr_t	mc_direct_site = 0;
+int16		mc_direct_lib = MC_NO_LIB;
+
+/* set while our own bookkeeping runs, so it is never tracked */
+static int	in_wrapper = 0;
+
+/* what to record for an allocation: the caller a GOT wrapper saw, or the segment */
+static inline void
+mc_note_alloc(MemoryContext context, void *p, Size size)
+{
+	if (p == NULL || in_wrapper > 0)
+		return;
+	in_wrapper++;
+	if (mc_direct_depth > 0)
+	{
+		const McSegment *s = mc_seg;
+
+		mc_track_alloc(context, p, size, mc_direct_lib, mc_direct_site,
+					   s ? s->call_id : mc_seg_new_call(),
+					   s ? (McPhase) s->phase : MC_PHASE_OTHER,
+					   s ? s->entry_kind : MC_ENTRY_DIRECT,
+					   s ? s->entry_id : 0);
+	}
+	else if (mc_seg != NULL)
+		mc_track_alloc(context, p, size, mc_seg->lib, 0, mc_seg->call_id,
+					   (McPhase) mc_seg->phase, mc_seg->entry_kind,
+					   mc_seg->entry_id);
+	in_wrapper--;
+}
+
+/*
+ * One set of wrappers per allocator kind, each calling that kind's own
+ * functions: mc_aset_alloc, mc_aset_free, mc_aset_realloc, mc_aset_reset,
+ * mc_aset_delete, and the same for generation, slab and bump.
+ */
+#define MC_KIND_WRAPPERS(prefix, kind) \
+static void * \
+prefix##_alloc(MC_ALLOC_PARAMS) \
+{ \
+	void	   *p = kinds[kind].orig.alloc(MC_ALLOC_ARGS); \
+	mc_note_alloc(context, p, size); \
+	return p; \
+} \
+static void \
+prefix##_free(MC_FREE_PARAMS) \
+{ \
+	if (in_wrapper == 0 && mc_track_maybe_tracked(pointer)) \
+	{ \
+		in_wrapper++; \
+		mc_track_free(pointer); \
+		in_wrapper--; \
+	} \
+	kinds[kind].orig.free_p(MC_FREE_ARGS); \
+} \
+static void * \
+prefix##_realloc(MC_REALLOC_PARAMS) \
+{ \
+	bool		tracked = in_wrapper == 0 && mc_track_maybe_tracked(pointer); \
+	void	   *p = kinds[kind].orig.realloc(MC_REALLOC_ARGS); \
+	if (tracked && p != NULL) \
+	{ \
+		in_wrapper++; \
+		mc_track_realloc(pointer, p, size); \
+		in_wrapper--; \
+	} \
+	return p; \
+} \
+static void \
+prefix##_reset(MemoryContext context) \
+{ \
+	if (in_wrapper == 0) \
+	{ \
+		in_wrapper++; \
+		mc_track_context_dying(context, false); \
+		in_wrapper--; \
+	} \
+	kinds[kind].orig.reset(context); \
+} \
+static void \
+prefix##_delete(MemoryContext context) \
+{ \
+	if (in_wrapper == 0) \
+	{ \
+		in_wrapper++; \
+		mc_track_context_dying(context, true); \
+		in_wrapper--; \
+	} \
+	kinds[kind].orig.delete_context(context); \
+}
+
+MC_KIND_WRAPPERS(mc_aset, MC_KIND_ASET)
+MC_KIND_WRAPPERS(mc_generation, MC_KIND_GENERATION)
+MC_KIND_WRAPPERS(mc_slab, MC_KIND_SLAB)
+#ifdef MC_HAVE_BUMP
+MC_KIND_WRAPPERS(mc_bump, MC_KIND_BUMP)
+#endif
+
+#define MC_SET_WRAPPERS(k, prefix) \
+	do { \
+		kinds[k].wrap.alloc = prefix##_alloc; \
+		kinds[k].wrap.free_p = prefix##_free; \
+		kinds[k].wrap.realloc = prefix##_realloc; \
+		kinds[k].wrap.reset = prefix##_reset; \
+		kinds[k].wrap.delete_context = prefix##_delete; \
+	} while (0)
+
+/* make the page(s) of a method table writable for good */
+static bool
+mc_unprotect(const void *addr, Size len)
+{
+	long		pagesize = sysconf(_SC_PAGESIZE);
+	uintptr_t	lo = (uintptr_t) addr & ~((uintptr_t) pagesize - 1);
+	uintptr_t	hi = ((uintptr_t) addr + len + pagesize - 1) & ~((uintptr_t) pagesize - 1);
+
+	return mprotect((void *) lo, hi - lo, PROT_READ | PROT_WRITE) == 0;
+}
+
+static void
+mc_adopt_table(McKind k, MemoryContext sample)
+{
+	MemoryContextMethods *t = (MemoryContextMethods *) unconstify(MemoryContextMethods *, sample->methods);
+	int			i;
+
+	/* two kinds sharing a table would be wrapped twice */
+	for (i = 0; i < MC_NUM_KINDS; i++)
+		if (kinds[i].table == t)
+			return;
+	if (!mc_unprotect(t, sizeof(*t)))
+	{
+		mc_record_gap(NULL, "allocator",
+					  "a memory-context method table could not be made writable; allocations in those contexts are not seen");
+		return;
+	}
+	kinds[k].table = t;
+	kinds[k].orig = *t;
+	kinds[k].wrap = *t;
+}
+
+/* Find the method tables through sample contexts; once per backend. */
+void
+mc_mcxt_init(void)
+{
+	MemoryContext probe;
+
+	if (ready || TopMemoryContext == NULL)
+		return;
+	memset(kinds, 0, sizeof(kinds));
+	mc_adopt_table(MC_KIND_ASET, TopMemoryContext);
+	probe = MC_GENERATION_CREATE(TopMemoryContext, "pg_ext_memcheck probe");
+	mc_adopt_table(MC_KIND_GENERATION, probe);
+	MemoryContextDelete(probe);
+	probe = SlabContextCreate(TopMemoryContext, "pg_ext_memcheck probe", 8192, 64);
+	mc_adopt_table(MC_KIND_SLAB, probe);
+	MemoryContextDelete(probe);
+#ifdef MC_HAVE_BUMP
+	probe = BumpContextCreate(TopMemoryContext, "pg_ext_memcheck probe", 0, 8192, 8192);
+	mc_adopt_table(MC_KIND_BUMP, probe);
+	MemoryContextDelete(probe);
+#endif
+	MC_SET_WRAPPERS(MC_KIND_ASET, mc_aset);
+	MC_SET_WRAPPERS(MC_KIND_GENERATION, mc_generation);
+	MC_SET_WRAPPERS(MC_KIND_SLAB, mc_slab);
+#ifdef MC_HAVE_BUMP
+	MC_SET_WRAPPERS(MC_KIND_BUMP, mc_bump);
+#endif
+	ready = kinds[MC_KIND_ASET].table != NULL;
+}
+
+bool
+mc_mcxt_ready(void)
+{
+	return ready;
+}
+
+void
+mc_mcxt_set_alloc_wrapped(bool on)
+{
+	int			k;
+
+	if (on == alloc_wrapped || !ready)
+		return;
+	for (k = 0; k < MC_NUM_KINDS; k++)
+		if (kinds[k].table != NULL)
+			kinds[k].table->alloc = on ? kinds[k].wrap.alloc : kinds[k].orig.alloc;
+	alloc_wrapped = on;
+}
+
+void
+mc_mcxt_set_free_wrapped(bool on)
+{
+	int			k;
+
+	if (on == free_wrapped || !ready)
+		return;
+	for (k = 0; k < MC_NUM_KINDS; k++)
+	{
+		McKindTable *kt = &kinds[k];
+
+		if (kt->table == NULL)
+			continue;
+		kt->table->free_p = on ? kt->wrap.free_p : kt->orig.free_p;
+		kt->table->realloc = on ? kt->wrap.realloc : kt->orig.realloc;
+		kt->table->reset = on ? kt->wrap.reset : kt->orig.reset;
+		kt->table->delete_context = on ? kt->wrap.delete_context : kt->orig.delete_context;
+	}
+	free_wrapped = on;
+}
+
+/* bytes a chunk occupies, header and rounding included */
+Size
+mc_chunk_space(void *p)
+{
+	return GetMemoryChunkSpace(p);
+}

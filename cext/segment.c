@@ -1,0 +1,215 @@
+/*-------------------------------------------------------------------------
+ *
+ * segment.c
+ *		Which code is running: a stack of "segments", each a stretch in
+ *		which one foreign library's code runs, or a pause in which PostgreSQL
+ *		(or pg_ext_memcheck) runs on its behalf.
+ *
+ * A hook layer, the function-manager hook or a callback trampoline opens a
+ * segment before it calls foreign code and ends it when the call returns.
+ * When foreign code calls back into one of our layers (its "prev" hook, or
+ * standard_ExecutorRun through its patched GOT), or starts a nested
+ * statement, the layer pauses the segment: PostgreSQL's own work there is
+ * not charged to the library.  While a foreign segment runs, the memory-
+ * context method tables carry our alloc wrapper (mcxtwrap.c); at all other
+ * times they are PostgreSQL's own, so core code pays nothing.
+ *
+ * Errors unwind the stack: the layer that opened an invocation restores
+ * the depth it found (PG_CATCH), as do the function-manager hook's abort
+ * event and subtransaction abort.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/proc.h"
+
+#include "pg_ext_memcheck.h"
+
+/* nesting deeper than this is not measured (and said so) */
+#define MC_MAX_SEGMENTS 128
+
+bool		mc_active = false;
+const McSegment *mc_seg = NULL;
+
+static McSegment stack[MC_MAX_SEGMENTS];
+static int	depth = 0;
+static int	overflow = 0;
+static uint32 call_counter = 0;
+static uint32 libs_ran = 0;		/* bit per library whose code ran lately */
+
+static inline void
+mc_seg_refresh(void)
+{
+	const McSegment *top = depth > 0 ? &stack[depth - 1] : NULL;
+
+	if (top != NULL && top->lib != MC_NO_LIB && mc_active &&
+		mc_phase_measured((McPhase) top->phase))
+		mc_seg = top;
+	else
+		mc_seg = NULL;
+	mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0);
+}
+
+bool
+mc_phase_measured(McPhase phase)
+{
+	switch (mc_mode)
+	{
+		case MC_MODE_OFF:
+			return false;
+		case MC_MODE_PLANNER:
+			return phase == MC_PHASE_PLANNER;
+		case MC_MODE_EXECUTOR:
+			return phase == MC_PHASE_EXECUTOR || phase == MC_PHASE_FUNCTION;
+		default:
+			return true;
+	}
+}
+
+uint32
+mc_seg_new_call(void)
+{
+	return ++call_counter;
+}
+
+static void
+mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
+{
+	McSegment  *s;
+
+	if (depth >= MC_MAX_SEGMENTS)
+	{
+		if (overflow++ == 0)
+			mc_record_gap(NULL, "nesting",
+						  "foreign code nested deeper than pg_ext_memcheck follows; the deepest levels were not measured");
+		return;
+	}
+	s = &stack[depth++];
+	s->lib = (int16) lib;
+	s->entry_kind = (uint8) kind;
+	s->entry_id = entry_id;
+	s->phase = (uint8) phase;
+	s->call_id = lib == MC_NO_LIB ? 0 : mc_seg_new_call();
+	if (lib >= 0 && lib < 32)
+		libs_ran |= (uint32) 1 << lib;
+	mc_seg_refresh();
+}
+
+/* foreign library `lib` starts running (a hook, function or callback) */
+void
+mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
+{
+	mc_seg_push(lib, kind, entry_id, phase);
+}
+
+/* PostgreSQL or pg_ext_memcheck runs on behalf of the running segment */
+void
+mc_seg_pause(void)
+{
+	mc_seg_push(MC_NO_LIB, MC_ENTRY_NONE, 0, MC_PHASE_OTHER);
+}
+
+/* the segment or pause opened last is over */
+void
+mc_seg_end(void)
+{
+	if (overflow > 0)
+		overflow--;
+	else if (depth > 0)
+		depth--;
+	mc_seg_refresh();
+}
+
+int
+mc_seg_depth(void)
+{
+	return depth + overflow;
+}
+
+bool
+mc_seg_top_is(McEntryKind kind, uint32 id)
+{
+	return overflow == 0 && depth > 0 && stack[depth - 1].entry_kind == kind &&
+		stack[depth - 1].entry_id == id;
+}
+
+bool
+mc_seg_in_foreign(void)
+{
+	return depth > 0 && stack[depth - 1].lib != MC_NO_LIB;
+}
+
+/* the libraries whose code ran since the last reset (resource-leak attribution) */
+uint32
+mc_libs_ran(void)
+{
+	return libs_ran;
+}
+
+void
+mc_libs_ran_reset(void)
+{
+	libs_ran = 0;
+}
+
+/* an error passed: return to the depth a layer found when it started */
+void
+mc_seg_unwind(int to)
+{
+	if (to < 0)
+		to = 0;
+	if (to < depth + overflow)
+	{
+		if (to < depth)
+		{
+			depth = to;
+			overflow = 0;
+		}
+		else
+			overflow = to - depth;
+	}
+	mc_seg_refresh();
+}
+
+/* mode or process state changed: measuring on or off */
+void
+mc_refresh_active(void)
+{
+	bool		was = mc_active;
+
+	if (mc_mode != MC_MODE_OFF && MyProc != NULL)
+		mc_mcxt_init();
+	mc_active = mc_mode != MC_MODE_OFF && MyProc != NULL && mc_ring_attached() &&
+		mc_mcxt_ready();
+	if (was && !mc_active)
+		mc_track_reset_all();
+	mc_seg_refresh();
+}
+
+void
+mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len)
+{
+	switch (kind)
+	{
+		case MC_ENTRY_HOOK:
+			snprintf(buf, len, "%s", mc_hook_name((int) id));
+			break;
+		case MC_ENTRY_FUNCTION:
+			if (!mc_function_describe((Oid) id, buf, len))
+				snprintf(buf, len, "function %u", id);
+			break;
+		case MC_ENTRY_XACT_CALLBACK:
+			snprintf(buf, len, "transaction callback");
+			break;
+		case MC_ENTRY_SUBXACT_CALLBACK:
+			snprintf(buf, len, "subtransaction callback");
+			break;
+		case MC_ENTRY_DIRECT:
+			snprintf(buf, len, "direct call");
+			break;
+		default:
+			buf[0] = '\0';
+	}
+}

@@ -1,0 +1,1256 @@
+/*-------------------------------------------------------------------------
+ *
+ * track.c
+ *		The allocations foreign code made, and the judgments on them.
+ *
+ * Every allocation made by foreign code (directly through its GOT, or by
+ * PostgreSQL inside a foreign segment) is kept as a "chunk" record until it
+ * is freed, reallocated or its context is reset or deleted.  Chunks are
+ * grouped three ways:
+ *
+ *	bucket	(context, library, call site): what the reports list as sites;
+ *	group	(context, library, kind): what is judged; kind is plain memory,
+ *			or child contexts the library created (a context created by
+ *			foreign code is a "pseudo-chunk" of its parent, sized by its
+ *			blocks);
+ *	ctx		the context: its groups, where it sits, whether foreign code
+ *			created it.
+ *
+ * Two judgments turn records into findings (findings.c):
+ *
+ *	- at a context's reset or delete (mcxtwrap.c), memory that piled up in
+ *	  it over several calls of the library and is only now released: its
+ *	  lifetime is the statement or the transaction, its rate bytes per call;
+ *	  child contexts the library created and left for PostgreSQL to free
+ *	  are reported there too;
+ *	- after every transaction (lazily, at the next event) and at every
+ *	  run_scenario iteration, memory still held in long-lived contexts:
+ *	  growth that repeats is a leak (backend lifetime), growth that happened
+ *	  once is a cache (never above INFO).
+ *
+ * Records live in malloc'd pools: nothing here touches palloc, takes a
+ * lock or reports an error, because it runs inside the allocator.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <execinfo.h>
+
+#include "access/xact.h"
+#include "utils/memutils.h"
+
+#include "pg_ext_memcheck.h"
+
+typedef enum McChunkKind
+{
+	MC_CHUNK_MEMORY,			/* a palloc'd chunk, or malloc'd block */
+	MC_CHUNK_CONTEXT			/* a child context (pseudo-chunk) */
+} McChunkKind;
+
+typedef struct McChunk
+{
+	uintptr_t	ptr;			/* chunk address, or the child context */
+	Size		size;
+	uint32		hnext;
+	uint32		bprev;
+	uint32		bnext;
+	uint32		bucket;
+	uint32		call_id;
+	uint32		xact;
+	uint8		kind;
+} McChunk;
+
+typedef struct McBucket
+{
+	uintptr_t	site;			/* return address in the library, or 0 */
+	uint32		group;
+	uint32		gnext;			/* next bucket of the group */
+	uint32		hnext;
+	uint32		chunks;			/* list of live chunks */
+	int64		live_bytes;
+	int64		live_count;
+	int64		calls;			/* distinct calls that allocated here */
+	uint32		last_call;
+	/* child contexts deleted by PostgreSQL, waiting for the parent's judgment */
+	int64		dead_bytes;
+	int64		dead_count;
+	int64		dead_calls;
+	uint32		dead_last_call;
+	const char *child_name;		/* for MC_CHUNK_CONTEXT buckets */
+	uint8		phase;
+	uint8		entry_kind;
+	uint32		entry_id;
+	bool		used;
+} McBucket;
+
+typedef struct McGroup
+{
+	uint32		ctx;			/* McCtx index */
+	int16		lib;
+	uint8		kind;
+	uint32		buckets;
+	uint32		hnext;
+	uint32		cnext;			/* next group of the same context */
+	uint32		anext;			/* list of all groups */
+	uint32		aprev;
+	int64		live_bytes;
+	int64		live_count;
+	uint32		oldest_xact;	/* transaction of the oldest live chunk (approx.) */
+	/* what happened since the last judgment */
+	int64		allocs_since;
+	int64		calls_since;
+	uint32		last_call;
+	/* the backend-lifetime series */
+	int64		judged_bytes;
+	int32		intervals;
+	int32		growths;
+	int32		first_growth;
+	int64		growth_bytes;
+	int64		growth_calls;
+	uint8		interval_unit;
+	bool		used;
+} McGroup;
+
+typedef struct McCtx
+{
+	MemoryContext ctx;
+	const char *name;			/* identity: addresses are reused */
+	uint32		hnext;
+	uint32		groups;
+	bool		foreign_created;
+	int16		creator_lib;
+	uint32		pseudo;			/* its pseudo-chunk in the parent, or 0 */
+	uint8		life;			/* by where it sits, when first seen */
+	int16		depth;
+	char		path[MC_PATH_LEN];
+	bool		used;
+} McCtx;
+
+/* ---------- pools: index 0 is "none" ---------- */
+
+#define MC_POOL(type, name) \
+	static type *name = NULL; \
+	static uint32 name##_cap = 0; \
+	static uint32 name##_free = 0; \
+	static uint32 name##_used = 0
+
+MC_POOL(McChunk, chunks);
+MC_POOL(McBucket, buckets);
+MC_POOL(McGroup, groups);
+MC_POOL(McCtx, ctxs);
+
+/* hash heads, power-of-two sized */
+static uint32 *chunk_hash = NULL;
+static uint32 chunk_hash_mask = 0;
+static uint32 *bucket_hash = NULL;
+static uint32 *group_hash = NULL;
+static uint32 *ctx_hash = NULL;
+#define MC_SMALL_HASH 1024		/* buckets, groups, contexts */
+
+/* one-byte presence counters: pfree asks "could this be ours?" cheaply */
+#define MC_HINT_BITS 16
+static uint8 chunk_hint[1 << MC_HINT_BITS];
+static uint8 ctx_hint[1 << MC_HINT_BITS];
+
+static uint32 all_groups = 0;	/* list head of used groups */
+static int64 untracked = 0;
+static int64 live_chunks = 0;
+static bool untracked_noted = false;
+static uint32 xact_seq = 1;
+static bool judge_pending = false;
+
+/* stack traces for allocations PostgreSQL made on foreign code's behalf */
+#define MC_MAX_SUSPECTS 16
+#define MC_BACKTRACES_PER_STATEMENT 32
+static const char *suspects[MC_MAX_SUSPECTS];
+static int	nsuspects = 0;
+static int	backtrace_budget = MC_BACKTRACES_PER_STATEMENT;
+static uint64 budget_statement = 0;
+
+int			mc_explicit_cleanup = 0;
+
+static inline uint32
+mc_hash_ptr(uintptr_t p, int bits)
+{
+	return (uint32) (((uint64) (p >> 3) * UINT64CONST(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
+/* grow a pool so that at least one free slot exists; false when out of memory */
+static bool
+mc_pool_grow(void **pool, uint32 *cap, Size elem, uint32 limit)
+{
+	uint32		newcap = *cap == 0 ? 256 : *cap * 2;
+	void	   *p;
+
+	if (*cap >= limit)
+		return false;
+	if (newcap > limit)
+		newcap = limit;
+	p = realloc(*pool, (Size) newcap * elem);
+	if (p == NULL)
+		return false;
+	memset((char *) p + (Size) *cap * elem, 0, (Size) (newcap - *cap) * elem);
+	*pool = p;
+	*cap = newcap;
+	return true;
+}
+
+#define MC_POOL_ALLOC(name, limit, out) \
+	do { \
+		(out) = 0; \
+		if (name##_free != 0) \
+		{ \
+			(out) = name##_free; \
+			name##_free = name[(out)].hnext; \
+		} \
+		else \
+		{ \
+			if (name##_used + 1 >= name##_cap && \
+				!mc_pool_grow((void **) &name, &name##_cap, sizeof(*name), (limit))) \
+				break; \
+			(out) = ++name##_used; \
+		} \
+		memset(&name[(out)], 0, sizeof(*name)); \
+	} while (0)
+
+#define MC_POOL_FREE(name, i) \
+	do { \
+		memset(&name[(i)], 0, sizeof(*name)); \
+		name[(i)].hnext = name##_free; \
+		name##_free = (i); \
+	} while (0)
+
+static bool
+mc_tables_ready(void)
+{
+	if (chunk_hash != NULL)
+		return true;
+	chunk_hash_mask = (1u << 16) - 1;
+	chunk_hash = calloc((Size) chunk_hash_mask + 1, sizeof(uint32));
+	bucket_hash = calloc(MC_SMALL_HASH, sizeof(uint32));
+	group_hash = calloc(MC_SMALL_HASH, sizeof(uint32));
+	ctx_hash = calloc(MC_SMALL_HASH, sizeof(uint32));
+	if (chunk_hash == NULL || bucket_hash == NULL || group_hash == NULL || ctx_hash == NULL)
+	{
+		free(chunk_hash);
+		free(bucket_hash);
+		free(group_hash);
+		free(ctx_hash);
+		chunk_hash = bucket_hash = group_hash = ctx_hash = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* keep the chunk hash at least as large as the pool */
+static void
+mc_chunk_hash_resize(void)
+{
+	uint32		newmask;
+	uint32	   *h;
+	uint32		i;
+
+	if (chunks_cap <= chunk_hash_mask + 1)
+		return;
+	newmask = chunk_hash_mask;
+	while (newmask + 1 < chunks_cap)
+		newmask = newmask * 2 + 1;
+	h = calloc((Size) newmask + 1, sizeof(uint32));
+	if (h == NULL)
+		return;
+	for (i = 1; i <= chunks_used; i++)
+	{
+		McChunk    *c = &chunks[i];
+		uint32		slot;
+
+		if (c->bucket == 0)
+			continue;
+		slot = mc_hash_ptr(c->ptr, 32) & newmask;
+		c->hnext = h[slot];
+		h[slot] = i;
+	}
+	free(chunk_hash);
+	chunk_hash = h;
+	chunk_hash_mask = newmask;
+}
+
+/* ---------- contexts ---------- */
+
+static uint32
+mc_ctx_find(MemoryContext ctx)
+{
+	uint32		i;
+
+	if (ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)] == 0 || ctx_hash == NULL)
+		return 0;
+	for (i = ctx_hash[mc_hash_ptr((uintptr_t) ctx, 10)]; i != 0; i = ctxs[i].hnext)
+		if (ctxs[i].ctx == ctx)
+			return i;
+	return 0;
+}
+
+static uint32
+mc_ctx_get(MemoryContext ctx)
+{
+	uint32		i = mc_ctx_find(ctx);
+	uint32		slot;
+	McCtx	   *r;
+
+	if (i != 0)
+	{
+		/* an address reused by a new context: forget the old one's identity */
+		if (ctx != MC_MALLOC_HEAP && ctxs[i].name != ctx->name)
+			ctxs[i].name = ctx->name;
+		return i;
+	}
+	MC_POOL_ALLOC(ctxs, 65536, i);
+	if (i == 0)
+		return 0;
+	r = &ctxs[i];
+	r->used = true;
+	r->ctx = ctx;
+	r->name = ctx == MC_MALLOC_HEAP ? "malloc heap" : ctx->name;
+	r->life = (uint8) mc_context_lifetime(ctx);
+	r->depth = (int16) mc_context_depth(ctx);
+	mc_context_path(ctx, r->path, sizeof(r->path));
+	r->creator_lib = MC_NO_LIB;
+	slot = mc_hash_ptr((uintptr_t) ctx, 10);
+	r->hnext = ctx_hash[slot];
+	ctx_hash[slot] = i;
+	if (ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)] < 255)
+		ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)]++;
+	return i;
+}
+
+static void
+mc_ctx_release(uint32 i)
+{
+	McCtx	   *r = &ctxs[i];
+	uint32		slot = mc_hash_ptr((uintptr_t) r->ctx, 10);
+	uint32	   *pp;
+	uint8	   *hint = &ctx_hint[mc_hash_ptr((uintptr_t) r->ctx, MC_HINT_BITS)];
+
+	for (pp = &ctx_hash[slot]; *pp != 0; pp = &ctxs[*pp].hnext)
+		if (*pp == i)
+		{
+			*pp = r->hnext;
+			break;
+		}
+	if (*hint > 0 && *hint < 255)
+		(*hint)--;
+	MC_POOL_FREE(ctxs, i);
+}
+
+/* ---------- groups and buckets ---------- */
+
+static uint32
+mc_group_get(uint32 ctxi, int lib, McChunkKind kind)
+{
+	uint32		slot = (mc_hash_ptr(ctxi * 64 + lib * 2 + kind, 32)) & (MC_SMALL_HASH - 1);
+	uint32		i;
+	McGroup    *g;
+
+	for (i = group_hash[slot]; i != 0; i = groups[i].hnext)
+		if (groups[i].ctx == ctxi && groups[i].lib == lib && groups[i].kind == kind)
+			return i;
+	MC_POOL_ALLOC(groups, 65536, i);
+	if (i == 0)
+		return 0;
+	g = &groups[i];
+	g->used = true;
+	g->ctx = ctxi;
+	g->lib = (int16) lib;
+	g->kind = (uint8) kind;
+	g->first_growth = -1;
+	g->oldest_xact = xact_seq;
+	g->interval_unit = MC_UNIT_STATEMENT;
+	g->hnext = group_hash[slot];
+	group_hash[slot] = i;
+	g->cnext = ctxs[ctxi].groups;
+	ctxs[ctxi].groups = i;
+	g->anext = all_groups;
+	if (all_groups != 0)
+		groups[all_groups].aprev = i;
+	all_groups = i;
+	return i;
+}
+
+static void
+mc_group_release(uint32 gi)
+{
+	McGroup    *g = &groups[gi];
+	uint32		slot = (mc_hash_ptr(g->ctx * 64 + g->lib * 2 + g->kind, 32)) & (MC_SMALL_HASH - 1);
+	uint32	   *pp;
+
+	for (pp = &group_hash[slot]; *pp != 0; pp = &groups[*pp].hnext)
+		if (*pp == gi)
+		{
+			*pp = g->hnext;
+			break;
+		}
+	if (g->aprev != 0)
+		groups[g->aprev].anext = g->anext;
+	else
+		all_groups = g->anext;
+	if (g->anext != 0)
+		groups[g->anext].aprev = g->aprev;
+	MC_POOL_FREE(groups, gi);
+}
+
+static uint32
+mc_bucket_get(uint32 gi, uintptr_t site, McPhase phase, uint8 entry_kind, uint32 entry_id)
+{
+	uint32		slot = (mc_hash_ptr(site ^ ((uintptr_t) gi << 40), 32)) & (MC_SMALL_HASH - 1);
+	uint32		i;
+	McBucket   *b;
+
+	for (i = bucket_hash[slot]; i != 0; i = buckets[i].hnext)
+		if (buckets[i].group == gi && buckets[i].site == site)
+			return i;
+	MC_POOL_ALLOC(buckets, 1 << 20, i);
+	if (i == 0)
+		return 0;
+	b = &buckets[i];
+	b->used = true;
+	b->group = gi;
+	b->site = site;
+	b->phase = (uint8) phase;
+	b->entry_kind = entry_kind;
+	b->entry_id = entry_id;
+	b->hnext = bucket_hash[slot];
+	bucket_hash[slot] = i;
+	b->gnext = groups[gi].buckets;
+	groups[gi].buckets = i;
+	return i;
+}
+
+static void
+mc_bucket_release(uint32 bi)
+{
+	McBucket   *b = &buckets[bi];
+	uint32		slot = (mc_hash_ptr(b->site ^ ((uintptr_t) b->group << 40), 32)) & (MC_SMALL_HASH - 1);
+	uint32	   *pp;
+
+	for (pp = &bucket_hash[slot]; *pp != 0; pp = &buckets[*pp].hnext)
+		if (*pp == bi)
+		{
+			*pp = b->hnext;
+			break;
+		}
+	MC_POOL_FREE(buckets, bi);
+}
+
+/* ---------- chunks ---------- */
+
+static uint32
+mc_chunk_find(uintptr_t p)
+{
+	uint32		i;
+
+	if (chunk_hash == NULL)
+		return 0;
+	for (i = chunk_hash[mc_hash_ptr(p, 32) & chunk_hash_mask]; i != 0; i = chunks[i].hnext)
+		if (chunks[i].ptr == p)
+			return i;
+	return 0;
+}
+
+static void
+mc_chunk_unhash(uint32 ci)
+{
+	McChunk    *c = &chunks[ci];
+	uint32	   *pp;
+	uint8	   *hint = &chunk_hint[mc_hash_ptr(c->ptr, MC_HINT_BITS)];
+
+	for (pp = &chunk_hash[mc_hash_ptr(c->ptr, 32) & chunk_hash_mask]; *pp != 0; pp = &chunks[*pp].hnext)
+		if (*pp == ci)
+		{
+			*pp = c->hnext;
+			break;
+		}
+	if (*hint > 0 && *hint < 255)
+		(*hint)--;
+}
+
+static void
+mc_chunk_hash(uint32 ci)
+{
+	McChunk    *c = &chunks[ci];
+	uint32		slot = mc_hash_ptr(c->ptr, 32) & chunk_hash_mask;
+	uint8	   *hint = &chunk_hint[mc_hash_ptr(c->ptr, MC_HINT_BITS)];
+
+	c->hnext = chunk_hash[slot];
+	chunk_hash[slot] = ci;
+	if (*hint < 255)
+		(*hint)++;
+}
+
+/* unlink a chunk from its bucket and free it; the bucket's counts drop */
+static void
+mc_chunk_remove(uint32 ci)
+{
+	McChunk    *c = &chunks[ci];
+	McBucket   *b = &buckets[c->bucket];
+	McGroup    *g = &groups[b->group];
+
+	mc_chunk_unhash(ci);
+	if (c->bprev != 0)
+		chunks[c->bprev].bnext = c->bnext;
+	else
+		b->chunks = c->bnext;
+	if (c->bnext != 0)
+		chunks[c->bnext].bprev = c->bprev;
+	b->live_bytes -= c->size;
+	b->live_count--;
+	g->live_bytes -= c->size;
+	g->live_count--;
+	if (c->kind == MC_CHUNK_CONTEXT)
+	{
+		uint32		r = mc_ctx_find((MemoryContext) c->ptr);
+
+		if (r != 0 && ctxs[r].pseudo == ci)
+			ctxs[r].pseudo = 0;
+	}
+	MC_POOL_FREE(chunks, ci);
+	live_chunks--;
+}
+
+bool
+mc_track_maybe_tracked(const void *p)
+{
+	return chunk_hint[mc_hash_ptr((uintptr_t) p, MC_HINT_BITS)] != 0;
+}
+
+bool
+mc_track_has_contexts(void)
+{
+	return ctxs_used > 0;
+}
+
+static bool
+mc_is_suspect(MemoryContext ctx)
+{
+	int			i;
+
+	for (i = 0; i < nsuspects; i++)
+		if (suspects[i] == ctx->name)
+			return true;
+	return false;
+}
+
+static void
+mc_mark_suspect(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < nsuspects; i++)
+		if (suspects[i] == name)
+			return;
+	if (nsuspects < MC_MAX_SUSPECTS)
+		suspects[nsuspects++] = name;
+}
+
+/* the first frame of a stack trace that lies in a foreign library */
+static uintptr_t
+mc_site_from_stack(int *lib)
+{
+	void	   *frames[24];
+	int			n;
+	int			i;
+
+	if (budget_statement != mc_statement_seq())
+	{
+		budget_statement = mc_statement_seq();
+		backtrace_budget = MC_BACKTRACES_PER_STATEMENT;
+	}
+	if (backtrace_budget <= 0)
+		return 0;
+	backtrace_budget--;
+	n = backtrace(frames, lengthof(frames));
+	for (i = 1; i < n; i++)
+	{
+		int			l = mc_lib_of_address(frames[i]);
+
+		if (l != MC_NO_LIB)
+		{
+			*lib = l;
+			return (uintptr_t) frames[i];
+		}
+	}
+	return 0;
+}
+
+static void
+mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, int lib, uintptr_t site,
+				uint32 call_id, McPhase phase, uint8 entry_kind, uint32 entry_id,
+				McChunkKind kind, const char *child_name, uint32 *chunk_out)
+{
+	uint32		ctxi;
+	uint32		gi;
+	uint32		bi;
+	uint32		ci;
+	McChunk    *c;
+	McBucket   *b;
+	McGroup    *g;
+
+	if (chunk_out)
+		*chunk_out = 0;
+	if (!mc_active || lib == MC_NO_LIB || !mc_tables_ready())
+		return;
+	if (site == 0 && kind == MC_CHUNK_MEMORY && ctx != MC_MALLOC_HEAP && mc_is_suspect(ctx))
+		site = mc_site_from_stack(&lib);
+	ctxi = mc_ctx_get(ctx);
+	gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
+	bi = gi ? mc_bucket_get(gi, site, phase, entry_kind, entry_id) : 0;
+	if (bi != 0)
+		MC_POOL_ALLOC(chunks, (uint32) Max(mc_max_tracked, 1024), ci);
+	else
+		ci = 0;
+	if (ci == 0)
+	{
+		untracked++;
+		if (!untracked_noted)
+		{
+			untracked_noted = true;
+			mc_record_gap(NULL, "allocations",
+						  "more allocations than pg_ext_memcheck.max_tracked_allocations were live at once; later ones were counted but not followed");
+		}
+		return;
+	}
+	mc_chunk_hash_resize();
+	c = &chunks[ci];
+	b = &buckets[bi];
+	g = &groups[gi];
+	c->ptr = p;
+	c->size = size;
+	c->bucket = bi;
+	c->call_id = call_id;
+	c->xact = xact_seq;
+	c->kind = (uint8) kind;
+	c->bnext = b->chunks;
+	if (b->chunks != 0)
+		chunks[b->chunks].bprev = ci;
+	b->chunks = ci;
+	mc_chunk_hash(ci);
+	live_chunks++;
+	if (child_name != NULL && b->child_name == NULL)
+		b->child_name = child_name;
+	b->live_bytes += size;
+	b->live_count++;
+	if (b->last_call != call_id)
+	{
+		b->calls++;
+		b->last_call = call_id;
+	}
+	if (g->live_count == 0)
+		g->oldest_xact = xact_seq;
+	g->live_bytes += size;
+	g->live_count++;
+	g->allocs_since++;
+	if (g->last_call != call_id)
+	{
+		g->calls_since++;
+		g->last_call = call_id;
+	}
+	if (chunk_out)
+		*chunk_out = ci;
+	mc_mcxt_set_free_wrapped(true);
+}
+
+void
+mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib, uintptr_t site,
+			   uint32 call_id, McPhase phase, uint8 entry_kind, uint32 entry_id)
+{
+	Size		space = ctx == MC_MALLOC_HEAP ? size : mc_chunk_space(p);
+
+	mc_track_insert(ctx, (uintptr_t) p, space, lib, site, call_id, phase,
+					entry_kind, entry_id, MC_CHUNK_MEMORY, NULL, NULL);
+}
+
+void
+mc_track_free(void *p)
+{
+	uint32		ci = mc_chunk_find((uintptr_t) p);
+
+	if (ci != 0 && chunks[ci].kind == MC_CHUNK_MEMORY)
+		mc_chunk_remove(ci);
+}
+
+void
+mc_track_realloc(void *oldp, void *newp, Size newsize)
+{
+	uint32		ci = mc_chunk_find((uintptr_t) oldp);
+	McChunk    *c;
+	McBucket   *b;
+	McGroup    *g;
+	Size		space;
+
+	if (ci == 0 || chunks[ci].kind != MC_CHUNK_MEMORY)
+		return;
+	c = &chunks[ci];
+	b = &buckets[c->bucket];
+	g = &groups[b->group];
+	space = ctxs[g->ctx].ctx == MC_MALLOC_HEAP ? newsize : mc_chunk_space(newp);
+	b->live_bytes += (int64) space - (int64) c->size;
+	g->live_bytes += (int64) space - (int64) c->size;
+	if (space > c->size)
+		g->allocs_since++;
+	c->size = space;
+	if (newp != oldp)
+	{
+		mc_chunk_unhash(ci);
+		c->ptr = (uintptr_t) newp;
+		mc_chunk_hash(ci);
+	}
+}
+
+/* foreign code created ctx (gotwrap.c): a pseudo-chunk of its parent */
+void
+mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site)
+{
+	uint32		ctxi;
+	uint32		ci;
+	const McSegment *s = mc_seg;
+
+	if (!mc_active || lib == MC_NO_LIB || ctx == NULL || ctx->parent == NULL ||
+		!mc_tables_ready())
+		return;
+	ctxi = mc_ctx_get(ctx);
+	if (ctxi == 0)
+		return;
+	ctxs[ctxi].foreign_created = true;
+	ctxs[ctxi].creator_lib = (int16) lib;
+	mc_track_insert(ctx->parent, (uintptr_t) ctx, ctx->mem_allocated, lib, site,
+					s ? s->call_id : mc_seg_new_call(),
+					s ? (McPhase) s->phase : MC_PHASE_OTHER,
+					s ? s->entry_kind : MC_ENTRY_DIRECT, s ? s->entry_id : 0,
+					MC_CHUNK_CONTEXT, ctx->name, &ci);
+	ctxs[ctxi].pseudo = ci;
+}
+
+/* ---------- findings from groups ---------- */
+
+/* the top sites of a group, by live or released bytes */
+static void
+mc_group_sites(uint32 gi, McViolation *v, bool dead)
+{
+	uint32		bi;
+
+	v->nsites = 0;
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		McBucket   *b = &buckets[bi];
+		int64		bytes = dead ? b->dead_bytes + b->live_bytes : b->live_bytes;
+		int64		count = dead ? b->dead_count + b->live_count : b->live_count;
+		int			lib = groups[gi].lib;
+		int			k;
+		McSite		s;
+
+		if (bytes <= 0)
+			continue;
+		memset(&s, 0, sizeof(s));
+		if (b->site != 0)
+		{
+			int			l = mc_lib_of_address((void *) b->site);
+
+			if (l != MC_NO_LIB)
+				lib = l;
+			s.offset = (uint64) (b->site - mc_lib_base(lib));
+		}
+		mc_strlcpy(s.lib, mc_lib_name(lib), MC_LIB_LEN);
+		s.bytes = bytes;
+		s.count = count;
+		/* insertion into the top MC_MAX_SITES, largest first */
+		for (k = v->nsites; k > 0 && v->sites[k - 1].bytes < bytes; k--)
+			if (k < MC_MAX_SITES)
+				v->sites[k] = v->sites[k - 1];
+		if (k < MC_MAX_SITES)
+		{
+			v->sites[k] = s;
+			if (v->nsites < MC_MAX_SITES)
+				v->nsites++;
+		}
+	}
+}
+
+/* the bucket that allocated most: its entry point names the finding's */
+static McBucket *
+mc_group_main_bucket(uint32 gi, bool dead)
+{
+	uint32		bi;
+	McBucket   *best = NULL;
+	int64		best_bytes = -1;
+
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		int64		bytes = buckets[bi].live_bytes + (dead ? buckets[bi].dead_bytes : 0);
+
+		if (bytes > best_bytes)
+		{
+			best = &buckets[bi];
+			best_bytes = bytes;
+		}
+	}
+	return best;
+}
+
+static void
+mc_fill_common(McViolation *v, uint32 gi, bool dead)
+{
+	McGroup    *g = &groups[gi];
+	McCtx	   *r = &ctxs[g->ctx];
+	McBucket   *main = mc_group_main_bucket(gi, dead);
+
+	mc_strlcpy(v->source_lib, mc_lib_name(g->lib), MC_LIB_LEN);
+	v->depth = r->depth;
+	if (main != NULL)
+	{
+		v->phase = main->phase;
+		mc_entry_describe(main->entry_kind, main->entry_id, v->entry, MC_ENTRY_LEN);
+	}
+	mc_group_sites(gi, v, dead);
+}
+
+/* context name and path of a finding about a group (child contexts: the child) */
+static void
+mc_group_where(uint32 gi, bool dead, char *name, char *path)
+{
+	McGroup    *g = &groups[gi];
+	McCtx	   *r = &ctxs[g->ctx];
+	McBucket   *main = mc_group_main_bucket(gi, dead);
+
+	if (g->kind == MC_CHUNK_CONTEXT && main != NULL && main->child_name != NULL)
+	{
+		mc_strlcpy(name, main->child_name, MC_NAME_LEN);
+		snprintf(path, MC_PATH_LEN, "%s/%s", r->path, main->child_name);
+	}
+	else
+	{
+		mc_strlcpy(name, r->ctx == MC_MALLOC_HEAP ? "malloc heap" : r->name, MC_NAME_LEN);
+		mc_strlcpy(path, r->path, MC_PATH_LEN);
+	}
+}
+
+/*
+ * Memory of group gi piled up over several calls and is released now (its
+ * context is reset or deleted), or child contexts the library left behind
+ * were deleted by PostgreSQL.  Report it if it is worth reporting.
+ */
+static void
+mc_judge_release(uint32 gi, McLifetime life)
+{
+	McGroup    *g = &groups[gi];
+	uint32		bi;
+	int64		bytes = 0;
+	int64		count = 0;
+	int64		calls = 0;
+	int64		dead_count = 0;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	double		rate;
+
+	for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		McBucket   *b = &buckets[bi];
+
+		if (g->kind == MC_CHUNK_CONTEXT)
+		{
+			/* contexts still alive here were reparented: not left behind */
+			bytes += b->dead_bytes;
+			count += b->dead_count;
+			calls += b->dead_calls;
+			dead_count += b->dead_count;
+		}
+		else
+		{
+			bytes += b->live_bytes;
+			count += b->live_count;
+			calls += b->calls;
+		}
+	}
+	if (bytes < mc_min_leak_bytes || count == 0)
+		return;
+	/* one allocation per statement is what a statement is for */
+	if (g->kind == MC_CHUNK_MEMORY && (count < 2 || calls < 2))
+		return;
+	if (calls < 1)
+		calls = 1;
+
+	mc_group_where(gi, true, name, path);
+	key.check = MC_CHECK_CONTEXT_LEAK;
+	key.lifetime = (uint8) life;
+	key.lib = g->lib;
+	key.path = path;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL)
+		return;
+	rate = (double) bytes / (double) calls;
+	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
+	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
+	mc_fill_common(v, gi, true);
+	v->occurrences++;
+	/* the worst occurrence stands for the finding */
+	if (bytes >= v->used_delta)
+	{
+		v->used_before = 0;
+		v->used_after = bytes;
+		v->used_delta = bytes;
+		v->alloc_delta = g->kind == MC_CHUNK_CONTEXT ? bytes : 0;
+		v->calls = calls;
+		v->rate_bytes = rate;
+		v->unit = MC_UNIT_CALL;
+		v->iterations = calls;
+		v->bytes_per_iter = rate;
+		v->verdict = calls >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
+		v->severity = calls >= 2 ? mc_severity_for(bytes) : MC_SEV_INFO;
+		if (g->kind == MC_CHUNK_CONTEXT)
+			snprintf(v->detail, MC_DETAIL_LEN,
+					 "%lld child context%s '%s' created by %s (%s) and never deleted, freed only at the end of the %s: %lld bytes, %.0f bytes per call over %lld call%s",
+					 (long long) dead_count, dead_count == 1 ? "" : "s", name,
+					 v->source_lib, v->entry, mc_lifetime_name(life),
+					 (long long) bytes, rate, (long long) calls, calls == 1 ? "" : "s");
+		else
+			snprintf(v->detail, MC_DETAIL_LEN,
+					 "context '%s' (depth %d): %lld bytes in %lld allocations by %s (%s) piled up over %lld calls and lived until the end of the %s: %.0f bytes per call",
+					 name, v->depth, (long long) bytes, (long long) count, v->source_lib,
+					 v->entry, (long long) calls, mc_lifetime_name(life), rate);
+	}
+	mc_finding_changed(v);
+	mc_mark_suspect(ctxs[g->ctx].name);
+}
+
+/* a group's memory outlived a transaction: leak (repeats) or cache (once) */
+static void
+mc_report_backend(uint32 gi)
+{
+	McGroup    *g = &groups[gi];
+	McCtx	   *r = &ctxs[g->ctx];
+	int32		span = g->intervals - g->first_growth + 1;
+	bool		leak = g->growths >= 3 && g->growths * 2 >= span;
+	double		per_interval = (double) g->growth_bytes / Max(span, 1);
+	double		per_call = g->growth_calls > 0 ? (double) g->growth_bytes / g->growth_calls : -1;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	bool		global = r->ctx != MC_MALLOC_HEAP && mc_is_global_context(r->ctx);
+	const char *unit = mc_unit_name(g->interval_unit);
+
+	if (g->growth_bytes < mc_min_leak_bytes)
+		return;
+	mc_group_where(gi, false, name, path);
+	key.check = r->ctx == MC_MALLOC_HEAP ? MC_CHECK_MALLOC_LEAK : MC_CHECK_CONTEXT_LEAK;
+	key.lifetime = MC_LIFE_BACKEND;
+	key.lib = g->lib;
+	key.path = path;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL)
+		return;
+	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
+	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
+	mc_fill_common(v, gi, false);
+	v->verdict = leak ? MC_VERDICT_LEAK : MC_VERDICT_CACHE;
+	v->severity = leak ? mc_severity_for(g->growth_bytes) : MC_SEV_INFO;
+	v->used_before = g->judged_bytes - g->growth_bytes;
+	v->used_after = g->judged_bytes;
+	v->used_delta = g->growth_bytes;
+	v->alloc_delta = 0;
+	v->iterations = span;
+	v->bytes_per_iter = per_interval;
+	v->calls = g->growth_calls;
+	v->occurrences = g->growths;
+	if (per_call > 0)
+	{
+		v->rate_bytes = per_call;
+		v->unit = MC_UNIT_CALL;
+	}
+	else
+	{
+		v->rate_bytes = per_interval;
+		v->unit = g->interval_unit;
+	}
+	if (leak && per_call > 0)
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per call, %.0f per %s; it lives until the backend exits",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 g->growths, span, unit, per_call, per_interval, unit);
+	else if (leak)
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per %s; it lives until the backend exits",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 g->growths, span, unit, per_interval, unit);
+	else
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss)",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 span - 1, unit);
+	mc_finding_changed(v);
+
+	if (global)
+	{
+		McViolation *w;
+
+		key.check = MC_CHECK_WRONG_CTX_ALLOC;
+		w = mc_finding_get(&key, &created);
+		if (w == NULL)
+			return;
+		*w = *v;
+		w->check = MC_CHECK_WRONG_CTX_ALLOC;
+		w->severity = leak ? MC_SEV_WARNING : MC_SEV_INFO;
+		snprintf(w->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %s allocated %lld bytes in a known global context (%s)%s; memory there lives until the backend exits",
+				 name, v->depth, v->source_lib, (long long) g->growth_bytes, v->entry,
+				 leak ? ", again and again" : " once");
+		mc_finding_changed(w);
+	}
+	if (leak)
+		mc_mark_suspect(r->name);
+}
+
+/* ---------- context reset and delete ---------- */
+
+static void
+mc_release_group_chunks(uint32 gi)
+{
+	uint32		bi = groups[gi].buckets;
+
+	while (bi != 0)
+	{
+		uint32		next = buckets[bi].gnext;
+
+		while (buckets[bi].chunks != 0)
+			mc_chunk_remove(buckets[bi].chunks);
+		mc_bucket_release(bi);
+		bi = next;
+	}
+	groups[gi].buckets = 0;
+}
+
+/* a context with tracked memory is reset or deleted (mcxtwrap.c) */
+void
+mc_track_context_dying(MemoryContext ctx, bool deleting)
+{
+	uint32		ri = mc_ctx_find(ctx);
+	McCtx	   *r;
+	uint32		gi;
+	bool		explicit_cleanup = mc_explicit_cleanup > 0;
+	bool		folded;
+	McLifetime	life;
+
+	if (ri == 0)
+		return;
+	r = &ctxs[ri];
+	if (r->name != ctx->name)
+	{
+		/* a new context at a reused address, seen for the first time */
+		r->name = ctx->name;
+	}
+	/* while alive (a reset), where it sits now is the truth */
+	if (!deleting)
+	{
+		r->life = (uint8) mc_context_lifetime(ctx);
+		mc_context_path(ctx, r->path, sizeof(r->path));
+	}
+	life = r->life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
+
+	/* a child context the library left behind: reported at its parent */
+	folded = deleting && r->foreign_created && !explicit_cleanup;
+
+	gi = r->groups;
+	while (gi != 0)
+	{
+		uint32		next = groups[gi].cnext;
+
+		if (!folded)
+		{
+			McLifetime	glife = life;
+
+			/* memory that already outlived a transaction is not statement memory */
+			if (glife == MC_LIFE_STATEMENT && groups[gi].live_count > 0 &&
+				groups[gi].oldest_xact < xact_seq)
+				glife = MC_LIFE_BACKEND;
+			mc_judge_release(gi, glife);
+		}
+		mc_release_group_chunks(gi);
+		mc_group_release(gi);
+		gi = next;
+	}
+	r->groups = 0;
+
+	if (deleting)
+	{
+		if (r->pseudo != 0)
+		{
+			McChunk    *c = &chunks[r->pseudo];
+			McBucket   *pb = &buckets[c->bucket];
+
+			if (!explicit_cleanup)
+			{
+				pb->dead_bytes += ctx->mem_allocated;
+				pb->dead_count++;
+				if (pb->dead_last_call != c->call_id)
+				{
+					pb->dead_calls++;
+					pb->dead_last_call = c->call_id;
+				}
+				judge_pending = true;
+			}
+			mc_chunk_remove(r->pseudo);
+		}
+		mc_ctx_release(ri);
+	}
+	else if (!r->foreign_created)
+		mc_ctx_release(ri);
+}
+
+/* ---------- judging after transactions and iterations ---------- */
+
+void
+mc_track_transaction_end(bool commit)
+{
+	(void) commit;
+	xact_seq++;
+	judge_pending = true;
+}
+
+/*
+ * Judge every group.  Child contexts deleted by PostgreSQL outside their
+ * parent's cleanup are released findings; memory in long-lived contexts is
+ * measured against the last judgment.  Memory of the transaction or the
+ * statement in progress is not judged here: its context's cleanup will be.
+ * at_iteration: called between run_scenario iterations (unit "iteration").
+ */
+void
+mc_track_judge(bool at_iteration)
+{
+	uint32		gi;
+
+	judge_pending = false;
+	mc_libs_ran_reset();
+	if (!mc_active || groups == NULL)
+		return;
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		McGroup    *g = &groups[gi];
+		McCtx	   *r = &ctxs[g->ctx];
+		McLifetime	life;
+		int64		delta;
+		uint32		bi;
+		bool		dead = false;
+
+		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
+			if (buckets[bi].dead_count > 0)
+				dead = true;
+		if (dead)
+		{
+			mc_judge_release(gi, r->life == MC_LIFE_TRANSACTION ?
+							 MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT);
+			for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
+			{
+				buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_calls = 0;
+				buckets[bi].dead_last_call = 0;
+			}
+		}
+
+		life = r->ctx == MC_MALLOC_HEAP ? MC_LIFE_BACKEND : mc_context_lifetime(r->ctx);
+		if (life != MC_LIFE_BACKEND)
+			continue;
+		if (g->allocs_since == 0 && g->live_bytes == g->judged_bytes)
+			continue;
+		g->intervals++;
+		g->interval_unit = at_iteration ? MC_UNIT_ITERATION : MC_UNIT_STATEMENT;
+		delta = g->live_bytes - g->judged_bytes;
+		if (delta > 0)
+		{
+			g->growths++;
+			if (g->first_growth < 0)
+				g->first_growth = g->intervals;
+			g->growth_bytes += delta;
+			g->growth_calls += g->calls_since;
+		}
+		g->judged_bytes = g->live_bytes;
+		g->allocs_since = 0;
+		g->calls_since = 0;
+		if (g->growths > 0)
+			mc_report_backend(gi);
+	}
+}
+
+void
+mc_track_judge_if_pending(void)
+{
+	if (judge_pending)
+		mc_track_judge(false);
+}
+
+/* measuring stopped: forget everything tracked (findings stay) */
+void
+mc_track_reset_all(void)
+{
+	mc_mcxt_set_free_wrapped(false);
+	free(chunks);
+	free(buckets);
+	free(groups);
+	free(ctxs);
+	free(chunk_hash);
+	free(bucket_hash);
+	free(group_hash);
+	free(ctx_hash);
+	chunks = NULL;
+	buckets = NULL;
+	groups = NULL;
+	ctxs = NULL;
+	chunk_hash = bucket_hash = group_hash = ctx_hash = NULL;
+	chunks_cap = chunks_free = chunks_used = 0;
+	buckets_cap = buckets_free = buckets_used = 0;
+	groups_cap = groups_free = groups_used = 0;
+	ctxs_cap = ctxs_free = ctxs_used = 0;
+	all_groups = 0;
+	live_chunks = 0;
+	memset(chunk_hint, 0, sizeof(chunk_hint));
+	memset(ctx_hint, 0, sizeof(ctx_hint));
+	judge_pending = false;
+}
+
+int64
+mc_track_chunks(void)
+{
+	return live_chunks;
+}
+
+int64
+mc_track_untracked(void)
+{
+	return untracked;
+}
+
+/* begin() or a scenario starts: growth is measured from here */
+void
+mc_track_series_reset(void)
+{
+	uint32		gi;
+	uint32		bi;
+
+	if (groups == NULL)
+		return;
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		McGroup    *g = &groups[gi];
+
+		g->judged_bytes = g->live_bytes;
+		g->intervals = g->growths = 0;
+		g->first_growth = -1;
+		g->growth_bytes = g->growth_calls = 0;
+		g->allocs_since = g->calls_since = 0;
+		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
+		{
+			buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_calls = 0;
+			buckets[bi].dead_last_call = 0;
+		}
+	}
+}

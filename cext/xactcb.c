@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * xactcb.c
+ *		Transaction callbacks: ours, which mark the quiet points and clean
+ *		up after errors, and trampolines that bracket foreign ones.
+ *
+ * A foreign library that registers a transaction or subtransaction
+ * callback through its (patched) GOT gets a trampoline registered in its
+ * place: the callback then runs as a foreign segment, so what PostgreSQL
+ * allocates on its behalf is seen too.  Callbacks registered before the
+ * library's GOT was patched (in a _PG_init that ran before pg_ext_
+ * memcheck's shmem startup) run unbracketed; their direct allocations are
+ * still seen through the GOT.
+ *
+ * Our own callbacks: the end of a transaction is a quiet point (what
+ * survived it outlives the transaction: track.c judges it at the next safe
+ * point); a subtransaction abort returns the segment stack, the direct-call
+ * state and the executor nesting to what they were when it started.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+
+#include "hooks.h"
+
+#define MC_MAX_XACT_CALLBACKS 64
+#define MC_MAX_SUBXACT_DEPTH 64
+
+typedef struct McXactSlot
+{
+	bool		used;
+	bool		sub;
+	void	   *fn;
+	void	   *arg;
+	int			lib;
+} McXactSlot;
+
+static McXactSlot slots[MC_MAX_XACT_CALLBACKS];
+
+typedef struct McSubxactState
+{
+	SubTransactionId subid;
+	int			seg_depth;
+	int			direct_depth;
+	int			explicit_cleanup;
+	int			exec_nesting;
+} McSubxactState;
+
+static McSubxactState substack[MC_MAX_SUBXACT_DEPTH];
+static int	nsub = 0;
+static bool registered = false;
+
+static void
+mc_xact_trampoline(XactEvent event, void *arg)
+{
+	McXactSlot *s = (McXactSlot *) arg;
+	int			depth = mc_layer_enter();
+
+	if (mc_active)
+		mc_seg_open(s->lib, MC_ENTRY_XACT_CALLBACK, 0, MC_PHASE_CALLBACK);
+	((XactCallback) s->fn) (event, s->arg);
+	mc_seg_unwind(depth);
+}
+
+static void
+mc_subxact_trampoline(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	McXactSlot *s = (McXactSlot *) arg;
+	int			depth = mc_layer_enter();
+
+	if (mc_active)
+		mc_seg_open(s->lib, MC_ENTRY_SUBXACT_CALLBACK, 0, MC_PHASE_CALLBACK);
+	((SubXactCallback) s->fn) (event, mySubid, parentSubid, s->arg);
+	mc_seg_unwind(depth);
+}
+
+/* a foreign library registers fn(arg): register our trampoline instead */
+void
+mc_xact_register(bool sub, void *fn, void *arg, int lib)
+{
+	int			i;
+
+	for (i = 0; i < MC_MAX_XACT_CALLBACKS; i++)
+		if (!slots[i].used)
+			break;
+	if (i == MC_MAX_XACT_CALLBACKS)
+	{
+		mc_record_gap(mc_lib_name(lib), "transaction callbacks",
+					  "more transaction callbacks were registered than pg_ext_memcheck brackets; the rest run unbracketed");
+		if (sub)
+			RegisterSubXactCallback((SubXactCallback) fn, arg);
+		else
+			RegisterXactCallback((XactCallback) fn, arg);
+		return;
+	}
+	slots[i].used = true;
+	slots[i].sub = sub;
+	slots[i].fn = fn;
+	slots[i].arg = arg;
+	slots[i].lib = lib;
+	if (sub)
+		RegisterSubXactCallback(mc_subxact_trampoline, &slots[i]);
+	else
+		RegisterXactCallback(mc_xact_trampoline, &slots[i]);
+}
+
+/* false when fn(arg) was not registered through us */
+bool
+mc_xact_unregister(bool sub, void *fn, void *arg)
+{
+	int			i;
+
+	for (i = 0; i < MC_MAX_XACT_CALLBACKS; i++)
+		if (slots[i].used && slots[i].sub == sub && slots[i].fn == fn && slots[i].arg == arg)
+		{
+			if (sub)
+				UnregisterSubXactCallback(mc_subxact_trampoline, &slots[i]);
+			else
+				UnregisterXactCallback(mc_xact_trampoline, &slots[i]);
+			slots[i].used = false;
+			return true;
+		}
+	return false;
+}
+
+static void
+mc_own_xact_callback(XactEvent event, void *arg)
+{
+	(void) arg;
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* the error unwound every C frame: direct calls are over */
+			mc_direct_depth = 0;
+			mc_explicit_cleanup = 0;
+			mc_exec_nesting = 0;
+			nsub = 0;
+			mc_track_transaction_end(false);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			nsub = 0;
+			mc_track_transaction_end(true);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+mc_own_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			i;
+
+	(void) parentSubid;
+	(void) arg;
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (nsub < MC_MAX_SUBXACT_DEPTH)
+			{
+				substack[nsub].subid = mySubid;
+				substack[nsub].seg_depth = mc_seg_depth();
+				substack[nsub].direct_depth = mc_direct_depth;
+				substack[nsub].explicit_cleanup = mc_explicit_cleanup;
+				substack[nsub].exec_nesting = mc_exec_nesting;
+				nsub++;
+			}
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			for (i = nsub - 1; i >= 0; i--)
+				if (substack[i].subid == mySubid)
+				{
+					mc_seg_unwind(substack[i].seg_depth);
+					if (mc_direct_depth > substack[i].direct_depth)
+						mc_direct_depth = substack[i].direct_depth;
+					if (mc_explicit_cleanup > substack[i].explicit_cleanup)
+						mc_explicit_cleanup = substack[i].explicit_cleanup;
+					mc_exec_nesting = substack[i].exec_nesting;
+					nsub = i;
+					break;
+				}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (i = nsub - 1; i >= 0; i--)
+				if (substack[i].subid == mySubid)
+				{
+					nsub = i;
+					break;
+				}
+			break;
+		default:
+			break;
+	}
+}
+
+/* once per backend, at the first safe point where measuring is on */
+void
+mc_xact_callbacks_register(void)
+{
+	if (registered)
+		return;
+	RegisterXactCallback(mc_own_xact_callback, NULL);
+	RegisterSubXactCallback(mc_own_subxact_callback, NULL);
+	mc_backend_exit_register();
+	registered = true;
+}
