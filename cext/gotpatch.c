@@ -38,6 +38,10 @@
 #elif defined(__aarch64__)
 #define MC_R_JUMP_SLOT	R_AARCH64_JUMP_SLOT
 #define MC_R_GLOB_DAT	R_AARCH64_GLOB_DAT
+#else
+#define MC_NO_GOT_SUPPORT 1
+#define MC_R_JUMP_SLOT	(~0UL)
+#define MC_R_GLOB_DAT	(~0UL)
 #endif
 
 #if __ELF_NATIVE_CLASS == 64
@@ -259,6 +263,10 @@ mc_got_patch_object(uintptr_t base, bool main_program, const McGotTarget *target
 	McDynamic	d;
 	int			patched;
 
+#ifdef MC_NO_GOT_SUPPORT
+	snprintf(why, whylen, "this platform's relocations are not supported (x86-64 and AArch64 are)");
+	return -1;
+#endif
 	memset(&o, 0, sizeof(o));
 	o.base = base;
 	o.main_program = main_program;
