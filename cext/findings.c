@@ -149,13 +149,34 @@ mc_findings_publish(bool all)
 	}
 }
 
-/* begin(): publish what was found so far, then start afresh */
+/*
+ * begin(): publish what was found so far, then start afresh.  Coverage gaps
+ * stay: what cannot be measured is still not measured in the new window.
+ */
 void
 mc_findings_window_start(void)
 {
+	int			i;
+	int			kept = 0;
+
 	mc_findings_publish(false);
-	nslots = 0;
+	for (i = 0; i < nslots; i++)
+		if (slots[i].check == MC_CHECK_COVERAGE_GAP)
+			slots[kept++] = slots[i];
+	nslots = kept;
 	overflow = 0;
+}
+
+int
+mc_findings_gaps(void)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < nslots; i++)
+		if (slots[i].check == MC_CHECK_COVERAGE_GAP)
+			n++;
+	return n;
 }
 
 int

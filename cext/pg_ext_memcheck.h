@@ -344,6 +344,7 @@ extern McSeverity mc_severity_for(int64 bytes);
 extern void mc_findings_publish(bool all);
 extern void mc_findings_window_start(void);
 extern int	mc_findings_count(void);
+extern int	mc_findings_gaps(void);
 extern const McViolation *mc_finding_at(int i, bool *in_window);
 extern void mc_record_gap(const char *lib, const char *what, const char *detail);
 extern int64 mc_findings_overflow(void);

@@ -238,7 +238,7 @@ mc_libraries_array(void)
 }
 
 #define MC_STATUS_COLS_10	7
-#define MC_STATUS_COLS		14
+#define MC_STATUS_COLS		15
 
 Datum
 mc_status(PG_FUNCTION_ARGS)
@@ -268,6 +268,7 @@ mc_status(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(mc_track_untracked());
 	values[i++] = Int32GetDatum(mc_findings_count());
 	values[i++] = BoolGetDatum(window_active);
+	values[i++] = Int32GetDatum(mc_findings_gaps());
 	Assert(i == MC_STATUS_COLS);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -201,8 +201,9 @@ class Admin:
             self._conn.close()
 
     def status(self) -> Dict[str, int]:
-        row = self.execute("SELECT capacity, pending, written, dropped, next_seq FROM ext_memcheck.status()")[0]
-        return {"capacity": int(row[0]), "dropped": int(row[3]), "next_seq": int(row[4])}
+        row = self.execute(
+            "SELECT capacity, pending, written, dropped, next_seq, ring_full FROM ext_memcheck.status()")[0]
+        return {"capacity": int(row[0]), "dropped": int(row[3]), "next_seq": int(row[4]), "full": bool(row[5])}
 
     def flush(self) -> None:
         self.execute("SELECT ext_memcheck.flush_violations()")
@@ -502,6 +503,7 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress) 
         progress(f"{label}: {result['status']} ({len(result['violations'])} violation(s), {result['duration_s']}s)")
         results["workloads"].append(result)
     results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
+    results["ring"]["full"] = results["ring"]["dropped"] > 0 or runner.admin.status()["full"]
 
 
 def _not_run(wl: Workload, message: str, exc: Exception) -> Dict[str, Any]:

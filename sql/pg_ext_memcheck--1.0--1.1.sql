@@ -31,7 +31,8 @@ CREATE FUNCTION status(
     OUT capacity int, OUT pending bigint, OUT written bigint, OUT dropped bigint,
     OUT flushed_upto bigint, OUT next_seq bigint, OUT mode text, OUT ring_full boolean,
     OUT refused bigint, OUT libraries text[], OUT tracked_allocations bigint,
-    OUT untracked_allocations bigint, OUT findings int, OUT window_open boolean)
+    OUT untracked_allocations bigint, OUT findings int, OUT window_open boolean,
+    OUT coverage_gaps int)
 RETURNS record
 AS 'MODULE_PATHNAME', 'mc_status'
 LANGUAGE C STRICT VOLATILE;

@@ -223,6 +223,16 @@ def test_coverage_lists_the_library_and_its_hooks(ordered: Tuple[Cluster, bool])
     assert [r for r in cov if r["kind"] == "gap"] == []
 
 
+def test_what_cannot_be_followed_is_said(buggy: Cluster) -> None:
+    """More live allocations than max_tracked_allocations: the rest are counted, and end() says so."""
+    found = window(buggy, [ROWS_100], bugs="func_top_leak", repeat=15,
+                   settings={"pg_ext_memcheck.max_tracked_allocations": 1024})
+    gaps = only(found, check_type="coverage_gap")
+    assert len(gaps) == 1 and gaps[0]["severity"] == "WARNING" and "max_tracked_allocations" in gaps[0]["detail"]
+    with buggy.connect() as conn:
+        assert rows(conn.execute("SELECT coverage_gaps FROM ext_memcheck.status()"))[0]["coverage_gaps"] == 0
+
+
 # --- the reference example ---------------------------------------------------------------------------------
 
 def test_reference_example_single_query(buggy: Cluster) -> None:
