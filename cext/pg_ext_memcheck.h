@@ -54,6 +54,7 @@ typedef enum McCheck
 	MC_CHECK_MALLOC_LEAK,
 	MC_CHECK_SETTINGS_CHANGED,
 	MC_CHECK_COVERAGE_GAP,
+	MC_CHECK_MEMORY_CORRUPTION,
 	MC_NUM_CHECKS
 } McCheck;
 
@@ -326,6 +327,7 @@ extern void mc_track_reset_all(void);
 extern void mc_track_series_reset(void);
 extern int64 mc_track_chunks(void);
 extern int64 mc_track_untracked(void);
+extern bool mc_track_last_freed(const void *near, int *lib, uintptr_t *site);
 extern int	mc_explicit_cleanup;
 
 /* ---------- findings.c ---------- */

@@ -148,6 +148,81 @@ mc_record_resource_leak(ErrorData *edata, const McLeakMessage *m)
 	mc_finding_changed(v);
 }
 
+/*
+ * A build with memory-context checking (--enable-cassert) warns when a chunk
+ * was written past its end, or an allocator's structures are corrupt.
+ */
+static const char *const corruption_messages[] = {
+	"detected write past chunk end in ",
+	"problem in alloc set ",
+	"problem in Generation ",
+	"problem in slab ",
+	"problem in Bump ",
+};
+
+/* "detected write past chunk end in NAME 0x55.." / "problem in alloc set NAME: ..." */
+static void
+mc_corrupted_context(const char *msg, const char *prefix, char *name, size_t len,
+					 const void **chunk)
+{
+	const char *p = msg + strlen(prefix);
+	const char *end = strstr(p, ": ");
+	const char *hex = strstr(p, " 0x");
+
+	*chunk = NULL;
+	if (end == NULL || (hex != NULL && hex < end))
+		end = hex;
+	if (end == NULL)
+		end = p + strlen(p);
+	if (hex != NULL)
+		*chunk = (const void *) (uintptr_t) strtoull(hex + 1, NULL, 16);
+	snprintf(name, len, "%.*s", (int) Min((size_t) (end - p), len - 1), p);
+}
+
+static void
+mc_record_corruption(ErrorData *edata, const char *prefix)
+{
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	char		name[MC_NAME_LEN];
+	char		libs[MC_LIB_LEN];
+	const void *chunk;
+	int			lib = MC_NO_LIB;
+	uintptr_t	site = 0;
+	const char *msg = edata->message ? edata->message : "";
+
+	mc_corrupted_context(msg, prefix, name, sizeof(name), &chunk);
+	mc_ran_libraries(libs, sizeof(libs));
+	if (chunk != NULL && mc_track_last_freed(chunk, &lib, &site) && lib != MC_NO_LIB)
+		mc_strlcpy(libs, mc_lib_name(lib), sizeof(libs));
+	key.check = MC_CHECK_MEMORY_CORRUPTION;
+	key.lifetime = MC_LIFE_UNKNOWN;
+	key.lib = (int16) lib;
+	key.path = name;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL)
+		return;
+	v->severity = MC_SEV_ERROR;
+	v->phase = MC_PHASE_OTHER;
+	v->occurrences++;
+	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
+	mc_strlcpy(v->context_path, name, MC_PATH_LEN);
+	if (libs[0] != '\0')
+		mc_strlcpy(v->source_lib, libs, MC_LIB_LEN);
+	if (site != 0 && lib != MC_NO_LIB)
+	{
+		v->nsites = 1;
+		mc_strlcpy(v->sites[0].lib, mc_lib_name(lib), MC_LIB_LEN);
+		v->sites[0].offset = (uint64) (site - mc_lib_base(lib));
+		v->sites[0].count = v->occurrences;
+	}
+	snprintf(v->detail, MC_DETAIL_LEN,
+			 "PostgreSQL's memory-context checks (assertion-enabled build) reported %lld time%s: %s",
+			 (long long) v->occurrences, v->occurrences == 1 ? "" : "s", msg);
+	mc_finding_changed(v);
+}
+
 static void
 mc_emit_log_hook(ErrorData *edata)
 {
@@ -162,6 +237,13 @@ mc_emit_log_hook(ErrorData *edata)
 						strlen(leak_messages[i].prefix)) == 0)
 			{
 				mc_record_resource_leak(edata, &leak_messages[i]);
+				break;
+			}
+		for (i = 0; i < (int) lengthof(corruption_messages); i++)
+			if (strncmp(edata->message_id, corruption_messages[i],
+						strlen(corruption_messages[i])) == 0)
+			{
+				mc_record_corruption(edata, corruption_messages[i]);
 				break;
 			}
 		in_emit_log_hook = false;

@@ -156,6 +156,11 @@ static uint8 ctx_hint[1 << MC_HINT_BITS];
 static uint32 all_groups = 0;	/* list head of used groups */
 static int64 untracked = 0;
 static int64 live_chunks = 0;
+
+/* the tracked chunk freed last: a corruption warning raised while freeing it names its site */
+static uintptr_t last_freed_ptr = 0;
+static int16 last_freed_lib = MC_NO_LIB;
+static uintptr_t last_freed_site = 0;
 static bool untracked_noted = false;
 static uint32 xact_seq = 1;
 static bool judge_pending = false;
@@ -674,7 +679,30 @@ mc_track_free(void *p)
 	uint32		ci = mc_chunk_find((uintptr_t) p);
 
 	if (ci != 0 && chunks[ci].kind == MC_CHUNK_MEMORY)
+	{
+		McBucket   *b = &buckets[chunks[ci].bucket];
+
+		last_freed_ptr = (uintptr_t) p;
+		last_freed_lib = groups[b->group].lib;
+		last_freed_site = b->site;
 		mc_chunk_remove(ci);
+	}
+}
+
+/*
+ * Was the chunk at (or a chunk header just before) `near` the tracked chunk
+ * freed last?  Then its library and allocation site.
+ */
+bool
+mc_track_last_freed(const void *near, int *lib, uintptr_t *site)
+{
+	uintptr_t	a = (uintptr_t) near;
+
+	if (last_freed_ptr == 0 || a > last_freed_ptr || last_freed_ptr - a > 64)
+		return false;
+	*lib = last_freed_lib;
+	*site = last_freed_site;
+	return true;
 }
 
 void

@@ -21,6 +21,7 @@ static const char *const check_names[] = {
 	[MC_CHECK_MALLOC_LEAK] = "malloc_leak",
 	[MC_CHECK_SETTINGS_CHANGED] = "settings_changed",
 	[MC_CHECK_COVERAGE_GAP] = "coverage_gap",
+	[MC_CHECK_MEMORY_CORRUPTION] = "memory_corruption",
 };
 
 static const char *const severity_names[] = {

@@ -38,6 +38,9 @@
  *	dsm_leak			ExecutorEnd creates a DSM segment and never detaches
  *	relcache_leak		ExecutorEnd opens pg_class's relcache entry and never
  *						closes it
+ *	write_past_end		ExecutorStart writes one byte past a 17-byte palloc'd
+ *						chunk and frees it (a build with assertions and
+ *						memory-context checking warns)
  *	crash				ExecutorStart dereferences NULL
  *
  * With the list empty it does nothing wrong.  It works preloaded (before or
@@ -84,6 +87,7 @@ void		_PG_init(void);
 #define BUG_PARSE_CACHE_LEAK	(1 << 11)
 #define BUG_PERMS_LEAK			(1 << 12)
 #define BUG_ONE_TIME_CACHE		(1 << 13)
+#define BUG_WRITE_PAST_END		(1 << 14)
 
 static const struct
 {
@@ -104,6 +108,7 @@ static const struct
 	{"parse_cache_leak", BUG_PARSE_CACHE_LEAK},
 	{"perms_leak", BUG_PERMS_LEAK},
 	{"one_time_cache", BUG_ONE_TIME_CACHE},
+	{"write_past_end", BUG_WRITE_PAST_END},
 };
 
 static char *bugs_string = NULL;
@@ -268,6 +273,19 @@ buggy_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		*((volatile int *) NULL) = 42;
 	if (bugs & BUG_TOP_CTX_ALLOC)
 		(void) MemoryContextAlloc(TopMemoryContext, 8192);
+	if (bugs & BUG_WRITE_PAST_END)
+	{
+		/*
+		 * One byte past the 17 requested: inside the 32-byte chunk, so harmless
+		 * without assertions, but the sentinel an assertion-enabled build keeps
+		 * there is overwritten.
+		 */
+		char	   *p = palloc(17);
+		volatile int n = 17;	/* hidden from the compiler's bounds checks */
+
+		p[n] = 'x';
+		pfree(p);
+	}
 	if ((bugs & BUG_ONE_TIME_CACHE) && cache_ctx == NULL)
 	{
 		cache_ctx = AllocSetContextCreate(TopMemoryContext, "BuggyOneTimeCache",
