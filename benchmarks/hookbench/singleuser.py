@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from benchmarks.hookbench.callgrind import read_total
-from benchmarks.hookbench.streams import MARKER_FUNCTION, TEMPLATE_SQL, Stream, output_problems
+from benchmarks.hookbench.streams import MARKER_FUNCTION, TEMPLATE_SQL, Stream, check_query, output_problems
 from reporter.cluster import PORT, Cluster, ClusterError
 
 
@@ -110,8 +110,6 @@ def run_stream(
     bindir: Path,
     stream: Stream,
     settings: Dict[str, str],
-    preload: List[str],
-    mode: Optional[str],
     rundir: Path,
     label: str,
 ) -> RunResult:
@@ -124,11 +122,12 @@ def run_stream(
     if copy.returncode != 0:
         raise RunError(f"{label}: copying the template data directory failed: {copy.stderr.strip()}")
     script = rundir / "stream.sql"
-    script.write_text(stream.script())
+    settings = {**RUN_SETTINGS, **settings}
+    script.write_text(stream.script(check_query(settings)))
     out = rundir / "callgrind.out"
     cmd = ["valgrind", "--tool=callgrind", f"--dump-before={MARKER_FUNCTION}", f"--callgrind-out-file={out}",
            f"--log-file={rundir / 'valgrind.log'}", str(bindir / "postgres"), "--single", "-D", str(data)]
-    for key, value in {**RUN_SETTINGS, **settings}.items():
+    for key, value in settings.items():
         cmd += ["-c", f"{key}={value}"]
     cmd.append("postgres")
     with open(script, encoding="utf-8") as stdin:
@@ -142,7 +141,7 @@ def run_stream(
     problems = [line for line in proc.stderr.splitlines() if _SERVER_PROBLEM.search(line)]
     if problems:
         raise RunError(f"{label}: the backend reported errors ({rundir / 'stderr.txt'}):\n" + "\n".join(problems[:10]))
-    wrong = output_problems(stream, proc.stdout, preload, mode)
+    wrong = output_problems(stream, proc.stdout, settings)
     if wrong:
         raise RunError(f"{label}: the stream did not run as intended ({rundir / 'stdout.txt'}):\n" + "\n".join(wrong))
     files = dump_files(out)

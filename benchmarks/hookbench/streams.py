@@ -2,7 +2,7 @@
 
 A stream is one statement per line (single-user mode ends a statement at a newline):
 
-    check query           which libraries are preloaded and which mode is in force
+    check query           the configuration's settings as the backend sees them
     setup                 warm-up (and, for stream c, the temp-table DDL)
     SELECT pg_sleep(0);   marker: callgrind dumps before entering pg_sleep
     measured statements
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 from benchmarks.hookbench.configs import MODE_GUC
 
@@ -49,20 +49,33 @@ $$""",
 )
 
 CHECK_TAG = "pgmc-check"
-CHECK_QUERY = (
-    f"SELECT '{CHECK_TAG}:' || current_setting('shared_preload_libraries') || ':' "
-    f"|| coalesce(current_setting('{MODE_GUC}', true), '-');"
-)
+UNSET = "<unset>"
 
 
-def check_value(preload: Sequence[str], mode: Optional[str]) -> str:
-    """The value the check query returns for this preload list and mode."""
-    return f"{CHECK_TAG}:{','.join(preload)}:{mode or '-'}"
+def _checked(settings: Mapping[str, str]) -> List[str]:
+    # the mode is always checked: unset in the baseline (pg_ext_memcheck not loaded), set otherwise
+    return sorted({*settings, MODE_GUC})
 
 
-def check_line(preload: Sequence[str], mode: Optional[str]) -> str:
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_query(settings: Mapping[str, str]) -> str:
+    """A statement returning every setting of the configuration as the backend sees it (and the mode)."""
+    parts = [f"{_literal(key + '=')} || coalesce(current_setting({_literal(key)}, true), {_literal(UNSET)})"
+             for key in _checked(settings)]
+    return f"SELECT {_literal(CHECK_TAG + ':')} || concat_ws('|', {', '.join(parts)});"
+
+
+def check_value(settings: Mapping[str, str]) -> str:
+    """What the check query returns when the configuration is in force."""
+    return CHECK_TAG + ":" + "|".join(f"{key}={settings.get(key, UNSET)}" for key in _checked(settings))
+
+
+def check_line(settings: Mapping[str, str]) -> str:
     """How a single-user backend prints that value."""
-    return f'= "{check_value(preload, mode)}"'
+    return f'= "{check_value(settings)}"'
 
 
 def lookup_aids(count: int, seed: int = SEED, accounts: int = ACCOUNTS) -> List[int]:
@@ -89,8 +102,9 @@ class Stream:
     unit: str
     expect: Tuple[Tuple[str, int], ...]  # (text in the single-user output, how often it must appear)
 
-    def script(self) -> str:
-        lines = [CHECK_QUERY, *self.setup, MARKER, *self.measured, MARKER]
+    def script(self, check: str) -> str:
+        """The stdin of a run: `check` (see check_query), setup, marker, measured statements, marker."""
+        lines = [check, *self.setup, MARKER, *self.measured, MARKER]
         for line in lines:
             if "\n" in line:
                 raise ValueError(f"stream {self.key}: a statement spans lines: {line[:60]!r}")
@@ -158,10 +172,10 @@ def build_streams(lookups: int = LOOKUPS, rows: int = ROWS, temp_tables: int = T
 STREAMS = build_streams()
 
 
-def output_problems(stream: Stream, stdout: str, preload: Sequence[str], mode: Optional[str]) -> List[str]:
+def output_problems(stream: Stream, stdout: str, settings: Mapping[str, str]) -> List[str]:
     """What is wrong with a run's single-user output (empty when it ran as intended)."""
     problems = []
-    expected_check = check_line(preload, mode)
+    expected_check = check_line(settings)
     if expected_check not in stdout:
         found = re.search(rf'= "{CHECK_TAG}:[^"]*"', stdout)
         problems.append(

@@ -20,6 +20,8 @@ from benchmarks.hookbench.streams import (
     STREAMS,
     build_streams,
     check_line,
+    check_query,
+    check_value,
     lookup_aids,
     output_problems,
 )
@@ -276,11 +278,26 @@ def _between_markers(script: str) -> list:
 
 
 def test_streams_hold_one_statement_per_line_and_two_markers() -> None:
+    check = check_query({"shared_preload_libraries": "buggy_pg_ext"})
     for stream in STREAMS.values():
-        lines = stream.script().splitlines()
+        lines = stream.script(check).splitlines()
+        assert lines[0] == check
         assert lines.count(MARKER) == 2
         assert all(line.endswith(";") for line in lines)
-        assert _between_markers(stream.script()) == list(stream.measured)
+        assert _between_markers(stream.script(check)) == list(stream.measured)
+
+
+def test_check_query_asks_for_every_setting_and_the_mode() -> None:
+    settings = {"shared_preload_libraries": "pg_ext_memcheck,buggy_pg_ext", "buggy_pg_ext.bugs": "",
+                "dynamic_library_path": "/x/lib:$libdir"}
+    query = check_query(settings)
+    for key in (*settings, "pg_ext_memcheck.memcheck_mode"):
+        assert f"current_setting('{key}', true)" in query
+    # what a backend with exactly these settings (and pg_ext_memcheck not loaded) returns
+    assert check_value(settings) == ("pgmc-check:buggy_pg_ext.bugs=|dynamic_library_path=/x/lib:$libdir|"
+                                     "pg_ext_memcheck.memcheck_mode=<unset>|"
+                                     "shared_preload_libraries=pg_ext_memcheck,buggy_pg_ext")
+    assert "'it''s'" in check_query({"odd": "x", "it's": "y"})
 
 
 def test_stream_c_is_stream_a_after_the_temp_table_transaction() -> None:
@@ -308,13 +325,14 @@ def _single_user_output(check: str, rows: int) -> str:
 
 def test_output_problems_catch_a_wrong_configuration_and_missing_rows() -> None:
     stream = build_streams(lookups=5)["a"]
-    preload = ["pg_ext_memcheck", "buggy_pg_ext"]
-    good = _single_user_output(check_line(preload, "all"), 6)
-    assert output_problems(stream, good, preload, "all") == []
-    wrong_mode = _single_user_output(check_line(preload, "off"), 6)
-    assert output_problems(stream, wrong_mode, preload, "all") == [
-        "configuration not in force: expected \"pgmc-check:pg_ext_memcheck,buggy_pg_ext:all\", "
-        "the backend printed \"pgmc-check:pg_ext_memcheck,buggy_pg_ext:off\""]
-    short = _single_user_output(check_line(preload, "all"), 4)
-    assert output_problems(stream, short, preload, "all") == [
+    settings = {"shared_preload_libraries": "pg_ext_memcheck,buggy_pg_ext", "pg_ext_memcheck.memcheck_mode": "all"}
+    good = _single_user_output(check_line(settings), 6)
+    assert output_problems(stream, good, settings) == []
+    wrong_mode = _single_user_output(check_line({**settings, "pg_ext_memcheck.memcheck_mode": "off"}), 6)
+    assert output_problems(stream, wrong_mode, settings) == [
+        "configuration not in force: expected \"pgmc-check:pg_ext_memcheck.memcheck_mode=all|"
+        "shared_preload_libraries=pg_ext_memcheck,buggy_pg_ext\", the backend printed \"pgmc-check:"
+        "pg_ext_memcheck.memcheck_mode=off|shared_preload_libraries=pg_ext_memcheck,buggy_pg_ext\""]
+    short = _single_user_output(check_line(settings), 4)
+    assert output_problems(stream, short, settings) == [
         "expected 6 x 'abalance = \"' in the output, found 4"]
