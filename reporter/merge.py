@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from reporter import findings
 from reporter.results import Results, ResultsError, load
 
 RESULTS_FILE = "results.json"
@@ -38,6 +39,14 @@ class Leg:
 class Merged:
     legs: List[Leg]  # present legs newest major first, then missing legs by path
     notices: List[str] = field(default_factory=list)  # one line each, for stderr and the report
+    _findings: Optional[List[findings.Finding]] = field(default=None, init=False, repr=False)
+
+    @property
+    def findings(self) -> List[findings.Finding]:
+        """Every finding across the present legs, worst first (computed once)."""
+        if self._findings is None:
+            self._findings = findings.build(self.present)
+        return self._findings
 
     @property
     def present(self) -> List[Results]:

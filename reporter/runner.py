@@ -101,6 +101,30 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         "ts": iso_ts(row["ts"]),
         "samples": pick_samples(samples, row["context_path"], rate) if row["phase"] == "scenario" else None,
         "suppressed_by": None,
+        **finding_fields(row, rate),
+    }
+
+
+def finding_fields(row: Dict[str, Any], rate: float | None) -> Dict[str, Any]:
+    """Schema-2 fields from the columns of the same names, once the C library reports them
+    (rate as rate_bytes + rate_unit, sites as jsonb); until then derived or null (see docs/interfaces.md)."""
+    def as_int(v: Any) -> int | None:
+        return None if v is None else int(v)
+
+    unit = row.get("rate_unit") or ("iteration" if row.get("phase") == "scenario" else "call")
+    rate_bytes = row.get("rate_bytes", rate)
+    return {
+        "lifetime": row.get("lifetime"),
+        "verdict": row.get("verdict"),
+        "rate": None if rate_bytes is None else {"bytes": float(rate_bytes), "unit": unit},
+        # Until the C library reports calls, a per-call rate covers `iterations` calls (the statement check).
+        "calls": as_int(row["calls"] if "calls" in row else row.get("iterations") if rate_bytes is not None
+                        and unit == "call" else None),
+        "rows": as_int(row.get("rows")),
+        "occurrences": as_int(row.get("occurrences")),
+        "entry": row.get("entry"),
+        "sites": list(row.get("sites") or []),
+        "finding_id": row.get("finding_id"),
     }
 
 
@@ -362,7 +386,8 @@ def run(
     results: Results = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pg-ext-memcheck", "version": __version__},
-        "postgresql": {"version": cluster.info.version, "major": cluster.info.major, "pg_config": pg_config},
+        "postgresql": {"version": cluster.info.version, "major": cluster.info.major, "pg_config": pg_config,
+                       "pkglibdir": cluster.info.pkglibdir},
         "config": {"path": str(cfg.path), "digest": cfg.digest},
         "started_at": started_at,
         "finished_at": started_at,

@@ -101,8 +101,9 @@ def test_files_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                "--step-summary")
     assert code == 1
     values = parse_outputs(out.read_text())
+    # 9 rows on two majors are 5 findings: errors, warnings and infos count findings
     assert values == {
-        "violations": "9", "errors": "4", "warnings": "3", "infos": "2", "max-severity": "ERROR",
+        "findings": "5", "violations": "9", "errors": "2", "warnings": "2", "infos": "1", "max-severity": "ERROR",
         "conclusion": "failure", "junit-path": str(junit), "markdown-path": str(md), "comment-url": "",
     }
     assert junit.read_text().startswith("<?xml")
@@ -132,8 +133,9 @@ def test_annotations_capped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     run(str(tmp_path / "leg"))
     lines = capsys.readouterr().out.splitlines()
-    assert len([x for x in lines if x.startswith(("::error", "::warning"))]) == 10
-    assert any(x.startswith("::notice") and "more not shown" in x for x in lines)
+    assert len([x for x in lines if x.startswith("::error")]) == 10  # 30 distinct ERROR findings, capped
+    assert len([x for x in lines if x.startswith("::warning")]) == 2  # the WARNING and INFO findings
+    assert any(x.startswith("::notice") and "21 errors more not shown" in x for x in lines)
 
 
 # ---- PR comment through the command --------------------------------------------------------------------
@@ -211,4 +213,4 @@ def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
     text = md.read_text()
     assert "### Compared with the baseline (PostgreSQL 15)" in text
     assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
-    assert "| ERROR | 🆕 context_leak | BuggyPlannerLeakCtx |" in text
+    assert "| 1 | ❌ ERROR | 🆕 [context_leak] | BuggyPlannerLeakCtx |" in text
