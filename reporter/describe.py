@@ -65,8 +65,10 @@ def repo_site(f: Finding, root: Optional[str]) -> Optional[Dict[str, Any]]:
     return None
 
 
-def amount(f: Finding) -> str:
-    """The rate when there is one (its unit named), else the largest growth seen."""
+def amount(f: Finding, row: Optional[Dict[str, Any]] = None) -> str:
+    """The rate when there is one (its unit named), else the largest growth seen; of one row when given."""
+    if row is not None:
+        return format_rate(row["rate"]) if row.get("rate") else format_bytes(row.get("used_delta"))
     if f.rate:
         return format_rate(f.rate)
     return format_bytes(f.bytes)
@@ -93,9 +95,11 @@ def seen_text(f: Finding) -> str:
             f"on PostgreSQL {majors_text(f.majors)}")
 
 
-def headline(f: Finding, root: Optional[str] = None, limit: int = 300, severity: Optional[str] = None) -> str:
-    """One line naming the finding: severity (its own, or the one given), check, context, amount, site."""
-    text = f"{severity or f.severity} {f.check_type} in {clean(f.where, 160)}: {amount(f)}"
+def headline(f: Finding, root: Optional[str] = None, limit: int = 300, severity: Optional[str] = None,
+             row: Optional[Dict[str, Any]] = None) -> str:
+    """One line naming the finding: severity, check, context, amount, site. `severity` and `row` (whose rate
+    is shown) describe the finding in one workload instead of across the report."""
+    text = f"{severity or f.severity} {f.check_type} in {clean(f.where, 160)}: {amount(f, row)}"
     if f.site:
         text += f", allocated by {site_text(f.site, root)}"
     return clean(text, limit)

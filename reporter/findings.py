@@ -82,10 +82,14 @@ def row_key(v: Dict[str, Any]) -> FindingKey:
 def magnitude(v: Dict[str, Any]) -> float:
     """Bytes a row stands for: its rate times what the rate counts, else its delta."""
     rate = v.get("rate")
-    per = rate.get("bytes") if rate else v.get("bytes_per_iteration")
+    if rate:
+        unit = rate.get("unit")
+        times = (v.get("calls") if unit == "call" else v.get("rows") if unit == "row" else None) \
+            or v.get("occurrences") or v.get("iterations") or 1
+        return float(rate["bytes"]) * max(1, int(times))
+    per = v.get("bytes_per_iteration")
     if per is not None:
-        times = v.get("occurrences") or v.get("calls") or v.get("rows") or v.get("iterations") or 1
-        return float(per) * max(1, int(times))
+        return float(per) * max(1, int(v.get("iterations") or 1))
     return abs(float(v.get("used_delta") or 0))
 
 

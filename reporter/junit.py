@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from reporter import describe
-from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, slice_severity
+from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, magnitude, slice_severity
 from reporter.merge import Merged
 from reporter.text import cap, clean, clean_block, format_bytes, format_rate
 from reporter.vocab import BROKEN_STATUSES, SEVERITY_RANK, reaches
@@ -42,9 +42,15 @@ def _row_line(e: Evidence) -> str:
 Judged = Tuple[Finding, List[Evidence], str]  # a finding's slice of one workload, and its severity there
 
 
+def _slice_row(evidence: Sequence[Evidence]) -> Dict[str, Any]:
+    """The worst row the finding had in this workload (a primary one if there is any)."""
+    rows = [e.row for e in evidence if e.folded is None] or [e.row for e in evidence]
+    return max(rows, key=lambda v: (SEVERITY_RANK[v["severity"]], magnitude(v)))
+
+
 def _finding_lines(j: Judged, root: Optional[str]) -> List[str]:
     f, evidence, sev = j
-    head = describe.headline(f, root, 400, sev)
+    head = describe.headline(f, root, 400, sev, _slice_row(evidence))
     if f.lifetime or f.verdict:
         head += f"; {describe.lifetime_text(f)}"
     if f.suppressed_by:
@@ -94,8 +100,8 @@ def _testcase(w: Dict[str, Any], classname: str, fail_on: str, slices: Sequence[
         output = "\n".join(clean_block(x, BODY_LIMIT // 2) for x in (err.get("message"), w.get("log_excerpt")) if x)
         case.add_error_info(message=_x(message), output=_x(output) or None, error_type=w["status"])
     if failing:
-        f, _, sev = failing[0]
-        message = describe.headline(f, root, MESSAGE_LIMIT, sev)
+        f, evidence, sev = failing[0]
+        message = describe.headline(f, root, MESSAGE_LIMIT, sev, _slice_row(evidence))
         if len(failing) > 1:
             message += f" (+{len(failing) - 1} more at or above {fail_on})"
         case.add_failure_info(message=_x(cap(message, MESSAGE_LIMIT)), output=_x(_listing(failing, root)),
