@@ -7,6 +7,7 @@ here with text.clean; Markdown and XML escaping stay in their renderers.
 from __future__ import annotations
 
 import posixpath
+from functools import lru_cache
 from typing import Any, Dict, Optional, Sequence
 
 from reporter.findings import FOLD_PARENT, FOLD_RESTATES, Finding
@@ -29,6 +30,7 @@ def advice_url(check_type: str) -> str:
     return f"{DOCS_URL}#{advice_anchor(check_type)}"
 
 
+@lru_cache(maxsize=4096)
 def repo_path(file: Optional[str], root: Optional[str]) -> Optional[str]:
     """`file` relative to `root` (the repository checkout) when it lies inside it, else None."""
     if not file or not root or not posixpath.isabs(file):

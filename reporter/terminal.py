@@ -15,7 +15,7 @@ from reporter.findings import Finding
 from reporter.merge import Merged
 from reporter.summary import conclude, workload_counts
 from reporter.text import clean, display_width, fit, plural
-from reporter.vocab import BROKEN_STATUSES, SEVERITIES
+from reporter.vocab import BROKEN_STATUSES, SEVERITIES, strictest_fail_on
 
 MAX_FINDINGS = 30
 MIN_WIDTH = 40
@@ -119,8 +119,7 @@ def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style 
                     root: Optional[str] = None) -> str:
     """A readable report; fail_on defaults to the strictest one recorded in the results."""
     present: Sequence[Any] = merged.present
-    fail_on = fail_on or min((r.get("fail_on") or "error" for r in present), default="error",
-                             key=lambda lvl: {"info": 0, "warning": 1, "error": 2, "never": 3}[lvl])
+    fail_on = fail_on or strictest_fail_on(r["fail_on"] for r in present)
     lines = _Lines(style)
     tool = clean(present[0]["tool"]["version"], 30) if present else "-"
     versions = ", ".join(clean(r["postgresql"]["version"], 30) for r in present) or "-"

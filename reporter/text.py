@@ -22,6 +22,8 @@ ELLIPSIS = "…"
 
 def strip_controls(text: str) -> str:
     """Untrusted text without control or bidirectional characters; line breaks normalised to \\n, tabs kept."""
+    if text.isascii() and text.isprintable():  # the common case, decided in C
+        return text
     return _CONTROLS.sub("", _NEWLINES.sub("\n", text))
 
 

@@ -10,7 +10,7 @@ Order matters where it is a rank: SEVERITIES, LIFETIMES and FAIL_ON_LEVELS go fr
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 # ---- what a violation is -------------------------------------------------------------------------------
 
@@ -64,6 +64,14 @@ def reaches(severity: Optional[str], fail_on: str) -> bool:
     """True when a finding of this severity fails the run under fail_on."""
     threshold = FAIL_ON_RANK[fail_on]
     return severity is not None and threshold is not None and SEVERITY_RANK[severity] >= threshold
+
+
+def strictest_fail_on(levels: Iterable[str]) -> str:
+    """The level that fails soonest (info before warning before error before never); DEFAULT_FAIL_ON if none."""
+    chosen = list(levels)
+    if not chosen:
+        return DEFAULT_FAIL_ON
+    return min(chosen, key=lambda lvl: FAIL_ON_RANK[lvl] or len(FAIL_ON_LEVELS))
 
 
 def export() -> Dict[str, Tuple[str, ...]]:

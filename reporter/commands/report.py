@@ -17,8 +17,8 @@ from reporter.markdown import COMMENT, SUMMARY, Context, render
 from reporter.merge import Merged, MergeError, load_baseline, load_legs
 from reporter.summary import Conclusion, compare, conclude
 from reporter.terminal import render_terminal, style_for
-from reporter.text import strip_controls
-from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS
+from reporter.text import clean, strip_controls
+from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
 
 
 def add_parser(sub: Any) -> None:
@@ -51,11 +51,8 @@ def add_parser(sub: Any) -> None:
 def _fail_on(arg: str | None, merged: Merged) -> str:
     if arg:
         return arg
-    chosen = {res["fail_on"] for res in merged.present}
     # Legs come from one config; if they disagree take the strictest so nothing slips through.
-    if chosen:
-        return min(chosen, key=lambda lvl: {"info": 0, "warning": 1, "error": 2, "never": 3}[lvl])
-    return "error"
+    return strictest_fail_on({res["fail_on"] for res in merged.present})
 
 
 def comment_key(explicit: Optional[str], env: Mapping[str, str]) -> str:
@@ -100,9 +97,9 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         merged = load_legs(args.dirs)
         baseline = load_baseline(args.baseline) if args.baseline else None
     except MergeError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(strip_controls(str(exc))) from None
     for notice in merged.notices + (baseline.notices if baseline else []):
-        print(f"pg-ext-memcheck: warning: {notice}", file=err)
+        print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
     if args.comment:
         comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
@@ -136,11 +133,11 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         comment_url = outcome.url or ""
         if outcome.notice:
             # One line, a notice not an error: a fork PR must not turn the job red.
-            print(ghoutputs.command("notice", f"pg-ext-memcheck: {outcome.notice}"), file=out)
+            print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000)), file=out)
             ctx.notices.append(outcome.notice)
             full_md = None  # re-render so the job summary carries the notice
         elif outcome.url:
-            print(f"pg-ext-memcheck: PR comment {outcome.action}: {outcome.url}", file=out)
+            print(f"pg-ext-memcheck: PR comment {outcome.action}: {clean(outcome.url, 500)}", file=out)
 
     if args.step_summary:
         path = env.get("GITHUB_STEP_SUMMARY")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator, List
@@ -290,3 +291,14 @@ def test_hostile_text_is_stripped_and_capped_everywhere(tmp_path: Path, monkeypa
     assert all(len(t) <= 64 * 1024 for t in root.xpath("//failure/text()|//system-out/text()"))
     annotations = [line for line in outputs["stdout"].splitlines() if line.startswith("::")]
     assert annotations and all(len(line) < 2000 for line in annotations)
+
+
+def test_notices_about_odd_leg_names_are_cleaned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / "artifacts" / "pg-ext-memcheck-\x1b]0;x\x07\u202eleg"
+    odd.mkdir(parents=True)  # an empty artifact: a missing leg
+    shutil.copytree(LEGS / "clean_pg15", tmp_path / "artifacts" / "pg-ext-memcheck-pg15")
+    assert run(str(tmp_path / "artifacts"), "--annotations", "always") == 1
+    captured = capsys.readouterr()
+    assert "no results.json" in captured.err and "]0;xleg" in captured.err
+    for ch in "\x1b\x07\u202e":
+        assert ch not in captured.err + captured.out

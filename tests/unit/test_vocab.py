@@ -80,6 +80,8 @@ def test_ranks_follow_the_order() -> None:
     assert vocab.reaches("WARNING", "warning") and not vocab.reaches("INFO", "warning")
     assert not vocab.reaches("ERROR", "never") and not vocab.reaches(None, "info")
     assert set(vocab.BROKEN_STATUSES) < set(vocab.STATUSES)
+    assert vocab.strictest_fail_on(["never", "error", "warning"]) == "warning"
+    assert vocab.strictest_fail_on(["never"]) == "never" and vocab.strictest_fail_on([]) == "error"
 
 
 def test_export_for_the_c_side() -> None:
