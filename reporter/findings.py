@@ -12,9 +12,11 @@ compatible (same phase and entry point when both are known; a shared allocation 
 
 1. *restates*: a `wrong_ctx_alloc` on the same (normalised) context as a `context_leak` is the same allocation seen
    by two checks: it joins the leak's finding.
-2. *parent*: a `context_leak` whose context is an ancestor of another `context_leak`'s context, and whose bytes
-   exceed its descendants' by less than `min_leak_bytes` (the smallest growth worth reporting), grew because its
-   leaked child did: it joins the largest descendant's finding (and so does a restatement folded into it).
+2. *parent*: a `context_leak` whose context is the direct parent of other `context_leak`s' contexts, and whose
+   growth per observation (its rate's bytes, else its delta) exceeds theirs by less than `min_leak_bytes` (the
+   smallest growth worth reporting), grew because its leaked children did: it joins the largest child's finding
+   (and so does a restatement folded into it). A scenario's rows ("phase" `scenario`) are compatible with any
+   phase: they measure the whole workload repeated.
 
 Folded rows stay evidence of their finding (and count towards its worst severity); they are never listed beside it.
 Rows that share a `finding_id` in one workload are updates of one observation: only the last counts.
@@ -100,12 +102,18 @@ def magnitude(v: Dict[str, Any]) -> float:
 # ---- folding -------------------------------------------------------------------------------------------
 
 
+# A scenario's rows are measured over repetitions of the whole workload: "scenario" is not a phase of the code.
+_ANY_PHASE = (None, "scenario")
+
+
 def _compatible(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     """Could a and b be the same allocations? Known phases and entries must agree; known sites must overlap."""
-    for name in ("phase", "entry"):
-        x, y = a.get(name), b.get(name)
-        if x is not None and y is not None and x != y:
-            return False
+    x, y = a.get("phase"), b.get("phase")
+    if x not in _ANY_PHASE and y not in _ANY_PHASE and x != y:
+        return False
+    x, y = a.get("entry"), b.get("entry")
+    if x is not None and y is not None and x != y:
+        return False
     sa, sb = a.get("sites"), b.get("sites")
     if sa and sb:
         keys_b = {site_key(s) for s in sb}
@@ -113,11 +121,18 @@ def _compatible(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     return True
 
 
+def _per_unit(v: Dict[str, Any]) -> Optional[float]:
+    """What one observation grew by: the rate's bytes (per call, row, iteration...), else the delta."""
+    rate = v.get("rate")
+    return rate["bytes"] if rate else v.get("used_delta")
+
+
 def _explained(parent: Dict[str, Any], children: Sequence[Dict[str, Any]], min_leak: int) -> bool:
-    grew = parent.get("used_delta")
+    """The parent grew by no more than its leaked children (within what would not be reported anyway)."""
+    grew = _per_unit(parent)
     if grew is None:
         return True
-    return grew - sum(c.get("used_delta") or 0 for c in children) < max(1, min_leak)
+    return grew - sum(_per_unit(c) or 0 for c in children) < max(1, min_leak)
 
 
 def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
@@ -133,18 +148,11 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
         return target, reason
     if wheres is None:
         wheres = [where_of(v) for v in rows]
-    # Only a wrong_ctx_alloc can restate, and only a row whose path is a proper prefix of another's can be a
-    # parent: most workloads have neither, and a report of 100,000 rows must not pay for them.
+    # Only a wrong_ctx_alloc can restate, and only a row whose path is the parent of another's can be a parent:
+    # most workloads have neither, and a report of 100,000 rows must not pay for them.
     paths = {wheres[i] for i in growth}
-    ancestors = set()
-    for path in paths:
-        cut = path.rfind("/")
-        while cut > 0:
-            path = path[:cut]
-            ancestors.add(path)
-            cut = path.rfind("/")
-    ancestors &= paths
-    if not ancestors and not any(rows[i]["check_type"] == "wrong_ctx_alloc" for i in growth):
+    parents = {path[:path.rfind("/")] for path in paths if path.rfind("/") > 0} & paths
+    if not parents and not any(rows[i]["check_type"] == "wrong_ctx_alloc" for i in growth):
         return target, reason
     sig = {i: (wheres[i], rows[i].get("source_lib") or "", bool(rows[i].get("suppressed_by"))) for i in growth}
 
@@ -161,10 +169,10 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
                     target[i] = max(cands, key=lambda j: magnitude(rows[j]))
                     reason[i] = FOLD_RESTATES
 
-    # 2. a parent that grew because its leaked child did (both context_leak): deepest first, so a chain
-    # folds into its leaf.
+    # 2. the direct parent of a leaked child that grew because the child did (both context_leak; the C library
+    # reports "the child and its parent"): deepest first.
     leak_rows = [i for i in growth if target[i] == i and rows[i]["check_type"] == "context_leak"]
-    if not any(sig[i][0] in ancestors for i in leak_rows):
+    if not any(sig[i][0] in parents for i in leak_rows):
         return _settle(target), reason
     below: Dict[Tuple[str, str, bool], List[int]] = {}
     seen: Dict[Tuple[Any, ...], List[int]] = {}  # repeats of one parent row share their candidates
@@ -181,10 +189,8 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
             continue
         path, lib, suppressed = sig[i]
         cut = path.rfind("/")
-        while cut > 0:
-            path = path[:cut]
-            below.setdefault((path, lib, suppressed), []).append(i)
-            cut = path.rfind("/")
+        if cut > 0:
+            below.setdefault((path[:cut], lib, suppressed), []).append(i)
     return _settle(target), reason
 
 
@@ -295,7 +301,13 @@ class Finding:
 
     @property
     def rate(self) -> Optional[Dict[str, Any]]:
-        return self.representative.get("rate")
+        """The worst primary row's rate; else the worst rate any evidence row has (a parent's growth per
+        iteration when the child was seen only once per statement, for example)."""
+        own = self.representative.get("rate")
+        if own or len(self.evidence) == 1:
+            return own
+        rated = [e.row for e in self.evidence if e.row.get("rate")]
+        return _worst(rated)["rate"] if rated else None
 
     @cached_property
     def lifetime(self) -> Optional[str]:
@@ -399,22 +411,26 @@ def _build(legs: Sequence[Dict[str, Any]]) -> List[Finding]:
             name = w["name"]
             wheres = [where_of(v) for v in rows]
             target, reason = fold(rows, min_leak, wheres)
+            folds = any(reason)
             keys: Dict[int, FindingKey] = {}
             for i, v in enumerate(rows):
-                if target[i] == i:
-                    sites = v.get("sites")
-                    k = keys[i] = (bool(v.get("suppressed_by")), v["check_type"], wheres[i],
-                                   v.get("source_lib") or "", site_key(top_site(v)) if sites else None)
-                    ev = Evidence(major, version, name, v, None)
-                    group = groups.get(k)
-                    if group is None:
-                        groups[k] = [ev]
-                    else:
-                        group.append(ev)
-            for i, v in enumerate(rows):
-                if target[i] != i:
-                    k = keys[target[i]]
-                    folded_groups.setdefault(k, []).append(Evidence(major, version, name, v, reason[i]))
+                if folds and target[i] != i:
+                    continue
+                k = (bool(v.get("suppressed_by")), v["check_type"], wheres[i], v.get("source_lib") or "",
+                     site_key(top_site(v)) if v.get("sites") else None)
+                if folds:
+                    keys[i] = k
+                ev = Evidence(major, version, name, v, None)
+                group = groups.get(k)
+                if group is None:
+                    groups[k] = [ev]
+                else:
+                    group.append(ev)
+            if folds:
+                for i, v in enumerate(rows):
+                    if target[i] != i:
+                        k = keys[target[i]]
+                        folded_groups.setdefault(k, []).append(Evidence(major, version, name, v, reason[i]))
     if folded_groups:
         findings = [Finding(k, ev + folded_groups.get(k, [])) for k, ev in groups.items()]
     else:
