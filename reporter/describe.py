@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any, Dict, Optional, Sequence
 
 from reporter.findings import FOLD_PARENT, FOLD_RESTATES, Finding
-from reporter.text import clean, format_bytes, format_rate, plural
+from reporter.text import cap, clean, format_bytes, format_rate, plural
 
 # Each check type's "what to do" paragraph in the README (a test checks every anchor exists).
 DOCS_URL = "https://github.com/pg-ext-memcheck/pg-ext-memcheck/blob/main/README.md"
@@ -104,4 +104,4 @@ def headline(f: Finding, root: Optional[str] = None, limit: int = 300, severity:
     text = f"{severity or f.severity} {f.check_type} in {clean(f.where, 160)}: {amount(f, row)}"
     if f.site:
         text += f", allocated by {site_text(f.site, root)}"
-    return clean(text, limit)
+    return cap(text, limit)  # the parts are clean already

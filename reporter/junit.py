@@ -17,6 +17,7 @@ from junit_xml import TestCase, TestSuite, to_xml_report_string
 from reporter import describe
 from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, magnitude, slice_severity
 from reporter.merge import Merged
+from reporter.perf import bulk
 from reporter.text import cap, clean, clean_block, format_bytes, format_rate
 from reporter.vocab import BROKEN_STATUSES, SEVERITY_RANK, reaches
 
@@ -144,5 +145,6 @@ def build_suites(merged: Merged, fail_on: str, root: Optional[str] = None) -> Li
     return suites
 
 
+@bulk
 def render_junit(merged: Merged, fail_on: str, root: Optional[str] = None) -> str:
     return to_xml_report_string(build_suites(merged, fail_on, root), prettyprint=True, encoding="utf-8")

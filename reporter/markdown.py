@@ -24,7 +24,8 @@ import jinja2
 from reporter import describe
 from reporter.findings import Evidence, Finding
 from reporter.merge import Merged
-from reporter.summary import Comparison, count_by_major, judge, total_counts, workload_counts
+from reporter.perf import bulk
+from reporter.summary import Comparison, judge, workload_counts
 from reporter.text import ELLIPSIS, format_bytes, format_rate, plural, sparkline, strip_controls
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES
 
@@ -280,10 +281,9 @@ def _view(merged: Merged, ctx: Context, variant: Variant, keep: int, items: Sequ
 def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[Item]) -> Dict[str, Any]:
     """The parts of the view that do not depend on how many items fit."""
     found = merged.findings
-    by_major = count_by_major(merged.present, found)
-    verdict = judge(total_counts(by_major, found), len(merged.missing), ctx.fail_on)
+    verdict = merged.conclude(ctx.fail_on)
     total = verdict.counts
-    table, legs = _legs_view(merged, ctx, by_major)
+    table, legs = _legs_view(merged, ctx, merged.counts_by_major)
     n_broken = sum(1 for kind, _ in items if kind == "broken")
     suppressed = [f for f in found if f.key[0]]
     run_url = ctx.run_url if ctx.run_url and _RUN_URL.fullmatch(ctx.run_url) else None
@@ -361,6 +361,7 @@ def _env() -> jinja2.Environment:
     )
 
 
+@bulk
 def render(merged: Merged, ctx: Context, variant: Variant = SUMMARY) -> str:
     """Render the report, dropping the least important items until it fits variant.budget."""
     template = _env().get_template("report.md.j2")

@@ -13,7 +13,8 @@ from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple
 from reporter import describe
 from reporter.findings import Finding
 from reporter.merge import Merged
-from reporter.summary import conclude, workload_counts
+from reporter.perf import bulk
+from reporter.summary import workload_counts
 from reporter.text import clean, display_width, fit, plural
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES, strictest_fail_on
 
@@ -115,6 +116,7 @@ def _workloads(lines: _Lines, merged: Merged) -> None:
                     lines.add((f"{'':16}log: {clean(log_line, 300)}", "dim"))
 
 
+@bulk
 def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style = Style(),
                     root: Optional[str] = None) -> str:
     """A readable report; fail_on defaults to the strictest one recorded in the results."""
@@ -124,7 +126,7 @@ def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style 
     tool = clean(present[0]["tool"]["version"], 30) if present else "-"
     versions = ", ".join(clean(r["postgresql"]["version"], 30) for r in present) or "-"
     lines.add((f"pg-ext-memcheck {tool} on PostgreSQL {versions} (fail-on: {fail_on})", "bold"))
-    verdict = conclude([leg.results for leg in merged.legs], fail_on, merged.findings)
+    verdict = merged.conclude(fail_on)
     active = [f for f in merged.findings if not f.suppressed_by]
     lines.add(("", None))
     for n, f in enumerate(active[:MAX_FINDINGS], 1):

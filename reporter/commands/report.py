@@ -15,7 +15,7 @@ from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
 from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import Conclusion, compare, conclude
+from reporter.summary import Conclusion, compare
 from reporter.terminal import render_terminal, style_for
 from reporter.text import clean, strip_controls
 from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
@@ -103,7 +103,7 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     if args.comment:
         comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
-    verdict: Conclusion = conclude([leg.results for leg in merged.legs], fail_on, merged.findings)
+    verdict: Conclusion = merged.conclude(fail_on)
     root = env.get("GITHUB_WORKSPACE") or os.getcwd()
     ctx = Context(
         fail_on=fail_on, run_url=_run_url(env), head_sha=sticky.head_sha_from_results(merged.present),

@@ -220,3 +220,12 @@ def test_terminal_groups_repeats_of_one_finding() -> None:
     assert len(rows) == 2  # three repeats are one finding; the other context is another
     assert "TopMemoryContext  80.0 KiB" in rows[0] and "CacheMemoryContext" in rows[1]
     assert "seen 3 times in 1 workload on PostgreSQL 15" in text
+
+
+@pytest.mark.parametrize("names", [("violations_pg15", "violations_pg18"), ("clean_pg15", "missing_leg"),
+                                   ("example_pg15", "crash_pg17"), ("empty_pg15",)])
+@pytest.mark.parametrize("fail_on", ["never", "warning", "error"])
+def test_cached_conclusion_agrees_with_conclude(names: tuple, fail_on: str) -> None:
+    merged = load_legs([LEGS / n for n in names])
+    cached, direct = merged.conclude(fail_on), conclude([leg.results for leg in merged.legs], fail_on)
+    assert (cached.conclusion, cached.reasons, cached.counts) == (direct.conclusion, direct.reasons, direct.counts)
