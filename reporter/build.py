@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,25 @@ def check_major(info: PgConfig, expect_major: int | None) -> None:
 _ARTIFACTS = ("*.o", "*.so", "*.bc", "*.dylib", "*.a", ".deps", ".git", "results", "tmp_check")
 
 
+def debug_make_args(make_args: Sequence[str], build_root: Path, source_root: Path) -> List[str]:
+    """make_args plus COPT with `-g` and a prefix map from the build copy back to the sources.
+
+    COPT is PGXS's variable for extra compiler flags: it is appended to CFLAGS, so the extension's own
+    PG_CFLAGS (often `-Wall -Werror`) stay in force. A COPT the user passes keeps its flags; ours are added.
+    The map makes the debug information name `source_root/...` files, so sites resolve to the user's sources.
+    """
+    ours = f"-g {shlex.quote(f'-fdebug-prefix-map={build_root}={source_root}')}"
+    out: List[str] = []
+    merged = False
+    for arg in make_args:
+        if arg.startswith("COPT=") and not merged:
+            out.append(f"{arg} {ours}")
+            merged = True
+        else:
+            out.append(arg)
+    return out if merged else [*out, f"COPT={ours}"]
+
+
 def make_install(
     directory: Path,
     info: PgConfig,
@@ -63,6 +83,7 @@ def make_install(
     The build runs in a private copy of the tree (plus `siblings`, directories next to it that its Makefile
     reaches with ../): object files left in the tree by a build against another major would otherwise be
     considered up to date and linked into this one, and two builds (or a developer's) could not share it.
+    It compiles with debug information (see debug_make_args) so allocation sites resolve to source lines.
     """
     directory = Path(directory).resolve()
     if not (directory / "Makefile").is_file():
@@ -73,7 +94,8 @@ def make_install(
         shutil.copytree(directory, build_dir, symlinks=True, ignore=ignore)
         for sibling in siblings:
             shutil.copytree(directory.parent / sibling, Path(tmp) / sibling, symlinks=True, ignore=ignore)
-        base = ["make", "-C", str(build_dir), f"PG_CONFIG={info.path}", *make_args]
+        args = debug_make_args(make_args, Path(tmp).resolve(), directory.parent)
+        base = ["make", "-C", str(build_dir), f"PG_CONFIG={info.path}", *args]
         for target in ([], ["install"]):
             cmd = base + target
             if target and _needs_sudo(info):

@@ -16,9 +16,11 @@ from typing import Any, Dict, List, Tuple, Union
 import jsonschema
 import yaml
 
+from reporter import vocab
+
 DEFAULT_THRESHOLDS = {"min_leak_bytes": 8192, "warning_bytes": 65536, "error_bytes": 1048576}
 DEFAULT_TIMEOUT_S = 300.0
-DEFAULT_FAIL_ON = "error"
+DEFAULT_FAIL_ON = vocab.DEFAULT_FAIL_ON
 
 PathKey = Tuple[Union[str, int], ...]
 
@@ -327,7 +329,7 @@ def _build(doc: Dict[str, Any], path: Path, raw: bytes) -> Config:
                 sql=sql,
                 scenario=wl.get("scenario"),
                 iterations=wl.get("iterations", 1),
-                mode="off" if mode == "none" else mode,
+                mode=vocab.MODE_ALIASES.get(mode, mode),
                 context_pattern=wl.get("context_pattern", ""),
                 allowed_contexts=tuple(wl.get("allowed_contexts", ())),
                 timeout_s=parse_duration(wl["timeout"]) if "timeout" in wl else DEFAULT_TIMEOUT_S,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional
 
 MAX_ANNOTATIONS = 10  # the runner keeps 10 per type per step and drops the rest silently
 STEP_SUMMARY_LIMIT = 1024 * 1024  # over 1 MiB the runner drops the whole summary
@@ -73,6 +74,15 @@ def append_step_summary(path: Path, markdown: str) -> None:
 # ---- workflow commands ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Annotation:
+    kind: str  # error | warning | notice
+    message: str
+    title: Optional[str] = None
+    file: Optional[str] = None  # relative to the workspace, so GitHub shows it on the pull request's diff
+    line: Optional[int] = None
+
+
 def _escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -81,24 +91,34 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def command(kind: str, message: str, title: str | None = None) -> str:
-    props = f" title={_escape_property(title)}" if title else ""
-    return f"::{kind}{props}::{_escape_data(message)}"
+def command(kind: str, message: str, title: str | None = None, file: str | None = None,
+            line: int | None = None) -> str:
+    """`::kind file=F,line=L,title=T::message` with GitHub's escaping of data and of properties."""
+    props = []
+    if file:
+        props.append(f"file={_escape_property(file)}")
+        if line:
+            props.append(f"line={int(line)}")
+    if title:
+        props.append(f"title={_escape_property(title)}")
+    head = f"::{kind} {','.join(props)}" if props else f"::{kind}"
+    return f"{head}::{_escape_data(message)}"
 
 
-def annotations(findings: Iterable[Tuple[str, str, str]], limit: int = MAX_ANNOTATIONS) -> List[str]:
-    """findings: (kind 'error'|'warning', title, message), most important first.
-
-    At most `limit` lines, then one notice saying how many were left out, so nothing vanishes silently.
-    """
+def annotations(items: Iterable[Annotation], limit: int = MAX_ANNOTATIONS) -> List[str]:
+    """At most `limit` lines per kind (most important first), then one notice saying how many of each kind
+    were left out, so nothing vanishes silently."""
     lines: List[str] = []
-    extra = 0
-    for kind, title, message in findings:
-        if len(lines) < limit:
-            lines.append(command(kind, message, title))
+    shown: Dict[str, int] = {}
+    extra: Dict[str, int] = {}
+    for a in items:
+        if shown.get(a.kind, 0) < limit:
+            shown[a.kind] = shown.get(a.kind, 0) + 1
+            lines.append(command(a.kind, a.message, a.title, a.file, a.line))
         else:
-            extra += 1
+            extra[a.kind] = extra.get(a.kind, 0) + 1
     if extra:
-        lines.append(command("notice", f"{extra} more not shown as annotations; see the job summary.",
+        what = " and ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in extra.items())
+        lines.append(command("notice", f"{what} more not shown as annotations; see the job summary.",
                              "pg-ext-memcheck"))
     return lines

@@ -1,9 +1,13 @@
 """Markdown report (PR comment and job summary variants) from merged results, within a size budget.
 
-Every string that came from the database or the user is escaped here, in the view model, before it reaches a
-template: templates only lay out already-safe text. Items (broken workloads first, then violations worst
-first) are dropped from the bottom until the rendered text fits the variant's budget; an explicit "N more"
-line says so.
+Layout: the conclusion, one row of counts per PostgreSQL version, the baseline comparison, ONE table of findings
+across the whole matrix (failing findings first, worst first, with a column of majors), the failed workloads, the
+details of each finding (allocation sites, lifetime, evidence rows, what to do), then what passed.
+
+Every string that came from the database, a results file or the environment is escaped here, in the view model,
+before it reaches a template: templates only lay out already-safe text. Items (failed workloads, then findings worst
+first) are dropped from the bottom until the rendered text fits the variant's budget; an explicit "N more" line
+says so.
 """
 
 from __future__ import annotations
@@ -12,30 +16,22 @@ import html
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import quote
 
 import jinja2
 
+from reporter import describe
+from reporter.findings import Evidence, Finding
 from reporter.merge import Merged
-from reporter.summary import (
-    BROKEN_STATUSES,
-    SEVERITY_RANK,
-    Comparison,
-    ViolationKey,
-    conclude,
-    is_active,
-    magnitude,
-    results_counts,
-    sort_violations,
-    violation_key,
-    workload_counts,
-)
-from reporter.terminal import format_bytes, format_rate, sparkline
+from reporter.perf import bulk
+from reporter.summary import Comparison, judge, workload_counts
+from reporter.text import ELLIPSIS, format_bytes, format_rate, plural, sparkline, strip_controls
+from reporter.vocab import BROKEN_STATUSES, SEVERITIES
 
 COMMENT_BUDGET_CHARS = 60_000  # GitHub refuses comment bodies over 65,536 characters
 SUMMARY_BUDGET_BYTES = 900 * 1024  # a step summary over 1 MiB is silently dropped
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Characters that Markdown (tables, emphasis, code, links, headings) would interpret, as numeric entities.
 _MD_ENTITIES = str.maketrans({
     "|": "&#124;", "`": "&#96;", "*": "&#42;", "_": "&#95;", "[": "&#91;", "]": "&#93;", "\\": "&#92;",
@@ -48,9 +44,9 @@ _REF = re.compile(r"#(?=\d)|@")  # @user / @org/team mentions and #123 cross-ref
 
 
 def _neutralize(text: str, limit: int) -> str:
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = strip_controls(text)
     if len(text) > limit:
-        text = text[: limit - 1] + "…"
+        text = text[: limit - 1] + ELLIPSIS
     return _REF.sub(lambda m: m.group(0) + _ZWJ, text)
 
 
@@ -59,7 +55,7 @@ def md_inline(value: Any, limit: int = 200) -> str:
     if value is None or value == "":
         return "-"
     text = html.escape(_neutralize(str(value), limit), quote=True).translate(_MD_ENTITIES)
-    return text.replace("\n", "<br>")
+    return text.replace("\t", " ").replace("\n", "<br>")
 
 
 def md_pre(value: Any, limit: int = 2000) -> str:
@@ -75,18 +71,19 @@ class Variant:
     name: str
     budget: int
     measure: Callable[[str], int]
-    rows_per_workload: int | None  # None: only the budget limits rows
+    details_limit: Optional[int]  # findings with a details block (the table may list more); None: all listed
+    evidence_limit: int  # evidence rows per finding
     text_limit: int  # error messages, details
     log_limit: int  # crash log excerpts
     more_hint: str
 
 
 COMMENT = Variant(
-    "comment", COMMENT_BUDGET_CHARS, len, 10, 300, 1500,
+    "comment", COMMENT_BUDGET_CHARS, len, 15, 6, 300, 1500,
     "see the job summary of this run, or results.json in the run's artifacts",
 )
 SUMMARY = Variant(
-    "summary", SUMMARY_BUDGET_BYTES, lambda s: len(s.encode("utf-8")), None, 2000, 6000,
+    "summary", SUMMARY_BUDGET_BYTES, lambda s: len(s.encode("utf-8")), 300, 40, 2000, 6000,
     "see results.json and the JUnit file in the run's artifacts",
 )
 
@@ -96,177 +93,247 @@ class Context:
     """Facts from the environment that the report links to; all optional, none from 'now'."""
 
     fail_on: str = "error"
-    run_url: str | None = None
-    head_sha: str | None = None
-    comparison: Comparison | None = None
+    run_url: Optional[str] = None
+    head_sha: Optional[str] = None
+    comparison: Optional[Comparison] = None
     notices: List[str] = field(default_factory=list)
+    workspace: Optional[str] = None  # the repository checkout: site files inside it are shown relative to it
 
 
 # ---- items and the budget ----------------------------------------------------------------------------
 
-Item = Tuple[int, int, Optional[Dict[str, Any]]]  # (leg index, workload index, violation or None=broken)
+Item = Tuple[str, Any]  # ("broken", (leg index, workload index)) or ("finding", Finding)
 
 
 def _items(merged: Merged) -> List[Item]:
-    """Everything that can be listed, most important first: broken workloads, then violations worst first."""
+    """Everything that can be listed, most important first: failed workloads, then findings worst first."""
     broken: List[Item] = []
-    flat: List[Tuple[Tuple[int, int, float, int, int], Item]] = []
     for li, leg in enumerate(merged.legs):
         if leg.results is None:
             continue
         for wi, w in enumerate(leg.results["workloads"]):
             if w["status"] in BROKEN_STATUSES:
-                broken.append((li, wi, None))
-            ordered = sort_violations([v for v in w["violations"] if is_active(v)])
-            for rank, v in enumerate(ordered):
-                # Within a severity, every workload's worst comes before anyone's second worst.
-                flat.append(((-SEVERITY_RANK[v["severity"]], rank, -magnitude(v), li, wi), (li, wi, v)))
-    flat.sort(key=lambda pair: pair[0])
-    return broken + [item for _, item in flat]
-
-
-def _select(items: Sequence[Item], keep: int, per_workload: int | None) -> Set[int]:
-    chosen: Set[int] = set()
-    per: Dict[Tuple[int, int], int] = {}
-    for n, (li, wi, v) in enumerate(items):
-        if len(chosen) >= keep:
-            break
-        if v is not None and per_workload is not None:
-            if per.get((li, wi), 0) >= per_workload:
-                continue
-            per[(li, wi)] = per.get((li, wi), 0) + 1
-        chosen.add(n)
-    return chosen
+                broken.append(("broken", (li, wi)))
+    return broken + [("finding", f) for f in merged.findings if not f.key[0]]
 
 
 # ---- view model ----------------------------------------------------------------------------------------
 
 _STATUS_ICON = {"passed": "✅", "violations": "⚠️", "error": "💥", "timeout": "⏱️", "crashed": "💥"}
+_SEVERITY_ICON = {"ERROR": "🟥", "WARNING": "🟧", "INFO": "🟦"}
 
 
 def _counts_row(label: str, counts: Any, result: str) -> Dict[str, Any]:
     return {
         "label": label, "ERROR": counts.by_severity["ERROR"], "WARNING": counts.by_severity["WARNING"],
-        "INFO": counts.by_severity["INFO"], "suppressed": counts.suppressed, "workloads": counts.workloads,
-        "broken": counts.broken, "result": result,
+        "INFO": counts.by_severity["INFO"], "violations": counts.violations, "suppressed": counts.suppressed,
+        "workloads": counts.workloads, "broken": counts.broken, "result": result,
     }
 
 
-def _violation_row(v: Dict[str, Any], variant: Variant, new: bool) -> Dict[str, str]:
+def _repo_url(run_url: Optional[str]) -> Optional[str]:
+    return run_url.split("/actions/runs/")[0] if run_url else None
+
+
+def _site_md(site: Optional[Dict[str, Any]], ctx: Context, repo_url: Optional[str], sha: Optional[str]) -> str:
+    """The site as text, linked to the line on GitHub when it is a file of this repository at a known commit."""
+    text = md_inline(describe.site_text(site, ctx.workspace), 120)
+    rel = describe.repo_path(site.get("file"), ctx.workspace) if site else None
+    if site and rel and site.get("line") and repo_url and sha:
+        return f"[{text}]({repo_url}/blob/{sha}/{quote(rel)}#L{int(site['line'])})"
+    return text
+
+
+def _names(names: Sequence[str], shown: int = 3) -> str:
+    head = ", ".join(md_inline(n, 60) for n in names[:shown])
+    return head + (f" (+{len(names) - shown})" if len(names) > shown else "")
+
+
+def _finding_row(n: int, f: Finding, ctx: Context, new: bool, site: str) -> Dict[str, str]:
+    failing = f.reaches(ctx.fail_on)
     return {
-        "severity": v["severity"],
-        "check": ("🆕 " if new else "") + v["check_type"],  # schema enum: safe as is
-        "context": md_inline(v.get("context") or v.get("context_path"), 80),
-        "path": md_inline(v.get("context_path"), 300),
-        "bytes": format_bytes(v.get("used_delta")),
-        "rate": format_rate(v.get("bytes_per_iteration")),
-        "lib": md_inline(v.get("source_lib"), 60),
-        "phase": md_inline(v.get("phase"), 20),
-        "growth": sparkline(v.get("samples")) or "-",
-        "detail": md_inline(v.get("detail"), variant.text_limit),
+        "n": str(n),
+        "severity": ("❌ " if failing else _SEVERITY_ICON[f.severity] + " ") + f.severity,
+        # a reference link (defined once at the end): the URL is not repeated in every row of the table
+        "check": ("🆕 " if new else "") + f"[{f.check_type}]",
+        "context": md_inline(f.context, 60),
+        "amount": md_inline(describe.amount(f), 40),
+        "lifetime": md_inline(describe.lifetime_text(f), 60),
+        "site": site,
+        "majors": describe.majors_text(f.majors),
+        "workloads": _names(f.workloads),
     }
 
 
-def _view(
-    merged: Merged, ctx: Context, variant: Variant, chosen: Set[int], items: Sequence[Item]
-) -> Dict[str, Any]:
-    verdict = conclude([leg.results for leg in merged.legs], ctx.fail_on)
-    shown: Dict[Tuple[int, int], List[Dict[str, Any]]] = {}
-    broken_shown: Set[Tuple[int, int]] = set()
-    for n in sorted(chosen):
-        li, wi, v = items[n]
-        if v is None:
-            broken_shown.add((li, wi))
-        else:
-            shown.setdefault((li, wi), []).append(v)
-    new_keys: Set[ViolationKey] = set(ctx.comparison.new) if ctx.comparison else set()
+def _evidence_row(e: Evidence) -> Dict[str, str]:
+    v = e.row
+    note = describe.FOLD_TEXT.get(e.folded or "", "")
+    counted = [f"{plural(int(v[k]), k[:-1] if k != 'calls' else 'call')}" for k in ("calls", "rows", "occurrences")
+               if v.get(k)]
+    return {
+        "version": md_inline(e.version, 30), "workload": md_inline(e.workload, 60), "severity": v["severity"],
+        "check": v["check_type"], "context": md_inline(v.get("context_path") or v.get("context"), 120),
+        "bytes": format_bytes(v.get("used_delta")), "rate": md_inline(format_rate(v.get("rate")), 40),
+        "phase": md_inline(v.get("phase"), 20), "counted": md_inline(", ".join(counted), 80),
+        "note": md_inline(note, 80) if note else "",
+    }
 
+
+def _details(n: int, f: Finding, variant: Variant, ctx: Context, site: str,
+             repo_url: Optional[str], sha: Optional[str]) -> Dict[str, Any]:
+    others = [_site_md(s, ctx, repo_url, sha) + f" ({format_bytes(s['bytes'])} in "
+              f"{plural(s['count'], 'allocation')})" for s in f.sites[1:]]
+    top = f.site
+    return {
+        "n": str(n), "summary": md_inline(f"{f.severity} {f.check_type} in {f.context}: {describe.amount(f)}", 200),
+        "path": md_inline(f.where, 300), "lib": md_inline(f.source_lib, 80),
+        "site": site + f" ({format_bytes(top['bytes'])} in {plural(top['count'], 'allocation')})" if top
+        else "not recorded",
+        "other_sites": others,
+        "entry": md_inline(f.entry, 100) if f.entry else None, "phase": md_inline(f.phase, 20),
+        "lifetime": md_inline(describe.lifetime_text(f), 80),
+        "seen": md_inline(describe.seen_text(f), 200),
+        "bytes": format_bytes(f.bytes),
+        "growth": sparkline(f.samples),
+        "detail": md_inline(f.detail, variant.text_limit),
+        "advice": describe.advice_url(f.check_type), "check": f.check_type,
+        "evidence": [_evidence_row(e) for e in f.evidence[: variant.evidence_limit]],
+        "evidence_more": max(0, len(f.evidence) - variant.evidence_limit),
+    }
+
+
+def _broken(merged: Merged, li: int, wi: int, variant: Variant) -> Dict[str, Any]:
+    res = merged.legs[li].results
+    assert res is not None
+    w = res["workloads"][wi]
+    err = w.get("error") or None
+    return {
+        "title": f"PostgreSQL {md_inline(res['postgresql']['version'], 30)} · {md_inline(w['name'], 120)}",
+        "icon": _STATUS_ICON[w["status"]], "status": w["status"],
+        "iterations": w["iterations"], "duration": f"{w['duration_s']:.2f}",
+        "error": md_pre(err["message"], variant.text_limit) if err else None,
+        "sqlstate": md_inline(err.get("sqlstate"), 10) if err and err.get("sqlstate") else None,
+        "log": md_pre(w["log_excerpt"], variant.log_limit) if w.get("log_excerpt") else None,
+    }
+
+
+def _legs_view(merged: Merged, ctx: Context,
+               by_major: Dict[int, Any]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The counts table (one row per leg) and, per leg, what passed and what the ring dropped."""
     table, legs = [], []
-    for li, leg in enumerate(merged.legs):
+    for leg in merged.legs:
         if leg.results is None:
             table.append({"label": f"{md_inline(leg.source.name, 80)} (missing)", "missing": True})
             legs.append({"title": md_inline(leg.source.name, 80), "missing": True,
-                         "source": md_inline(str(leg.source), 200), "workloads": [], "passed": [], "more": 0})
+                         "source": md_inline(str(leg.source), 200)})
             continue
         res = leg.results
         major = int(res["postgresql"]["major"])
-        leg_verdict = conclude([res], ctx.fail_on)
-        table.append(_counts_row(f"{md_inline(res['postgresql']['version'], 30)}", leg_verdict.counts,
-                                 "❌ failed" if leg_verdict.failed else "✅ passed") | {"missing": False})
-        workloads, passed_names, leg_more = [], [], 0
-        for wi, w in enumerate(res["workloads"]):
-            wc = workload_counts(w)
-            rows_v = shown.get((li, wi), [])
-            hidden = wc.violations - len(rows_v)
-            leg_more += hidden
-            is_broken = w["status"] in BROKEN_STATUSES
-            if not rows_v and not (is_broken and (li, wi) in broken_shown):
-                if not wc.violations and not is_broken:
-                    # Passed, possibly with every finding suppressed: say so instead of hiding it.
-                    suffix = f" ({wc.suppressed} suppressed)" if wc.suppressed else ""
-                    passed_names.append(md_inline(w["name"], 80) + suffix)
-                continue
-            err = w.get("error") or None
-            workloads.append({
-                "name": md_inline(w["name"], 120), "icon": _STATUS_ICON[w["status"]], "status": w["status"],
-                "counts": ", ".join(f"{wc.by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO")
-                                    if wc.by_severity[s]),
-                "suppressed": wc.suppressed, "dropped": wc.dropped,
-                "iterations": w["iterations"], "duration": f"{w['duration_s']:.2f}",
-                "error": md_pre(err["message"], variant.text_limit) if err else None,
-                "sqlstate": md_inline(err.get("sqlstate"), 10) if err and err.get("sqlstate") else None,
-                "log": md_pre(w["log_excerpt"], variant.log_limit) if w.get("log_excerpt") else None,
-                "rows": [_violation_row(v, variant, violation_key(major, w["name"], v) in new_keys)
-                         for v in rows_v],
-                "more": hidden,
-            })
+        counts = by_major[major]
+        verdict = judge(counts, 0, ctx.fail_on)
+        table.append(_counts_row(md_inline(res["postgresql"]["version"], 30), counts,
+                                 "❌ failed" if verdict.failed else "✅ passed") | {"missing": False})
+        passed = []
+        for w in res["workloads"]:
+            active, suppressed = workload_counts(w)
+            if w["status"] not in BROKEN_STATUSES and not active:
+                # Passed, possibly with every finding suppressed: say so instead of hiding it.
+                passed.append(md_inline(w["name"], 80) + (f" ({suppressed} suppressed)" if suppressed else ""))
         legs.append({"title": md_inline(res["postgresql"]["version"], 30), "missing": False,
-                     "workloads": workloads, "passed": passed_names[:50],
-                     "passed_more": max(0, len(passed_names) - 50), "more": leg_more,
-                     "dropped": results_counts(res).dropped})
+                     "passed": passed[:50], "passed_more": max(0, len(passed) - 50), "dropped": counts.dropped})
+    return table, legs
 
-    total = verdict.counts
-    active = total.violations
-    omitted = sum(leg["more"] for leg in legs)
-    omitted_broken = sum(1 for _, _, v in items if v is None) - len(broken_shown)
-    return {
-        "variant": variant.name,
-        "failed": verdict.failed,
-        # Dropped ring entries are findings of unknown severity: never call that "all clear".
-        "all_clear": not verdict.failed and active == 0 and total.dropped == 0,
-        "dropped": total.dropped,
-        "reasons": [md_inline(r, 300) for r in verdict.reasons],
-        "fail_on": verdict.fail_on,
-        "active": active,
-        "headline": _headline(active, total.broken, len(merged.missing)),
-        "table": table,
-        "total": _counts_row("**all**", total, "❌ **failure**" if verdict.failed else "✅ **success**"),
-        "legs": legs,
-        "omitted": omitted,
-        "omitted_broken": omitted_broken,
-        "more_hint": variant.more_hint,
-        "run_url": ctx.run_url if ctx.run_url and _RUN_URL.fullmatch(ctx.run_url) else None,
-        "head_sha": _short_sha(ctx.head_sha),
-        "versions": ", ".join(md_inline(leg.version, 30) for leg in merged.legs if leg.results is not None),
-        "comparison": _comparison_view(ctx.comparison) if ctx.comparison else None,
-        "notices": [md_inline(n, 300) for n in ctx.notices],
+
+def _view(merged: Merged, ctx: Context, variant: Variant, keep: int, items: Sequence[Item],
+          fixed: Dict[str, Any], memo: Dict[int, Any]) -> Dict[str, Any]:
+    """The view with the first `keep` items; `memo` keeps each item's rendering across attempts."""
+    new_keys = ctx.comparison.new_keys if ctx.comparison else set()
+    repo_url, sha = _repo_url(fixed["run_url"]), fixed["sha"]
+    rows, details, broken = [], [], []
+    n = 0
+    for index in range(min(keep, len(items))):
+        kind, item = items[index]
+        if kind == "broken":
+            if index not in memo:
+                memo[index] = _broken(merged, item[0], item[1], variant)
+            broken.append(memo[index])
+            continue
+        n += 1
+        if index not in memo:
+            site = _site_md(item.site, ctx, repo_url, sha)
+            want = variant.details_limit is None or n <= variant.details_limit
+            memo[index] = (_finding_row(n, item, ctx, item.key in new_keys, site),
+                           _details(n, item, variant, ctx, site, repo_url, sha) if want else None)
+        row, detail = memo[index]
+        rows.append(row)
+        if detail is not None:
+            details.append(detail)
+    checks = dict.fromkeys(items[i][1].check_type for i in range(min(keep, len(items))) if items[i][0] == "finding")
+    return fixed | {
+        "links": [{"label": c, "url": describe.advice_url(c)} for c in checks],
+        "findings": rows, "details": details, "broken": broken,
+        "details_more": len(rows) - len(details),
+        "omitted": fixed["total_findings"] - len(rows),
+        "omitted_broken": fixed["total_broken"] - len(broken),
     }
 
 
-def _headline(active: int, broken: int, missing: int) -> str:
-    parts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
-             ((active, "violation"), (broken, "failed workload"), (missing, "missing leg")) if n]
+def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[Item]) -> Dict[str, Any]:
+    """The parts of the view that do not depend on how many items fit."""
+    found = merged.findings
+    verdict = merged.conclude(ctx.fail_on)
+    total = verdict.counts
+    table, legs = _legs_view(merged, ctx, merged.counts_by_major)
+    n_broken = sum(1 for kind, _ in items if kind == "broken")
+    suppressed = [f for f in found if f.key[0]]
+    run_url = ctx.run_url if ctx.run_url and _RUN_URL.fullmatch(ctx.run_url) else None
+    return {
+        "total_findings": len(items) - n_broken, "total_broken": n_broken,
+        "variant": variant.name,
+        "failed": verdict.failed,
+        # Dropped ring entries are findings of unknown severity: never call that "all clear".
+        "all_clear": not verdict.failed and total.findings == 0 and total.dropped == 0,
+        "dropped": total.dropped,
+        "reasons": [md_inline(r, 300) for r in verdict.reasons],
+        "fail_on": verdict.fail_on,
+        "active": total.findings,
+        "headline": _headline(total, len(merged.missing)),
+        "table": table,
+        "total": _counts_row("**all**", total, "❌ **failure**" if verdict.failed else "✅ **success**"),
+        "legs": legs,
+        "more_hint": variant.more_hint,
+        "run_url": run_url,
+        "sha": _full_sha(ctx.head_sha),
+        "head_sha": (_full_sha(ctx.head_sha) or "")[:12] or None,
+        "versions": ", ".join(md_inline(leg.version, 30) for leg in merged.legs if leg.results is not None),
+        "comparison": _comparison_view(ctx.comparison) if ctx.comparison else None,
+        "notices": [md_inline(n, 300) for n in ctx.notices],
+        "suppressed": [{"text": md_inline(describe.headline(f, ctx.workspace), 200),
+                        "reason": md_inline(f.suppressed_by, 200)} for f in suppressed[:20]],
+        "suppressed_more": max(0, len(suppressed) - 20),
+    }
+
+
+def _headline(total: Any, missing: int) -> str:
+    by = ", ".join(f"{total.by_severity[s]} {s}" for s in reversed(SEVERITIES) if total.by_severity[s])
+    parts = []
+    if total.findings:
+        parts.append(plural(total.findings, "finding") + f" ({by})")
+    if total.broken:
+        parts.append(plural(total.broken, "failed workload"))
+    if missing:
+        parts.append(plural(missing, "missing leg"))
     return ", ".join(parts) or "failed"
 
 
-def _short_sha(sha: str | None) -> str | None:
-    return sha[:12] if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+def _full_sha(sha: Optional[str]) -> Optional[str]:
+    return sha if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
-def _key_text(key: ViolationKey) -> str:
-    major, workload, check, where, lib, phase = key
-    return (f"PostgreSQL {major} · {md_inline(workload, 60)} · {check} in {md_inline(where, 80)}"
-            + (f" ({md_inline(lib, 40)})" if lib else ""))
+def _finding_text(f: Finding) -> str:
+    return (f"{f.check_type} in {md_inline(f.where, 100)}" + (f" ({md_inline(f.source_lib, 40)})" if f.source_lib
+                                                               else "")
+            + f" on PostgreSQL {describe.majors_text(f.majors)}")
 
 
 def _comparison_view(c: Comparison) -> Dict[str, Any]:
@@ -274,8 +341,8 @@ def _comparison_view(c: Comparison) -> Dict[str, Any]:
         "majors": ", ".join(str(m) for m in c.compared_majors) or "none",
         "new": len(c.new), "fixed": len(c.fixed), "worse": len(c.worse), "unchanged": c.unchanged,
         "unstable": c.unstable,
-        "new_list": [_key_text(k) for k in c.new[:10]],
-        "fixed_list": [_key_text(k) for k in c.fixed[:10]],
+        "new_list": [_finding_text(f) for f in c.new[:10]],
+        "fixed_list": [_finding_text(f) for f in c.fixed[:10]],
     }
 
 
@@ -294,40 +361,50 @@ def _env() -> jinja2.Environment:
     )
 
 
+@bulk
 def render(merged: Merged, ctx: Context, variant: Variant = SUMMARY) -> str:
     """Render the report, dropping the least important items until it fits variant.budget."""
     template = _env().get_template("report.md.j2")
     items = _items(merged)
+    fixed = _fixed_view(merged, ctx, variant, items)
+    memo: Dict[int, Any] = {}
 
     def attempt(keep: int) -> str:
-        chosen = _select(items, keep, variant.rows_per_workload)
-        return template.render(**_view(merged, ctx, variant, chosen, items))
+        return template.render(**_view(merged, ctx, variant, keep, items, fixed, memo))
 
-    keep = len(items)
-    if variant.rows_per_workload is not None:
-        keep = len(_select(items, len(items), variant.rows_per_workload))
-    probe = min(keep, 500)
-    text = attempt(probe)
-    size = variant.measure(text)
-    if probe < keep and size <= variant.budget:
-        # Extrapolate from the probe instead of rendering everything (100,000 rows cost seconds).
-        base = variant.measure(attempt(0))
-        per_item = max(1.0, (size - base) / max(1, probe))
-        keep = max(probe, min(keep, int((variant.budget - base) / per_item * 0.95)))
-        text = attempt(keep)
-        size = variant.measure(text)
-    if size <= variant.budget:
-        return text
-    base = variant.measure(attempt(0))
-    while size > variant.budget and keep > 0:
-        per_item = max(1.0, (size - base) / keep)
-        keep = min(keep - 1, int((variant.budget - base) / per_item * 0.95))
-        keep = max(keep, 0)
-        text = attempt(keep)
-        size = variant.measure(text)
-    if size > variant.budget:  # even the skeleton is too big (pathological leg count): hard cut
-        text = _hard_cut(text, variant)
-    return text
+    n = len(items)
+    texts: Dict[int, str] = {}
+
+    def size(keep: int) -> int:
+        texts[keep] = attempt(keep)
+        return variant.measure(texts[keep])
+
+    # Find the most items that fit by secant steps on the rendered size (rendering 100,000 findings to cut
+    # them down would cost seconds); a few renders of the probable size instead.
+    lo, lo_size = 0, size(0)
+    if lo_size > variant.budget:  # even the skeleton is too big (pathological leg count): hard cut
+        return _hard_cut(texts[0], variant)
+    hi: Optional[int] = None
+    guess = min(n, 300)
+    for _ in range(12):
+        if guess <= lo or (hi is not None and guess >= hi):
+            break
+        s = size(guess)
+        if s <= variant.budget:
+            prev, prev_size = lo, lo_size
+            lo, lo_size = guess, s
+            if lo == n:
+                break
+            per_item = max(1.0, (s - prev_size) / max(1, guess - prev))
+            guess = lo + max(1, int((variant.budget * 0.98 - s) / per_item))
+            if variant.budget - s < variant.budget * 0.03:
+                break  # within 3% of the budget: good enough
+        else:
+            hi = guess
+            per_item = max(1.0, (s - lo_size) / max(1, guess - lo))
+            guess = lo + max(0, int((variant.budget * 0.98 - lo_size) / per_item))
+        guess = min(guess, n if hi is None else hi - 1)
+    return texts[lo]
 
 
 def _hard_cut(text: str, variant: Variant) -> str:
@@ -336,3 +413,6 @@ def _hard_cut(text: str, variant: Variant) -> str:
     while variant.measure(text) > limit:
         text = text[: max(0, len(text) - max(1, (variant.measure(text) - limit)))]
     return text + note
+
+
+__all__ = ["COMMENT", "SUMMARY", "Context", "Variant", "md_inline", "md_pre", "render"]

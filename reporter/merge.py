@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from reporter import findings, summary
 from reporter.results import Results, ResultsError, load
 
 RESULTS_FILE = "results.json"
@@ -38,6 +39,27 @@ class Leg:
 class Merged:
     legs: List[Leg]  # present legs newest major first, then missing legs by path
     notices: List[str] = field(default_factory=list)  # one line each, for stderr and the report
+    _findings: Optional[List[findings.Finding]] = field(default=None, init=False, repr=False)
+    _by_major: Optional[Dict[int, summary.Counts]] = field(default=None, init=False, repr=False)
+
+    @property
+    def findings(self) -> List[findings.Finding]:
+        """Every finding across the present legs, worst first (computed once)."""
+        if self._findings is None:
+            self._findings = findings.build(self.present)
+        return self._findings
+
+    @property
+    def counts_by_major(self) -> Dict[int, summary.Counts]:
+        """Each present leg's counts, its findings judged on its own major (computed once)."""
+        if self._by_major is None:
+            self._by_major = summary.count_by_major(self.present, self.findings)
+        return self._by_major
+
+    def conclude(self, fail_on: str) -> summary.Conclusion:
+        """summary.conclude over every leg (missing ones included), from the cached counts."""
+        total = summary.total_counts(self.counts_by_major, self.findings)
+        return summary.judge(total, len(self.missing), fail_on)
 
     @property
     def present(self) -> List[Results]:

@@ -10,10 +10,25 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 import jsonschema
 
-SCHEMA_VERSION = 1
-SEVERITIES = ("INFO", "WARNING", "ERROR")
-CHECK_TYPES = ("context_leak", "wrong_ctx_alloc", "resource_leak")
-STATUSES = ("passed", "violations", "error", "timeout", "crashed")
+SCHEMA_VERSION = 2  # what the runner writes; load() accepts every version in READABLE_VERSIONS
+READABLE_VERSIONS = (1, 2)
+# Violation fields added in schema version 2 (absent from version-1 files; upgrade() fills them in memory).
+V2_VIOLATION_FIELDS = ("lifetime", "verdict", "rate", "calls", "rows", "occurrences", "entry", "sites", "finding_id")
+
+
+class Site(TypedDict, total=False):
+    lib: str  # library file name, e.g. "buggy_pg_ext.so"
+    offset: str  # "0x1a2b": a return address minus the library's load base
+    bytes: int
+    count: int
+    function: Optional[str]  # added by the reporter when it resolves the address
+    file: Optional[str]
+    line: Optional[int]
+
+
+class Rate(TypedDict):
+    bytes: float
+    unit: str  # vocab.RATE_UNITS
 
 
 class Violation(TypedDict):
@@ -33,6 +48,15 @@ class Violation(TypedDict):
     ts: Optional[str]
     samples: Optional[List[int]]
     suppressed_by: Optional[str]
+    lifetime: Optional[str]  # vocab.LIFETIMES
+    verdict: Optional[str]  # vocab.VERDICTS
+    rate: Optional[Rate]
+    calls: Optional[int]
+    rows: Optional[int]
+    occurrences: Optional[int]
+    entry: Optional[str]
+    sites: Optional[List[Site]]
+    finding_id: Optional[str]
 
 
 class Workload(TypedDict):
@@ -91,7 +115,53 @@ def load(path: Path) -> Results:
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
     validate(doc, str(path))
+    return upgrade(doc)
+
+
+def upgrade(doc: Results) -> Results:
+    """Fill in what an older (valid) file lacks, in place, so readers see one shape; returns doc.
+
+    Version 1 had only `bytes_per_iteration`: outside a scenario it was a per-call figure over `iterations`
+    calls (the statement-level check), inside one a per-iteration slope. The new fields are null otherwise.
+    """
+    doc["postgresql"].setdefault("pkglibdir", None)
+    for workload in doc["workloads"]:
+        for v in workload["violations"]:
+            if "rate" in v:
+                continue
+            per = v.get("bytes_per_iteration")
+            unit = "iteration" if v.get("phase") == "scenario" else "call"
+            v["rate"] = None if per is None else {"bytes": per, "unit": unit}
+            v.setdefault("calls", v.get("iterations") if per is not None and unit == "call" else None)
+            for name in V2_VIOLATION_FIELDS:
+                v.setdefault(name, [] if name == "sites" else None)  # type: ignore[misc]
     return doc
+
+
+def current_violations(workload: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The workload's violations with superseded updates dropped.
+
+    Rows that share a `finding_id` are successive updates of one finding of the C side: the last one wins (it
+    stands at the position of the first). results.json keeps every row; readers count only these.
+    """
+    rows = workload["violations"]
+    last: Dict[str, int] = {}
+    for n, v in enumerate(rows):
+        fid = v.get("finding_id")
+        if fid:
+            last[fid] = n
+    if not last:
+        return rows
+    out: List[Dict[str, Any]] = []
+    placed: set = set()
+    for v in rows:
+        fid = v.get("finding_id")
+        if not fid:
+            out.append(v)
+        elif fid not in placed:
+            placed.add(fid)
+            out.append(rows[last[fid]])
+    return out
 
 
 def dump(doc: Results, path: Path) -> None:

@@ -431,7 +431,8 @@ def run(
     results: Results = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pg-ext-memcheck", "version": __version__},
-        "postgresql": {"version": cluster.info.version, "major": cluster.info.major, "pg_config": pg_config},
+        "postgresql": {"version": cluster.info.version, "major": cluster.info.major, "pg_config": pg_config,
+                       "pkglibdir": cluster.info.pkglibdir},
         "config": {"path": str(cfg.path), "digest": cfg.digest},
         "started_at": started_at,
         "finished_at": started_at,

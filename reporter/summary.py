@@ -1,5 +1,6 @@
-"""Pure aggregation over results dicts: counts by severity, worst severity, conclusion, baseline comparison.
+"""Pure aggregation over results dicts and their findings: counts, conclusion, baseline comparison.
 
+Counts by severity count findings (reporter/findings.py), not rows; `violations` counts the rows behind them.
 Suppressed violations (``suppressed_by`` set) are counted apart and never count against fail-on.
 Nothing here reads files, talks to PostgreSQL or formats output.
 """
@@ -7,15 +8,12 @@ Nothing here reads files, talks to PostgreSQL or formats output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from reporter.results import SEVERITIES
-
-FAIL_ON_LEVELS = ("never", "info", "warning", "error")
-SEVERITY_RANK = {"INFO": 1, "WARNING": 2, "ERROR": 3}
-FAIL_ON_RANK = {"never": None, "info": 1, "warning": 2, "error": 3}
-# Statuses that mean the workload did not finish: JUnit errors, and a failure unless fail-on is never.
-BROKEN_STATUSES = ("error", "timeout", "crashed")
+from reporter import findings as fnd
+from reporter.findings import Finding, FindingKey
+from reporter.results import current_violations
+from reporter.vocab import BROKEN_STATUSES, SEVERITIES, SEVERITY_RANK, reaches
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -26,14 +24,8 @@ def is_active(violation: Dict[str, Any]) -> bool:
     return not violation.get("suppressed_by")
 
 
-def reaches(severity: str | None, fail_on: str) -> bool:
-    """True when a violation of this severity fails the run under fail_on."""
-    threshold = FAIL_ON_RANK[fail_on]
-    return severity is not None and threshold is not None and SEVERITY_RANK[severity] >= threshold
-
-
-def worst_of(severities: Iterable[str | None]) -> str | None:
-    best: str | None = None
+def worst_of(severities: Iterable[Optional[str]]) -> Optional[str]:
+    best: Optional[str] = None
     for sev in severities:
         if sev is not None and (best is None or SEVERITY_RANK[sev] > SEVERITY_RANK[best]):
             best = sev
@@ -42,57 +34,89 @@ def worst_of(severities: Iterable[str | None]) -> str | None:
 
 @dataclass
 class Counts:
-    """Violation counts of one workload, one leg or everything."""
+    """Counts of one leg or of everything."""
 
-    by_severity: Dict[str, int] = field(default_factory=lambda: {s: 0 for s in SEVERITIES})
-    suppressed: int = 0
+    by_severity: Dict[str, int] = field(default_factory=lambda: {s: 0 for s in SEVERITIES})  # findings
+    violations: int = 0  # unsuppressed rows behind them
+    suppressed: int = 0  # suppressed rows
     dropped: int = 0  # lost in the ring buffer: the report must say the counts are a lower bound
     workloads: int = 0
     broken: int = 0  # workloads that errored, timed out or crashed
 
     @property
-    def violations(self) -> int:
+    def findings(self) -> int:
         return sum(self.by_severity.values())
 
     @property
-    def worst(self) -> str | None:
+    def worst(self) -> Optional[str]:
         return worst_of(s for s in SEVERITIES if self.by_severity[s])
 
-    def add(self, other: Counts) -> None:
-        for sev in SEVERITIES:
-            self.by_severity[sev] += other.by_severity[sev]
-        self.suppressed += other.suppressed
-        self.dropped += other.dropped
-        self.workloads += other.workloads
-        self.broken += other.broken
+    def add_rows(self, results: Dict[str, Any]) -> None:
+        dropped = 0
+        for w in results["workloads"]:
+            self.workloads += 1
+            self.broken += w["status"] in BROKEN_STATUSES
+            dropped += int(w.get("dropped") or 0)
+            listed_suppressed = 0
+            for v in current_violations(w):
+                if is_active(v):
+                    self.violations += 1
+                else:
+                    listed_suppressed += 1
+            # The runner may already have removed suppressed entries and only counted them in `suppressed`.
+            self.suppressed += max(listed_suppressed, int(w.get("suppressed") or 0))
+        self.dropped += max(dropped, int((results.get("ring") or {}).get("dropped") or 0))
 
 
-def workload_counts(workload: Dict[str, Any]) -> Counts:
-    counts = Counts(workloads=1, dropped=int(workload.get("dropped") or 0))
-    if workload["status"] in BROKEN_STATUSES:
-        counts.broken = 1
-    # The runner may already have removed suppressed entries and only counted them in `suppressed`.
-    listed_suppressed = 0
-    for v in workload["violations"]:
-        if is_active(v):
-            counts.by_severity[v["severity"]] += 1
-        else:
-            listed_suppressed += 1
-    counts.suppressed = max(listed_suppressed, int(workload.get("suppressed") or 0))
-    return counts
+def count(legs: Sequence[Dict[str, Any]], found: Sequence[Finding], major: Optional[int] = None) -> Counts:
+    """Counts over `legs`; with `major`, the findings are judged by what they showed on that major only."""
+    c = Counts()
+    for res in legs:
+        c.add_rows(res)
+    for f in found:
+        if f.key[0]:
+            continue
+        sev = f.severity if major is None else f.severity_on(major)
+        if sev is not None:
+            c.by_severity[sev] += 1
+    return c
 
 
-def results_counts(results: Dict[str, Any]) -> Counts:
-    total = Counts()
-    for w in results["workloads"]:
-        total.add(workload_counts(w))
-    total.dropped = max(total.dropped, int(results.get("ring", {}).get("dropped") or 0))
-    return total
+def count_by_major(legs: Sequence[Dict[str, Any]], found: Sequence[Finding]) -> Dict[int, Counts]:
+    """count(...) of every leg on its own major, in one pass over the findings."""
+    out: Dict[int, Counts] = {}
+    for res in legs:
+        c = out[int(res["postgresql"]["major"])] = Counts()
+        c.add_rows(res)
+    for f in found:
+        if f.key[0]:
+            continue
+        for major, sev in f.severities_by_major().items():
+            if major in out:
+                out[major].by_severity[sev] += 1
+    return out
 
 
-def workload_failed(workload: Dict[str, Any], fail_on: str) -> bool:
-    """A workload fails on an active violation at or above fail_on (errors/crashes are judged apart)."""
-    return reaches(workload_counts(workload).worst, fail_on)
+def workload_counts(workload: Dict[str, Any]) -> Tuple[int, int]:
+    """(unsuppressed rows, suppressed rows) of one workload."""
+    rows = current_violations(workload)
+    active = sum(1 for v in rows if is_active(v))
+    return active, max(len(rows) - active, int(workload.get("suppressed") or 0))
+
+
+def total_counts(by_major: Dict[int, Counts], found: Sequence[Finding]) -> Counts:
+    """The counts of the whole matrix from count_by_major's, without reading the rows again."""
+    c = Counts()
+    for m in by_major.values():
+        c.violations += m.violations
+        c.suppressed += m.suppressed
+        c.dropped += m.dropped
+        c.workloads += m.workloads
+        c.broken += m.broken
+    for f in found:
+        if not f.key[0]:
+            c.by_severity[f.severity] += 1
+    return c
 
 
 @dataclass
@@ -107,24 +131,26 @@ class Conclusion:
         return self.conclusion == FAILURE
 
 
-def conclude(legs: Sequence[Dict[str, Any] | None], fail_on: str) -> Conclusion:
+def conclude(legs: Sequence[Optional[Dict[str, Any]]], fail_on: str,
+             found: Optional[Sequence[Finding]] = None) -> Conclusion:
     """Judge the whole report. A None leg is a matrix leg whose results are missing.
 
-    Fails when the worst active violation reaches fail_on, when a workload errored/timed out/crashed
+    Fails when the worst unsuppressed finding reaches fail_on, when a workload errored/timed out/crashed
     (unless fail_on is never), when a leg is missing (unless never), and always when no workload ran.
     """
-    total = Counts()
-    missing = 0
-    for leg in legs:
-        if leg is None:
-            missing += 1
-        else:
-            total.add(results_counts(leg))
+    present = [leg for leg in legs if leg is not None]
+    if found is None:
+        found = fnd.build(present)
+    return judge(count(present, found), len(legs) - len(present), fail_on)
+
+
+def judge(total: Counts, missing: int, fail_on: str) -> Conclusion:
+    """The conclusion from counts (see conclude); also used for one leg's counts on its own major."""
     reasons: List[str] = []
     worst = total.worst
     if reaches(worst, fail_on):
         n = sum(total.by_severity[s] for s in SEVERITIES if reaches(s, fail_on))
-        reasons.append(f"{n} violation(s) at or above {fail_on}; worst is {worst}")
+        reasons.append(f"{n} finding(s) at or above {fail_on}; worst is {worst}")
     if fail_on != "never" and total.broken:
         reasons.append(f"{total.broken} workload(s) errored, timed out or crashed")
     if fail_on != "never" and missing:
@@ -136,93 +162,50 @@ def conclude(legs: Sequence[Dict[str, Any] | None], fail_on: str) -> Conclusion:
 
 # ---- baseline comparison (what THIS change made worse) -------------------------------------------------
 
-ViolationKey = Tuple[int, str, str, str, str, str]
-
-
-def violation_key(major: int, workload: str, v: Dict[str, Any]) -> ViolationKey:
-    """Identity of a finding across runs: severity and byte counts may move, the place may not."""
-    where = v.get("context_path") or v.get("context") or ""
-    return (major, workload, v["check_type"], where, v.get("source_lib") or "", v.get("phase") or "")
-
-
-def active_keys(results: Dict[str, Any]) -> Dict[ViolationKey, Dict[str, Any]]:
-    out: Dict[ViolationKey, Dict[str, Any]] = {}
-    major = int(results["postgresql"]["major"])
-    for w in results["workloads"]:
-        for v in w["violations"]:
-            if is_active(v):
-                key = violation_key(major, w["name"], v)
-                prev = out.get(key)
-                if prev is None or SEVERITY_RANK[v["severity"]] > SEVERITY_RANK[prev["severity"]]:
-                    out[key] = v
-    return out
-
 
 @dataclass
 class Comparison:
-    new: List[ViolationKey]
-    fixed: List[ViolationKey]
+    new: List[Finding]  # findings of this run the baseline did not have (on a major both ran)
+    fixed: List[Finding]  # baseline findings gone now
     unchanged: int
-    worse: List[ViolationKey]  # same place, higher severity than before
+    worse: List[Finding]  # same finding, higher severity than before
     unstable: bool  # the baseline is an earlier attempt of the same run: 'fixed' findings vanished on retry
     compared_majors: List[int]
 
+    @property
+    def new_keys(self) -> Set[FindingKey]:
+        return {f.key for f in self.new}
 
-def compare(current: Sequence[Dict[str, Any]], baseline: Sequence[Dict[str, Any]]) -> Comparison:
-    """Compare per PostgreSQL major present on both sides."""
+
+def compare(current: Sequence[Dict[str, Any]], baseline: Sequence[Dict[str, Any]],
+            now: Optional[Sequence[Finding]] = None) -> Comparison:
+    """Compare unsuppressed findings on the PostgreSQL majors present on both sides."""
     base_by_major = {int(b["postgresql"]["major"]): b for b in baseline}
-    new: List[ViolationKey] = []
-    fixed: List[ViolationKey] = []
-    worse: List[ViolationKey] = []
+    majors = sorted(int(c["postgresql"]["major"]) for c in current if int(c["postgresql"]["major"]) in base_by_major)
+    unstable = any(_same_run(c, base_by_major[int(c["postgresql"]["major"])]) for c in current
+                   if int(c["postgresql"]["major"]) in base_by_major)
+    now_all = fnd.build(current) if now is None else now
+    before_all = fnd.build([base_by_major[m] for m in majors])
+    now_f = [f for f in fnd.active(now_all) if set(f.majors) & set(majors)]
+    before_f = fnd.active(before_all)
+    before_on = {(f.key, m): f for f in before_f for m in f.majors}
+    now_on = {(f.key, m) for f in now_f for m in f.majors}
+    new, worse = [], []
     unchanged = 0
-    majors: List[int] = []
-    unstable = False
-    for cur in current:
-        major = int(cur["postgresql"]["major"])
-        base = base_by_major.get(major)
-        if base is None:
+    for f in now_f:
+        seen = [before_on[(f.key, m)] for m in f.majors if (f.key, m) in before_on]
+        if any(m in majors and (f.key, m) not in before_on for m in f.majors):
+            new.append(f)
             continue
-        majors.append(major)
-        if _same_run(cur, base):
-            unstable = True
-        now, before = active_keys(cur), active_keys(base)
-        for key, v in now.items():
-            if key not in before:
-                new.append(key)
-            else:
-                unchanged += 1
-                if SEVERITY_RANK[v["severity"]] > SEVERITY_RANK[before[key]["severity"]]:
-                    worse.append(key)
-        fixed.extend(k for k in before if k not in now)
-    return Comparison(sorted(new), sorted(fixed), unchanged, sorted(worse), unstable, sorted(majors))
+        unchanged += 1
+        if SEVERITY_RANK[f.severity] > max(SEVERITY_RANK[b.severity] for b in seen):
+            worse.append(f)
+    fixed = [b for b in before_f if any((b.key, m) not in now_on for m in b.majors)]
+    return Comparison(new, fixed, unchanged, worse, unstable, majors)
 
 
 def _same_run(cur: Dict[str, Any], base: Dict[str, Any]) -> bool:
     a, b = cur.get("github") or {}, base.get("github") or {}
     return bool(a.get("run_id")) and a.get("run_id") == b.get("run_id") and a.get("run_attempt") != b.get(
         "run_attempt"
-    )
-
-
-def iter_active(results: Dict[str, Any]) -> Iterator[Tuple[Dict[str, Any], Dict[str, Any]]]:
-    """(workload, violation) for every active violation, in file order."""
-    for w in results["workloads"]:
-        for v in w["violations"]:
-            if is_active(v):
-                yield w, v
-
-
-def magnitude(v: Dict[str, Any]) -> float:
-    """Bytes a finding stands for: the measured rate over its iterations, else the delta."""
-    rate = v.get("bytes_per_iteration")
-    if rate is not None:
-        return float(rate) * max(1, int(v.get("iterations") or 1))
-    return abs(float(v.get("used_delta") or 0))
-
-
-def sort_violations(violations: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Worst first: active before suppressed, then severity, then bytes; stable for equal keys."""
-    return sorted(
-        violations,
-        key=lambda v: (0 if is_active(v) else 1, -SEVERITY_RANK[v["severity"]], -magnitude(v)),
     )

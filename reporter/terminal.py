@@ -1,119 +1,152 @@
-"""Plain-text summary of one results dict for a terminal (the local `check` command)."""
+"""Plain-text report for a terminal (`check`, and `report`'s log): findings worst first, then the workloads.
+
+Colour only on a terminal that wants it (a TTY, no NO_COLOR, not TERM=dumb); every line is fitted to the
+terminal's width. Text from the database or a results file is cleaned (text.clean) before it is printed.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import Any, Dict, List, Tuple
+import shutil
+from dataclasses import dataclass
+from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple
 
-from reporter.summary import conclude, is_active, sort_violations, workload_counts
+from reporter import describe
+from reporter.findings import Finding
+from reporter.merge import Merged
+from reporter.perf import bulk
+from reporter.summary import workload_counts
+from reporter.text import clean, display_width, fit, plural
+from reporter.vocab import BROKEN_STATUSES, SEVERITIES, strictest_fail_on
 
-MAX_LINES_PER_WORKLOAD = 20
-# Database text must not drive the terminal: drop escape sequences and other control characters.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+MAX_FINDINGS = 30
+MIN_WIDTH = 40
+DEFAULT_WIDTH = 120
 
-
-SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
-SPARK_POINTS = 24
-
-
-def format_bytes(n: float | None) -> str:
-    """1536 -> '1.5 KiB'; None -> '-'. Plain text, shared by every renderer."""
-    if n is None:
-        return "-"
-    value = float(n)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{sign}{int(value)} B" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    return f"{sign}{value:.1f} GiB"  # unreachable; keeps type checkers calm
+_SGR = {
+    "ERROR": "1;31", "WARNING": "33", "INFO": "36", "fail": "1;31", "pass": "1;32", "dim": "2", "bold": "1",
+}
 
 
-def format_rate(bytes_per_iteration: float | None) -> str:
-    return "-" if bytes_per_iteration is None else f"{format_bytes(bytes_per_iteration)}/iter"
+@dataclass(frozen=True)
+class Style:
+    width: int = DEFAULT_WIDTH
+    color: bool = False
 
 
-def sparkline(samples: List[int] | None) -> str:
-    """Unicode-block sparkline of sampled usage, down-sampled to SPARK_POINTS; '' when not sampled."""
-    if not samples or len(samples) < 2:
-        return ""
-    if len(samples) > SPARK_POINTS:
-        step = (len(samples) - 1) / (SPARK_POINTS - 1)
-        samples = [samples[round(i * step)] for i in range(SPARK_POINTS)]
-    lo, hi = min(samples), max(samples)
-    if hi == lo:
-        return SPARK_BLOCKS[0] * len(samples)
-    top = len(SPARK_BLOCKS) - 1
-    return "".join(SPARK_BLOCKS[round((s - lo) * top / (hi - lo))] for s in samples)
+def style_for(stream: IO[str], environ: Mapping[str, str]) -> Style:
+    """Colour on a TTY unless NO_COLOR is set (https://no-color.org) or TERM is dumb; the terminal's width
+    (COLUMNS wins, as everywhere), else DEFAULT_WIDTH."""
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    color = tty and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
+    columns = DEFAULT_WIDTH
+    if environ.get("COLUMNS", "").isdigit():
+        columns = int(environ["COLUMNS"])
+    elif tty:
+        columns = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return Style(max(MIN_WIDTH, columns), color)
 
 
-def clean(text: str | None, limit: int = 160) -> str:
-    if text is None:
-        return "-"
-    one_line = _CONTROL.sub("", str(text).replace("\r\n", "\n").replace("\n", " | "))
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+Segment = Tuple[str, Optional[str]]  # (clean text, role for colour)
 
 
-def _counts_text(by_severity: Dict[str, int]) -> str:
-    return ", ".join(f"{by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
+class _Lines:
+    def __init__(self, style: Style) -> None:
+        self.style = style
+        self.out: List[str] = []
+
+    def add(self, *segments: Segment, whole: bool = False) -> None:
+        """One line, cut to the width unless `whole` (a URL cut short is useless)."""
+        room = 1 << 30 if whole else self.style.width
+        parts: List[str] = []
+        for text, role in segments:
+            if room <= 0:
+                break
+            piece = fit(text, room)
+            room -= display_width(piece)
+            if self.style.color and role and piece:
+                piece = f"\x1b[{_SGR[role]}m{piece}\x1b[0m"
+            parts.append(piece)
+        self.out.append("".join(parts).rstrip())
 
 
-def _group(violations: List[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], int]]:
-    """Repeats of one finding (same check, severity, context, library, phase), as the first and a count:
-    a workload run N times reports each per-statement finding N times."""
-    groups: Dict[Tuple[Any, ...], List[Any]] = {}
-    for v in violations:
-        key = (v["severity"], v["check_type"], v.get("context_path"), v.get("source_lib"), v.get("phase"))
-        if key in groups:
-            groups[key][1] += 1
-        else:
-            groups[key] = [v, 1]
-    return [(v, n) for v, n in groups.values()]
+def _finding(lines: _Lines, n: int, f: Finding, root: Optional[str]) -> None:
+    indent = " " * 12
+    lives = describe.lifetime_text(f)
+    lines.add((f"{n:>3} ", None), (f"{f.severity:<8}", f.severity), (f"{f.check_type:<16} ", "bold"),
+              (clean(f.context, 50) + "  ", None), (describe.amount(f), None),
+              ("" if lives == "-" else f"  {lives}", "dim"))
+    lines.add((indent + clean(f.where, 300) + f" ({clean(f.source_lib, 60)})", "dim"))
+    if f.site:
+        entry = f"; entered from {clean(f.entry, 60)}" if f.entry else ""
+        lines.add((indent + "allocated by " + describe.site_text(f.site, root, 200) + entry, None))
+    names = ", ".join(clean(w, 40) for w in f.workloads[:3]) + (
+        f", +{len(f.workloads) - 3}" if len(f.workloads) > 3 else "")
+    lines.add((indent + f"seen {describe.seen_text(f)}: {names}", "dim"))
 
 
-def render_terminal(results: Dict[str, Any], fail_on: str | None = None) -> str:
-    """A readable report; fail_on defaults to the one recorded in the results."""
-    fail_on = fail_on or results.get("fail_on") or "error"
-    pg = results["postgresql"]
-    lines: List[str] = [
-        f"pg-ext-memcheck {clean(results['tool']['version'])} on PostgreSQL {clean(pg['version'])} "
-        f"(fail-on: {fail_on})"
-    ]
-    for w in results["workloads"]:
-        counts = workload_counts(w)
-        head = f"  {w['status'].upper():<10} {clean(w['name'], 60)}"
-        if counts.violations:
-            head += f"  [{_counts_text(counts.by_severity)}]"
-        if counts.suppressed:
-            head += f"  ({counts.suppressed} suppressed)"
-        lines.append(head)
-        if w.get("error"):
-            sqlstate = w["error"].get("sqlstate")
-            suffix = f" (SQLSTATE {sqlstate})" if sqlstate else ""
-            lines.append(f"      error: {clean(w['error']['message'])}{suffix}")
-        if w.get("log_excerpt"):
-            for log_line in str(w["log_excerpt"]).splitlines()[:5]:
-                lines.append(f"      log: {clean(log_line)}")
-        groups = _group(sort_violations([v for v in w["violations"] if is_active(v)]))
-        for v, n in groups[:MAX_LINES_PER_WORKLOAD]:
-            times = f"  x{n}" if n > 1 else ""
-            lines.append(
-                f"      {v['severity']:<7} {v['check_type']:<15} "
-                f"{clean(v.get('context_path') or v.get('context'), 60)}"
-                f"  {format_bytes(v.get('used_delta'))}  {format_rate(v.get('bytes_per_iteration'))}"
-                f"  {clean(v.get('source_lib'), 40)}{times}"
-            )
-            lines.append(f"              {clean(v.get('detail'))}")
-        if len(groups) > MAX_LINES_PER_WORKLOAD:
-            rest = sum(n for _, n in groups[MAX_LINES_PER_WORKLOAD:])
-            lines.append(f"      … {rest} more violations in results.json")
-    verdict = conclude([results], fail_on)
+def _workloads(lines: _Lines, merged: Merged) -> None:
+    lines.add(("Workloads:", "bold"))
+    by_place = {}
+    for f in merged.findings:
+        if f.suppressed_by:
+            continue
+        for where in {(e.major, e.workload) for e in f.evidence}:
+            by_place[where] = by_place.get(where, 0) + 1
+    for leg in merged.legs:
+        if leg.results is None:
+            lines.add(("  MISSING    ", "fail"), (clean(str(leg.source), 200) + ": no results.json", None))
+            continue
+        res = leg.results
+        major = int(res["postgresql"]["major"])
+        lines.add((f"  PostgreSQL {clean(res['postgresql']['version'], 30)}", "bold"))
+        for w in res["workloads"]:
+            status = w["status"]
+            role = "fail" if status in BROKEN_STATUSES else "WARNING" if status == "violations" else "pass"
+            found = by_place.get((major, w["name"]), 0)
+            _, suppressed = workload_counts(w)
+            extra = "  " + plural(found, "finding") if found else ""
+            extra += f"  ({suppressed} suppressed)" if suppressed else ""
+            lines.add((f"    {status.upper():<11}", role), (clean(w["name"], 60), None), (extra, "dim"))
+            if w.get("error"):
+                sqlstate = w["error"].get("sqlstate")
+                suffix = f" (SQLSTATE {clean(sqlstate, 10)})" if sqlstate else ""
+                lines.add((f"{'':16}error: {clean(w['error']['message'], 300)}{suffix}", None))
+            if w.get("log_excerpt"):
+                for log_line in str(w["log_excerpt"]).splitlines()[:5]:
+                    lines.add((f"{'':16}log: {clean(log_line, 300)}", "dim"))
+
+
+@bulk
+def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style = Style(),
+                    root: Optional[str] = None) -> str:
+    """A readable report; fail_on defaults to the strictest one recorded in the results."""
+    present: Sequence[Any] = merged.present
+    fail_on = fail_on or strictest_fail_on(r["fail_on"] for r in present)
+    lines = _Lines(style)
+    tool = clean(present[0]["tool"]["version"], 30) if present else "-"
+    versions = ", ".join(clean(r["postgresql"]["version"], 30) for r in present) or "-"
+    lines.add((f"pg-ext-memcheck {tool} on PostgreSQL {versions} (fail-on: {fail_on})", "bold"))
+    verdict = merged.conclude(fail_on)
+    active = [f for f in merged.findings if not f.suppressed_by]
+    lines.add(("", None))
+    for n, f in enumerate(active[:MAX_FINDINGS], 1):
+        _finding(lines, n, f, root)
+    if len(active) > MAX_FINDINGS:
+        lines.add((f"    … {len(active) - MAX_FINDINGS} more findings in results.json", "dim"))
+    if active:
+        lines.add(("", None))
+        lines.add(("What to do:", "bold"))
+        for check in dict.fromkeys(f.check_type for f in active):
+            lines.add((f"  {check}: {describe.advice_url(check)}", None), whole=True)
+        lines.add(("", None))
+    _workloads(lines, merged)
     c = verdict.counts
-    tail = (f"{_counts_text(c.by_severity)}; {c.suppressed} suppressed; "
-            f"{c.workloads} workloads, {c.broken} broken")
+    by = ", ".join(f"{c.by_severity[s]} {s}" for s in reversed(SEVERITIES))
+    tail = (f"{plural(c.findings, 'finding')} ({by}) from {plural(c.violations, 'violation')}; "
+            f"{c.suppressed} suppressed; {c.workloads} workloads, {c.broken} broken")
     if c.dropped:
         tail += f"; {c.dropped} dropped by the ring buffer (counts are a lower bound)"
-    lines.append(("FAILED: " if verdict.failed else "PASSED: ") + tail)
-    lines.extend(f"  - {reason}" for reason in verdict.reasons)
-    return "\n".join(lines) + "\n"
+    lines.add(("FAILED: " if verdict.failed else "PASSED: ", "fail" if verdict.failed else "pass"), (tail, None))
+    for reason in verdict.reasons:
+        lines.add((f"  - {reason}", None))
+    return "\n".join(lines.out) + "\n"

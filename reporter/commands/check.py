@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import re
 import shutil
 import sys
@@ -15,8 +16,9 @@ from reporter import build
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.commands.run import execute, progress
+from reporter.merge import Leg, Merged
 from reporter.summary import conclude
-from reporter.terminal import render_terminal
+from reporter.terminal import render_terminal, style_for
 
 CONFIG_NAME = "memcheck.yml"
 EXAMPLE_DIR = build.REPO_ROOT / "examples" / "buggy_pg_ext"
@@ -103,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         return 1
     out = output_dir(args.output)
     doc = execute(cfg, pg_config, out)
-    print(render_terminal(doc))
+    print(render_terminal(Merged([Leg(out, doc)]), style=style_for(sys.stdout, os.environ), root=os.getcwd()))
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
     return exit_status(doc)
 

@@ -6,17 +6,19 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
+from reporter import annotate, ghoutputs
 from reporter import comment as sticky
-from reporter import ghoutputs
 from reporter.cli import UsageError
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
 from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import FAIL_ON_LEVELS, SEVERITY_RANK, Conclusion, compare, conclude, sort_violations
-from reporter.terminal import clean
+from reporter.summary import Conclusion, compare
+from reporter.terminal import render_terminal, style_for
+from reporter.text import clean, strip_controls
+from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +32,8 @@ def add_parser(sub: Any) -> None:
                    help="a results directory, a results.json, or a folder of downloaded leg artifacts")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the full Markdown report here")
+    p.add_argument("--markdown-comment", type=Path, metavar="FILE",
+                   help="write the pull-request comment variant here (to post it with another tool)")
     p.add_argument("--step-summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
     p.add_argument("--comment", action="store_true", help="upsert one sticky comment on the pull request")
     p.add_argument("--comment-key", metavar="KEY", help="sticky comment identity (default: $GITHUB_WORKFLOW)")
@@ -39,7 +43,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--baseline", action="append", type=Path, metavar="DIR", default=[],
                    help="previous results (e.g. the base branch or an earlier attempt) to show what this "
                         "change made worse; repeat for several legs")
-    p.add_argument("--annotations", choices=("auto", "always", "never"), default="auto",
+    p.add_argument("--annotations", choices=ANNOTATION_MODES, default="auto",
                    help="emit ::error/::warning lines (auto: when GITHUB_ACTIONS=true)")
     p.set_defaults(func=main)
 
@@ -47,37 +51,21 @@ def add_parser(sub: Any) -> None:
 def _fail_on(arg: str | None, merged: Merged) -> str:
     if arg:
         return arg
-    chosen = {res["fail_on"] for res in merged.present}
     # Legs come from one config; if they disagree take the strictest so nothing slips through.
-    if chosen:
-        return min(chosen, key=lambda lvl: {"info": 0, "warning": 1, "error": 2, "never": 3}[lvl])
-    return "error"
+    return strictest_fail_on({res["fail_on"] for res in merged.present})
 
 
-def _findings(merged: Merged, fail_on: str) -> Iterator[Tuple[str, str, str]]:
-    """Annotation candidates, most important first: broken workloads, then violations worst first."""
-    for leg in merged.legs:
-        if leg.results is None:
-            yield "error", "pg-ext-memcheck", f"no results from {leg.source}"
-    flat = []
-    for res in merged.present:
-        pg = res["postgresql"]["version"]
-        for w in res["workloads"]:
-            if w["status"] in ("error", "timeout", "crashed"):
-                msg = (w.get("error") or {}).get("message") or w["status"]
-                yield "error", f"PostgreSQL {pg}: {clean(w['name'], 80)} {w['status']}", clean(msg, 300)
-            for v in w["violations"]:
-                flat.append((pg, w["name"], v))
-    order = {id(v): n for n, v in enumerate(sort_violations([v for _, _, v in flat]))}
-    flat.sort(key=lambda t: order[id(t[2])])
-    threshold = {"never": 99, "info": 1, "warning": 2, "error": 3}[fail_on]
-    for pg, name, v in flat:
-        if v.get("suppressed_by"):
-            continue
-        kind = "error" if SEVERITY_RANK[v["severity"]] >= threshold else "warning"
-        where = v.get("context_path") or v.get("context") or "-"
-        yield (kind, f"PostgreSQL {pg}: {clean(name, 80)}",
-               f"{v['severity']} {v['check_type']} in {clean(where, 120)}: {clean(v.get('detail'), 300)}")
+def comment_key(explicit: Optional[str], env: Mapping[str, str]) -> str:
+    """The sticky comment's key: --comment-key, else the workflow name, both held to the action input's rules."""
+    if explicit:
+        key, source = explicit, "--comment-key"
+    else:
+        key = env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
+        source = "the default comment key (the workflow name, GITHUB_WORKFLOW)"
+    if len(key) > 100 or "--" in key or "<" in key or ">" in key or "\n" in key or strip_controls(key) != key:
+        raise UsageError(f"{source} {key!r} cannot identify the PR comment: it must be at most 100 characters "
+                         "without '--', '<', '>', line breaks or control characters; pass --comment-key")
+    return key
 
 
 def _run_url(env: Mapping[str, str]) -> str | None:
@@ -90,7 +78,7 @@ def _run_url(env: Mapping[str, str]) -> str | None:
 def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: Merged,
                      ctx: Context, retry: RetryPolicy | None) -> sticky.Outcome:
     pr = sticky.pr_from_event(env.get("GITHUB_EVENT_PATH")) or sticky.pr_from_results(merged.present)
-    key = args.comment_key or env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
+    key = comment_key(args.comment_key, env)
     run = sticky.run_identity(env, merged.present)
     body = render(merged, ctx, COMMENT)
     try:
@@ -109,28 +97,34 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         merged = load_legs(args.dirs)
         baseline = load_baseline(args.baseline) if args.baseline else None
     except MergeError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(strip_controls(str(exc))) from None
     for notice in merged.notices + (baseline.notices if baseline else []):
-        print(f"pg-ext-memcheck: warning: {notice}", file=err)
+        print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
+    if args.comment:
+        comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
-    verdict: Conclusion = conclude([leg.results for leg in merged.legs], fail_on)
+    verdict: Conclusion = merged.conclude(fail_on)
+    root = env.get("GITHUB_WORKSPACE") or os.getcwd()
     ctx = Context(
         fail_on=fail_on, run_url=_run_url(env), head_sha=sticky.head_sha_from_results(merged.present),
-        comparison=compare(merged.present, baseline.present) if baseline else None,
-        notices=list(merged.notices),
+        comparison=compare(merged.present, baseline.present, merged.findings) if baseline else None,
+        notices=list(merged.notices), workspace=root,
     )
     outputs: Dict[str, str | None] = {}
     if args.junit:
-        _write(args.junit, render_junit(merged, fail_on))
+        _write(args.junit, render_junit(merged, fail_on, root))
         outputs["junit-path"] = str(args.junit)
     full_md: str | None = None
     if args.markdown:
         full_md = render(merged, ctx, SUMMARY)
         _write(args.markdown, full_md)
         outputs["markdown-path"] = str(args.markdown)
+    if args.markdown_comment:
+        _write(args.markdown_comment, render(merged, ctx, COMMENT))
 
+    print(render_terminal(merged, fail_on, style_for(out, env), root), file=out, end="")
     if args.annotations == "always" or (args.annotations == "auto" and env.get("GITHUB_ACTIONS") == "true"):
-        for line in ghoutputs.annotations(_findings(merged, fail_on)):
+        for line in ghoutputs.annotations(annotate.build(merged, merged.findings, fail_on, root)):
             print(line, file=out)
 
     comment_url = ""
@@ -139,11 +133,11 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         comment_url = outcome.url or ""
         if outcome.notice:
             # One line, a notice not an error: a fork PR must not turn the job red.
-            print(ghoutputs.command("notice", f"pg-ext-memcheck: {outcome.notice}"), file=out)
+            print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000)), file=out)
             ctx.notices.append(outcome.notice)
             full_md = None  # re-render so the job summary carries the notice
         elif outcome.url:
-            print(f"pg-ext-memcheck: PR comment {outcome.action}: {outcome.url}", file=out)
+            print(f"pg-ext-memcheck: PR comment {outcome.action}: {clean(outcome.url, 500)}", file=out)
 
     if args.step_summary:
         path = env.get("GITHUB_STEP_SUMMARY")
@@ -153,7 +147,7 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
 
     c = verdict.counts
     outputs.update({
-        "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
+        "findings": str(c.findings), "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
         "warnings": str(c.by_severity["WARNING"]), "infos": str(c.by_severity["INFO"]),
         "max-severity": c.worst or "none", "conclusion": verdict.conclusion,
         "junit-path": outputs.get("junit-path", ""), "markdown-path": outputs.get("markdown-path", ""),
@@ -163,7 +157,8 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         ghoutputs.write_outputs(Path(env["GITHUB_OUTPUT"]), outputs)
 
     counts = ", ".join(f"{c.by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
-    print(f"pg-ext-memcheck: {verdict.conclusion}: {counts}; {c.suppressed} suppressed; "
+    print(f"pg-ext-memcheck: {verdict.conclusion}: {c.findings} finding(s) ({counts}) from {c.violations} "
+          f"violation(s); {c.suppressed} suppressed; "
           f"{c.workloads} workloads on {len(merged.present)} PostgreSQL version(s), "
           f"{len(merged.missing)} missing (fail-on {fail_on})", file=out)
     for reason in verdict.reasons:

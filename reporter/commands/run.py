@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reporter import results, runner, suppress
+from reporter import results, runner, sites, suppress
 from reporter.commands.build import load_config, pg_info
 from reporter.config import Config
 
@@ -30,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def execute(cfg: Config, pg_config: str, output: Path) -> results.Results:
     """Run, apply suppressions, write DIR/results.json; shared with `check`."""
     doc = runner.run(cfg, pg_config, output, results.github_context(), progress=progress)
+    # Here the built libraries still exist: resolve allocation sites to source lines now, for every later reader.
+    resolved = sites.resolve_results(doc)
+    if resolved:
+        progress(f"resolved {resolved} allocation site(s) to source lines")
     for note in suppress.apply(doc, cfg.suppressions):
         progress(note)
     results.dump(doc, output / "results.json")

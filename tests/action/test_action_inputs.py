@@ -102,6 +102,18 @@ def test_valid_inputs_pass_validation(base_dir: Path, workspace: Path, action_co
     assert result.step("python").outcome == "success"  # setup-python (local equivalent) ran for 3.12
 
 
+@pytest.mark.parametrize("workflow", ["CI -- memcheck", "memcheck <x>", "a" * 101, "bidi \u202e name"])
+def test_default_comment_key_is_validated_like_the_input(base_dir: Path, workspace: Path, workflow: str) -> None:
+    result = ActionRunner(
+        base_dir=base_dir, workspace=workspace, inputs=dict(GOOD), workflow=workflow,
+        action_path=COPY_GUARD, action_yml=ACTION_YML,
+    ).run()
+    assert result.outcome == "failure"
+    assert ran(result) == ["validate", "Clean up"]
+    assert any("comment-key (default: the workflow name)" in e and "set comment-key" in e
+               for e in result.errors()), result.errors()
+
+
 def test_workflow_run_publish_needs_run_id(base_dir: Path, workspace: Path) -> None:
     result = ActionRunner(
         base_dir=base_dir, workspace=workspace, inputs={"mode": "publish"}, event_name="workflow_run",

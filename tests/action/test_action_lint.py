@@ -21,8 +21,8 @@ WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")) + sorted
 OWN_ACTION = "pg-ext-memcheck/pg-ext-memcheck@v1"  # how the examples reference the released action
 PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+\s*$")
 REQUIRED_OUTPUTS = {
-    "violations", "errors", "warnings", "infos", "max-severity", "conclusion", "junit-path", "markdown-path",
-    "comment-url",
+    "findings", "violations", "errors", "warnings", "infos", "max-severity", "conclusion", "junit-path",
+    "markdown-path", "comment-url",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator, List
@@ -101,8 +102,9 @@ def test_files_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                "--step-summary")
     assert code == 1
     values = parse_outputs(out.read_text())
+    # 9 rows on two majors are 5 findings: errors, warnings and infos count findings
     assert values == {
-        "violations": "9", "errors": "4", "warnings": "3", "infos": "2", "max-severity": "ERROR",
+        "findings": "5", "violations": "9", "errors": "2", "warnings": "2", "infos": "1", "max-severity": "ERROR",
         "conclusion": "failure", "junit-path": str(junit), "markdown-path": str(md), "comment-url": "",
     }
     assert junit.read_text().startswith("<?xml")
@@ -132,8 +134,9 @@ def test_annotations_capped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     run(str(tmp_path / "leg"))
     lines = capsys.readouterr().out.splitlines()
-    assert len([x for x in lines if x.startswith(("::error", "::warning"))]) == 10
-    assert any(x.startswith("::notice") and "more not shown" in x for x in lines)
+    assert len([x for x in lines if x.startswith("::error")]) == 10  # 30 distinct ERROR findings, capped
+    assert len([x for x in lines if x.startswith("::warning")]) == 2  # the WARNING and INFO findings
+    assert any(x.startswith("::notice") and "21 errors more not shown" in x for x in lines)
 
 
 # ---- PR comment through the command --------------------------------------------------------------------
@@ -211,4 +214,91 @@ def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
     text = md.read_text()
     assert "### Compared with the baseline (PostgreSQL 15)" in text
     assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
-    assert "| ERROR | 🆕 context_leak | BuggyPlannerLeakCtx |" in text
+    assert "| 1 | ❌ ERROR | 🆕 [context_leak] | BuggyPlannerLeakCtx |" in text
+
+
+# ---- findings, the comment file, the comment key, hostile text -------------------------------------------
+
+
+def test_report_prints_the_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(*legs("example_pg15", "example_pg18")) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("pg-ext-memcheck 0.2.0 on PostgreSQL 18.1, 15.18 (fail-on: error)\n")
+    assert out.count(" ERROR   context_leak ") == 3
+    assert "pg-ext-memcheck: failure: 3 finding(s) (3 ERROR, 0 WARNING, 0 INFO) from 34 violation(s)" in out
+    assert "\x1b" not in out  # not a terminal: no colour
+
+
+def test_markdown_comment_writes_the_comment_variant(tmp_path: Path) -> None:
+    comment, summary = tmp_path / "c" / "comment.md", tmp_path / "summary.md"
+    code = run(*legs("example_pg15", "example_pg18"), "--markdown-comment", str(comment), "--markdown", str(summary))
+    assert code == 1
+    text = comment.read_text()
+    assert text.startswith("## ❌ pg-ext-memcheck: 3 findings (3 ERROR)")
+    assert "… 10 more evidence rows in results.json." in text  # the comment's shorter details
+    assert "more evidence rows" not in summary.read_text()  # the job summary has room for all of them
+
+
+@pytest.mark.parametrize("args,workflow,needle", [
+    (("--comment-key", "a--b"), "memcheck", "--comment-key 'a--b' cannot identify the PR comment"),
+    (("--comment-key", "x\u202ey"), "memcheck", "--comment-key 'x\\u202ey' cannot identify"),  # shown escaped
+    ((), "CI <nightly>", "the default comment key (the workflow name, GITHUB_WORKFLOW) 'CI <nightly>'"),
+    ((), "w" * 101, "cannot identify the PR comment"),
+    ((), "bell\x07", "the default comment key"),
+])
+def test_comment_key_is_validated(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                  args: tuple, workflow: str, needle: str) -> None:
+    monkeypatch.setenv("GITHUB_WORKFLOW", workflow)
+    assert run(*legs("clean_pg15"), "--comment", *args) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_hostile_text_is_stripped_and_capped_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    evil = "\x1b[31m\u202e\x07\u2066"
+    doc = json.loads((LEGS / "example_pg18" / "results.json").read_text())
+    doc["postgresql"]["version"] = f"18.1{evil}"
+    doc["tool"]["version"] = f"0.2{evil}"
+    w = doc["workloads"][0]
+    w["name"] = f"select{evil}"
+    v = w["violations"][0]
+    v["context_path"] = f"TopMemoryContext/Ctx{evil}"
+    v["detail"] = f"detail{evil}" + "d" * 1_000_000
+    v["sites"][0]["function"] = f"fn{evil}"
+    broken = dict(doc["workloads"][1], name=f"broken{evil}", status="error", violations=[],
+                  error={"message": f"boom{evil}" + "m" * 1_000_000, "sqlstate": f"XX{evil}"},
+                  log_excerpt="LOG " * 500_000)
+    doc["workloads"].append(broken)
+    (tmp_path / "leg").mkdir()
+    (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    files = {name: tmp_path / name for name in ("junit.xml", "summary.md", "comment.md")}
+    assert run(str(tmp_path / "leg"), "--junit", str(files["junit.xml"]), "--markdown", str(files["summary.md"]),
+               "--markdown-comment", str(files["comment.md"])) == 1
+    outputs = {name: path.read_text() for name, path in files.items()}
+    outputs["stdout"] = capsys.readouterr().out
+    for name, text in outputs.items():
+        for ch in "\x1b\u202e\x07\u2066":
+            assert ch not in text, (name, repr(ch))
+    assert "PostgreSQL 18.1[31m" in outputs["stdout"] and "18.1&#91;31m" in outputs["summary.md"]
+    assert len(outputs["comment.md"]) < 60_000
+    assert len(outputs["summary.md"].encode()) < 900 * 1024
+    # JUnit: one-line messages capped, bodies capped
+    from lxml import etree
+    root = etree.fromstring(outputs["junit.xml"].encode("utf-8"))
+    error = root.find(".//testcase/error")
+    assert len(error.get("message")) < 400 and len(error.text) <= 64 * 1024
+    assert all(len(t) <= 64 * 1024 for t in root.xpath("//failure/text()|//system-out/text()"))
+    annotations = [line for line in outputs["stdout"].splitlines() if line.startswith("::")]
+    assert annotations and all(len(line) < 2000 for line in annotations)
+
+
+def test_notices_about_odd_leg_names_are_cleaned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / "artifacts" / "pg-ext-memcheck-\x1b]0;x\x07\u202eleg"
+    odd.mkdir(parents=True)  # an empty artifact: a missing leg
+    shutil.copytree(LEGS / "clean_pg15", tmp_path / "artifacts" / "pg-ext-memcheck-pg15")
+    assert run(str(tmp_path / "artifacts"), "--annotations", "always") == 1
+    captured = capsys.readouterr()
+    assert "no results.json" in captured.err and "]0;xleg" in captured.err
+    for ch in "\x1b\x07\u202e":
+        assert ch not in captured.err + captured.out

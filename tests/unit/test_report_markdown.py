@@ -15,7 +15,7 @@ from reporter.markdown import COMMENT, SUMMARY, Context, Variant, md_inline, md_
 from reporter.merge import Leg, Merged, load_baseline, load_legs
 from reporter.results import validate
 from reporter.summary import compare
-from reporter.terminal import sparkline
+from reporter.text import sparkline
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LEGS = FIXTURES / "legs"
@@ -91,7 +91,7 @@ def test_golden_crash_and_missing_leg(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_golden_truncated() -> None:
     merged = Merged([Leg(Path("synthetic"), synthetic(300, workloads=3))])
-    small = Variant("comment", 6_000, len, 10, 300, 1500, "see the job summary of this run")
+    small = Variant("comment", 6_000, len, 3, 4, 300, 1500, "see the job summary of this run")
     text = render(merged, Context(), small)
     assert len(text) <= 6_000
     check_golden("truncated.md", text)
@@ -113,12 +113,33 @@ def test_render_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_headline_table_and_conclusion(monkeypatch: pytest.MonkeyPatch) -> None:
     text = render(load(monkeypatch, "violations_pg15", "violations_pg18"), Context(), SUMMARY)
-    assert "| 18.1 | 2 | 1 | 1 | 1 | 4 | 0 | ❌ failed |" in text
-    assert "| 15.18 | 2 | 2 | 1 | 1 | 4 | 0 | ❌ failed |" in text
-    assert "| **all** | 4 | 3 | 2 | 2 | 8 | 0 | ❌ **failure** |" in text
+    # per leg: findings by severity (judged on that major), rows, suppressed, workloads, errored
+    assert "| 18.1 | 2 | 1 | 1 | 4 | 1 | 4 | 0 | ❌ failed |" in text
+    assert "| 15.18 | 2 | 2 | 1 | 5 | 1 | 4 | 0 | ❌ failed |" in text
+    # the matrix: the same five bugs on both majors are five findings, not nine rows
+    assert "| **all** | 2 | 2 | 1 | 9 | 2 | 8 | 0 | ❌ **failure** |" in text
+    assert "## ❌ pg-ext-memcheck: 5 findings (2 ERROR, 2 WARNING, 1 INFO)" in text
     assert "**Conclusion: failure**" in text
     assert "▁▂▃▄▅▅▆▇█" in text  # the sampled leak's growth
     assert "<details>" in text
+
+
+def test_one_table_across_the_matrix_with_majors(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = render(load(monkeypatch, "example_pg15", "example_pg18"), Context(), COMMENT)
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert len(rows) == 3  # one per switched-on bug, each on both majors
+    assert all(row.split(" | ")[7] == "18, 15" for row in rows)
+    assert text.count("### Findings") == 1 and "### PostgreSQL" not in text
+
+
+def test_failing_findings_come_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    merged = load(monkeypatch, "violations_pg15")
+    text = render(merged, Context(fail_on="warning"), SUMMARY)
+    sev = [line.split(" | ")[1] for line in text.splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert sev == ["❌ ERROR", "❌ ERROR", "❌ WARNING", "❌ WARNING", "🟦 INFO"]
+    text = render(merged, Context(fail_on="error"), SUMMARY)
+    sev = [line.split(" | ")[1] for line in text.splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert sev == ["❌ ERROR", "❌ ERROR", "🟧 WARNING", "🟧 WARNING", "🟦 INFO"]
 
 
 def test_below_fail_on_is_success_but_listed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,8 +150,10 @@ def test_below_fail_on_is_success_but_listed(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_suppressed_are_counted_not_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     text = render(load(monkeypatch, "violations_pg15"), Context(), SUMMARY)
-    assert "1 suppressed (not counted)." in text
-    assert "1.9 MiB" not in text  # the suppressed 2,000,000-byte row is not a table row
+    assert "<summary>1 suppressed finding (not counted)</summary>" in text
+    table = text.split("### Findings")[1].split("\n\n")[1]
+    assert "1.9 MiB" not in table  # the suppressed 2,000,000-byte row is not a finding of the table
+    assert "known upstream bug" in text  # but its reason is shown
 
 
 def test_untrusted_text_cannot_break_layout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,9 +164,11 @@ def test_untrusted_text_cannot_break_layout(monkeypatch: pytest.MonkeyPatch) -> 
     assert not re.search(r"(?<!&)#\d", text)  # issue cross-reference neutralized (entities are fine)
     assert "```" not in text  # no fence from the data
     for line in text.splitlines():
-        if line.startswith("| ERROR |"):
-            # exactly the 8 pipes of a 7-column row: data pipes are entities
-            assert line.count("|") == 8, line
+        if re.match(r"\| \d+ \| ", line):
+            # exactly the 10 pipes of a 9-column row: data pipes are entities
+            assert line.count("|") == 10, line
+        if line.startswith("| 14.15 | pipe"):
+            assert line.count("|") == 11, line  # an evidence row: 10 columns
     # An error message keeps its lines inside a <pre> block, closed exactly once.
     assert text.count("<pre>") == text.count("</pre>") == 1
 
@@ -153,6 +178,7 @@ def test_md_inline_and_pre() -> None:
     assert md_inline(None) == "-"
     assert md_inline("x" * 500, 10) == "x" * 9 + "…"
     assert md_inline("\x1b[31mred\u202e") == "[31mred".replace("[", "&#91;")
+    assert md_inline("a\u2066b\u200fc\ufeffd\u061ce") == "abcde"  # isolates, marks, BOM: all stripped
     assert md_pre("</pre>\n@team ```") == "&lt;/pre&gt;\n@\u200dteam &#96;&#96;&#96;"
 
 
@@ -173,21 +199,36 @@ def hundred_k() -> Merged:
     return Merged([Leg(Path("leg15"), doc)])
 
 
+def finding_rows(text: str) -> List[str]:
+    return [line for line in text.splitlines() if re.match(r"\| \d+ \| ", line)]
+
+
 def test_comment_budget_with_100k_violations(hundred_k: Merged) -> None:
+    # 100,000 distinct contexts: 100,000 findings, the worst case for the table
     text = render(hundred_k, Context(), COMMENT)
     assert len(text) < 60_000
-    m = re.search(r"… (\d+) more violations not shown \(worst shown first\): see the job summary", text)
+    m = re.search(r"… (\d+) more findings not shown \(worst shown first\): see the job summary", text)
     assert m, text[-500:]
-    shown = text.count("\n| ERROR |") + text.count("\n| WARNING |") + text.count("\n| INFO |")
-    assert shown + int(m.group(1)) == 100_000
-    assert "\n| INFO |" not in text  # worst first: ERRORs fill the budget before any INFO
+    rows = finding_rows(text)
+    assert len(rows) + int(m.group(1)) == 100_000
+    assert all("ERROR |" in row for row in rows)  # worst first: ERRORs fill the budget before any INFO
 
 
 def test_summary_budget_with_100k_violations(hundred_k: Merged) -> None:
     text = render(hundred_k, Context(), SUMMARY)
     size = len(text.encode("utf-8"))
     assert 800 * 1024 < size < 900 * 1024  # uses the budget, never exceeds it
-    assert "more violations not shown" in text and "results.json" in text
+    assert "more findings not shown" in text and "results.json" in text
+
+
+def test_100k_repeats_of_one_bug_are_one_finding() -> None:
+    doc = synthetic(100_000, workloads=20)
+    for w in doc["workloads"]:
+        for v in w["violations"]:
+            v["context"], v["context_path"] = "LeakCtx", "TopMemoryContext/LeakCtx"
+    text = render(Merged([Leg(Path("leg15"), doc)]), Context(), COMMENT)
+    assert len(finding_rows(text)) == 1 and "more findings not shown" not in text
+    assert "100,000 times in 20 workloads" in text
 
 
 def test_pathological_long_fields_stay_bounded() -> None:
@@ -209,6 +250,7 @@ def test_many_matrix_legs_and_workloads_fit() -> None:
     text = render(Merged(legs), Context(), COMMENT)
     assert len(text) < 60_000
     assert text.count("| ❌ failed |") == 30  # every leg keeps its headline row
+    assert finding_rows(text)[0].split(" | ")[7] == ", ".join(str(m) for m in range(39, 9, -1))
 
 
 def test_fully_suppressed_workload_and_ring_drops_are_visible() -> None:

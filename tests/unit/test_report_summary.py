@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from reporter import ghoutputs
-from reporter.merge import MergeError, load_legs
+from reporter import findings, ghoutputs
+from reporter.merge import Leg, Merged, MergeError, load_legs
 from reporter.results import load
-from reporter.summary import FAILURE, SUCCESS, compare, conclude, results_counts
-from reporter.terminal import format_bytes, render_terminal
+from reporter.summary import FAILURE, SUCCESS, compare, conclude, count
+from reporter.terminal import render_terminal
+from reporter.text import format_bytes
 
 LEGS = Path(__file__).resolve().parents[1] / "fixtures" / "legs"
 
@@ -25,9 +27,21 @@ def res(name: str) -> dict:
 
 
 def test_counts_exclude_suppressed() -> None:
-    c = results_counts(res("violations_pg15"))
-    assert c.by_severity == {"INFO": 1, "WARNING": 2, "ERROR": 2}
+    doc = res("violations_pg15")
+    c = count([doc], findings.build([doc]))
+    assert c.by_severity == {"INFO": 1, "WARNING": 2, "ERROR": 2}  # findings
+    assert c.violations == 5 and c.findings == 5
     assert c.suppressed == 1 and c.workloads == 4 and c.broken == 0 and c.worst == "ERROR"
+
+
+def test_counts_are_findings_not_rows() -> None:
+    doc = res("example_pg15")
+    c = count([doc], findings.build([doc]))
+    assert c.by_severity == {"INFO": 0, "WARNING": 0, "ERROR": 3}  # one per switched-on bug
+    # rows: 3 planner + 3 (+1 superseded update) top_ctx + 1 nested in each of... counted without the update
+    rows = sum(len(w["violations"]) for w in doc["workloads"])
+    assert c.violations == rows - 1  # the superseded update of finding 4242:1 is not counted
+    assert conclude([doc], "error").reasons == ["3 finding(s) at or above error; worst is ERROR"]
 
 
 @pytest.mark.parametrize("fail_on,expected", [
@@ -69,8 +83,8 @@ def test_broken_workloads_and_missing_legs_fail() -> None:
 def test_compare_with_baseline_and_retry() -> None:
     cur, base = res("violations_pg15"), res("baseline/pg15")
     c = compare([cur], [base])
-    assert [k[3] for k in c.new] == ["TopMemoryContext/BuggyPlannerLeakCtx"]
-    assert [k[3] for k in c.fixed] == ["TopMemoryContext/PortalContext"]
+    assert [f.where for f in c.new] == ["TopMemoryContext/BuggyPlannerLeakCtx"]
+    assert [f.where for f in c.fixed] == ["TopMemoryContext/PortalContext"]
     assert c.unchanged == 4 and not c.unstable and c.compared_majors == [15]
     base["github"]["run_id"] = cur["github"]["run_id"]
     base["github"]["run_attempt"] = 2  # an earlier/other attempt of the same run: vanished findings are flaky
@@ -117,20 +131,27 @@ def test_merge_bad_input_names_the_file(name: str, needle: str) -> None:
 # ---- terminal ------------------------------------------------------------------------------------------
 
 
+def merged(*docs: dict) -> Merged:
+    return Merged([Leg(Path(f"leg{n}"), doc) for n, doc in enumerate(docs)])
+
+
 def test_terminal_summary() -> None:
-    text = render_terminal(res("violations_pg15"))
+    text = render_terminal(merged(res("violations_pg15")))
     assert text.startswith("pg-ext-memcheck 0.1.0 on PostgreSQL 15.18 (fail-on: error)\n")
-    assert "FAILED: 2 ERROR, 2 WARNING, 1 INFO; 1 suppressed; 4 workloads, 0 broken" in text
-    assert "BuggyPlannerLeakCtx  2.0 MiB  2.0 KiB/iter  buggy_pg_ext.so" in text
-    assert render_terminal(res("clean_pg15")).splitlines()[-1].startswith("PASSED:")
-    assert "PASSED:" in render_terminal(res("violations_pg15"), fail_on="never")
+    assert ("FAILED: 5 findings (2 ERROR, 2 WARNING, 1 INFO) from 5 violations; 1 suppressed; "
+            "4 workloads, 0 broken") in text
+    assert "  1 ERROR   context_leak     BuggyPlannerLeakCtx  2.0 KiB/iteration" in text
+    assert render_terminal(merged(res("clean_pg15"))).splitlines()[-1].startswith("PASSED:")
+    assert "PASSED:" in render_terminal(merged(res("violations_pg15")), fail_on="never")
 
 
 def test_terminal_strips_escape_sequences() -> None:
     doc = res("evil_pg14")
     doc["workloads"][0]["name"] = "evil\x1b]0;pwned\x07\x1b[2J"
-    text = render_terminal(doc)
-    assert "\x1b" not in text and "\x07" not in text
+    doc["postgresql"]["version"] = "14.15\x1b[31m\u202eevil"
+    text = render_terminal(merged(doc))
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "PostgreSQL 14.15[31mevil" in text
 
 
 def test_format_bytes() -> None:
@@ -150,15 +171,16 @@ def test_outputs_are_heredoc_safe(tmp_path: Path) -> None:
     assert parsed == {"earlier": "1", "conclusion": "failure", "markdown-path": hostile, "comment-url": ""}
 
 
-def test_annotations_are_capped_with_a_notice() -> None:
-    findings = [("error", f"t{i}", f"message {i}\nline two %") for i in range(25)]
-    lines = ghoutputs.annotations(findings)
-    assert len(lines) == 11
-    assert all(line.startswith("::error title=t") for line in lines[:10])
+def test_annotations_are_capped_per_kind_with_a_notice() -> None:
+    items = [ghoutputs.Annotation("error", f"message {i}\nline two %", f"t{i}") for i in range(25)]
+    items += [ghoutputs.Annotation("warning", f"w{i}") for i in range(12)]
+    lines = ghoutputs.annotations(items)
+    assert len(lines) == 21
+    assert [line.split(" ")[0].split("::")[1] for line in lines[:20]] == ["error"] * 10 + ["warning"] * 10
     assert lines[0] == "::error title=t0::message 0%0Aline two %25"
-    assert lines[-1] == ("::notice title=pg-ext-memcheck::15 more not shown as annotations; "
-                         "see the job summary.")
-    assert len(ghoutputs.annotations(findings[:10])) == 10
+    assert lines[-1] == ("::notice title=pg-ext-memcheck::15 errors and 2 warnings more not shown as "
+                         "annotations; see the job summary.")
+    assert len(ghoutputs.annotations(items[:10])) == 10
 
 
 def test_annotation_title_escaping() -> None:
@@ -193,7 +215,17 @@ def test_terminal_groups_repeats_of_one_finding() -> None:
     other = dict(first, context_path="TopMemoryContext/CacheMemoryContext", context="CacheMemoryContext")
     workload["violations"] = [dict(first) for _ in range(3)] + [other]
     doc["workloads"] = [workload]
-    text = render_terminal(doc)
-    rows = [line for line in text.splitlines() if line.startswith(f"      {first['severity']:<7} ")]
-    assert len(rows) == 2  # three repeats in one row, and the other finding
-    assert rows[0].endswith(" x3") and "CacheMemoryContext" in rows[1] and not rows[1].endswith("x1")
+    text = render_terminal(merged(doc))
+    rows = [line for line in text.splitlines() if re.match(r"\s+\d+ (ERROR|WARNING|INFO) ", line)]
+    assert len(rows) == 2  # three repeats are one finding; the other context is another
+    assert "TopMemoryContext  80.0 KiB" in rows[0] and "CacheMemoryContext" in rows[1]
+    assert "seen 3 times in 1 workload on PostgreSQL 15" in text
+
+
+@pytest.mark.parametrize("names", [("violations_pg15", "violations_pg18"), ("clean_pg15", "missing_leg"),
+                                   ("example_pg15", "crash_pg17"), ("empty_pg15",)])
+@pytest.mark.parametrize("fail_on", ["never", "warning", "error"])
+def test_cached_conclusion_agrees_with_conclude(names: tuple, fail_on: str) -> None:
+    merged = load_legs([LEGS / n for n in names])
+    cached, direct = merged.conclude(fail_on), conclude([leg.results for leg in merged.legs], fail_on)
+    assert (cached.conclusion, cached.reasons, cached.counts) == (direct.conclusion, direct.reasons, direct.counts)

@@ -1,0 +1,97 @@
+"""Every shared vocabulary of pg-ext-memcheck, in one place.
+
+The JSON schemas (reporter/schemas/*.json) spell these enums out too, because a schema must stand alone; a test
+(tests/unit/test_vocab.py) asserts that each schema enum equals the tuple here, and the C library's names are
+checked against `export()` the same way. Add a word here first, then to the schemas (and the C side), then to the
+README's "what to do" table (a test checks every check type has its paragraph).
+
+Order matters where it is a rank: SEVERITIES, LIFETIMES and FAIL_ON_LEVELS go from least to most serious.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Optional, Tuple
+
+# ---- what a violation is -------------------------------------------------------------------------------
+
+CHECK_TYPES: Tuple[str, ...] = (
+    "context_leak",  # a memory context kept growing
+    "wrong_ctx_alloc",  # allocations landed in a backend-lifetime context (TopMemoryContext, ...)
+    "resource_leak",  # PostgreSQL warned at commit about a resource not released
+    "malloc_leak",  # the backend's malloc heap grew with no memory context growing to match
+    "settings_changed",  # the checker's own settings (mode, thresholds) were changed inside a measured window
+    "coverage_gap",  # something could not be measured (load order, a hook not reachable): said, never silent
+    "memory_corruption",  # an assertion-enabled build's memory-context checks found a write past a chunk's end
+)
+# Checks that are about the growth of one memory context: the ones findings fold parents and restatements of.
+CONTEXT_GROWTH_CHECKS: Tuple[str, ...] = ("context_leak", "wrong_ctx_alloc")
+
+SEVERITIES: Tuple[str, ...] = ("INFO", "WARNING", "ERROR")  # least serious first
+SEVERITY_RANK: Dict[str, int] = {s: n for n, s in enumerate(SEVERITIES, 1)}
+
+# What the leaked memory lives until, shortest first.
+LIFETIMES: Tuple[str, ...] = ("statement", "transaction", "backend")
+LIFETIME_RANK: Dict[str, int] = {s: n for n, s in enumerate(LIFETIMES, 1)}
+
+# leak: growth that repeats; cache: one-time growth (the C side never reports a cache above INFO).
+VERDICTS: Tuple[str, ...] = ("leak", "cache")
+
+# The denominator of a rate: "bytes per call" is not "bytes per iteration".
+RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement")
+
+# ---- workloads -----------------------------------------------------------------------------------------
+
+STATUSES: Tuple[str, ...] = ("passed", "violations", "error", "timeout", "crashed")
+# Statuses that mean the workload did not finish: JUnit errors, and a failure unless fail-on is never.
+BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed")
+WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario")
+SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop")
+
+# pg_ext_memcheck.memcheck_mode; memcheck.yml also accepts the aliases, results.json holds only MODES.
+MODES: Tuple[str, ...] = ("off", "planner", "executor", "all")
+MODE_ALIASES: Dict[str, str] = {"none": "off"}
+
+# ---- judging -------------------------------------------------------------------------------------------
+
+FAIL_ON_LEVELS: Tuple[str, ...] = ("never", "info", "warning", "error")
+# The lowest severity rank that fails the run; None: nothing does.
+FAIL_ON_RANK: Dict[str, Optional[int]] = {"never": None, "info": 1, "warning": 2, "error": 3}
+DEFAULT_FAIL_ON = "error"
+
+ANNOTATION_MODES: Tuple[str, ...] = ("auto", "always", "never")
+
+
+def reaches(severity: Optional[str], fail_on: str) -> bool:
+    """True when a finding of this severity fails the run under fail_on."""
+    threshold = FAIL_ON_RANK[fail_on]
+    return severity is not None and threshold is not None and SEVERITY_RANK[severity] >= threshold
+
+
+def strictest_fail_on(levels: Iterable[str]) -> str:
+    """The level that fails soonest (info before warning before error before never); DEFAULT_FAIL_ON if none."""
+    chosen = list(levels)
+    if not chosen:
+        return DEFAULT_FAIL_ON
+    return min(chosen, key=lambda lvl: FAIL_ON_RANK[lvl] or len(FAIL_ON_LEVELS))
+
+
+def export() -> Dict[str, Tuple[str, ...]]:
+    """The vocabularies other languages must agree with (the C library's tests compare against this)."""
+    return {
+        "check_types": CHECK_TYPES,
+        "severities": SEVERITIES,
+        "lifetimes": LIFETIMES,
+        "verdicts": VERDICTS,
+        "rate_units": RATE_UNITS,
+        "statuses": STATUSES,
+        "workload_kinds": WORKLOAD_KINDS,
+        "scenarios": SCENARIOS,
+        "modes": MODES,
+        "fail_on_levels": FAIL_ON_LEVELS,
+    }
+
+
+if __name__ == "__main__":  # `python -m reporter.vocab`: the vocabularies as JSON, for the C side's test
+    import json
+
+    print(json.dumps(export(), indent=2))
