@@ -18,7 +18,9 @@ from reporter.merge import Leg, Merged, load_legs
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LEGS = FIXTURES / "legs"
 sys.path.insert(0, str(FIXTURES))
-from example_legs import WORKSPACE  # noqa: E402
+from example_legs import WORKSPACE, bug_line  # noqa: E402
+
+TOP, NESTED, PLANNER = (str(bug_line(b)) for b in ("top_ctx_alloc", "nested_leak", "planner_ctx_leak"))
 
 # GitHub's runner: `::name k=v,k=v::data`; data escapes % \r \n, property values also : and ,
 _COMMAND = re.compile(r"^::(?P<name>[a-z-]+)(?: (?P<props>[^:]*))?::(?P<data>.*)$")
@@ -69,11 +71,11 @@ def test_findings_are_annotated_on_their_source_line() -> None:
     parsed = [parse(line) for line in lines]
     # worst first (all ERROR; the most bytes first): top_ctx_alloc, nested_leak, planner_ctx_leak
     assert [(n, p.get("file"), p.get("line")) for n, p, _ in parsed] == [
-        ("error", "buggy_pg_ext.c", "193"), ("error", "buggy_pg_ext.c", "242"), ("error", "buggy_pg_ext.c", "179"),
+        ("error", "buggy_pg_ext.c", TOP), ("error", "buggy_pg_ext.c", NESTED), ("error", "buggy_pg_ext.c", PLANNER),
     ]
     _, props, data = parsed[2]
     assert props["title"] == "pg-ext-memcheck: ERROR context_leak in BuggyPlannerLeakCtx"
-    assert data.splitlines()[1] == ("Allocated by buggy_planner() at buggy_pg_ext.c:179, entered from planner.")
+    assert data.splitlines()[1] == (f"Allocated by buggy_planner() at buggy_pg_ext.c:{PLANNER}, entered from planner.")
     assert data.splitlines()[2].endswith("README.md#context_leak")
 
 
@@ -84,7 +86,7 @@ def test_paths_are_relative_to_the_workspace() -> None:
     # a site outside the repository (another checkout, a header of PostgreSQL) is annotated without a file
     _, props, data = parse(annotations(merged, root="/somewhere/else")[0])
     assert "file" not in props and "line" not in props
-    assert f"{WORKSPACE}/buggy_pg_ext.c:193" in data
+    assert f"{WORKSPACE}/buggy_pg_ext.c:{TOP}" in data
 
 
 def test_below_fail_on_is_a_warning() -> None:

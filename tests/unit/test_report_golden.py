@@ -26,7 +26,9 @@ LEGS = FIXTURES / "legs"
 GOLDEN = FIXTURES / "golden"
 XSD = etree.XMLSchema(etree.parse(str(FIXTURES / "junit" / "junit-10.xsd")))
 sys.path.insert(0, str(FIXTURES))
-from example_legs import SHA, WORKSPACE  # noqa: E402
+from example_legs import SHA, WORKSPACE, bug_line  # noqa: E402
+
+TOP, NESTED, PLANNER = (bug_line(b) for b in ("top_ctx_alloc", "nested_leak", "planner_ctx_leak"))
 
 RUN_URL = "https://github.com/acme/buggy_pg_ext/actions/runs/9001"
 REPO = "https://github.com/acme/buggy_pg_ext"
@@ -80,15 +82,15 @@ def test_example_matrix_shows_one_finding_per_bug(monkeypatch: pytest.MonkeyPatc
     assert comment.startswith("## ❌ pg-ext-memcheck: 3 findings (3 ERROR)\n")
     rows = [line.split(" | ") for line in comment.splitlines() if re.match(r"\| \d+ \| ", line)]
     assert [(r[4], r[6], r[7]) for r in rows] == [
-        ("8.0 KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:193]({REPO}/blob/{SHA}/"
-                         "buggy_pg_ext.c#L193)", "18, 15"),
-        ("2.0 KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:242]({REPO}/blob/{SHA}/"
-                         "buggy_pg_ext.c#L242)", "18, 15"),
-        ("8.2 KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:179]({REPO}/blob/{SHA}/"
-                              "buggy_pg_ext.c#L179)", "18, 15"),
+        ("8.0 KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:{TOP}]({REPO}/blob/{SHA}/"
+                         f"buggy_pg_ext.c#L{TOP})", "18, 15"),
+        ("2.0 KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:{NESTED}]({REPO}/blob/{SHA}/"
+                         f"buggy_pg_ext.c#L{NESTED})", "18, 15"),
+        ("8.2 KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:{PLANNER}]({REPO}/blob/{SHA}/"
+                              f"buggy_pg_ext.c#L{PLANNER})", "18, 15"),
     ]
     terminal = render_terminal(merged, style=Style(100, False), root=WORKSPACE)
-    assert terminal.count("allocated by ") == 3 and "buggy_pg_ext.c:193" in terminal
+    assert terminal.count("allocated by ") == 3 and f"buggy_pg_ext.c:{TOP}" in terminal
 
 
 def test_junit_names_the_worst_finding_and_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,10 +99,10 @@ def test_junit_names_the_worst_finding_and_its_line(monkeypatch: pytest.MonkeyPa
     assert [s.get("name") for s in root.iter("testsuite")] == ["pg-ext-memcheck PostgreSQL 18",
                                                               "pg-ext-memcheck PostgreSQL 15"]
     case = root.find("testsuite/testcase[@name='per_row_function']")
-    assert case is not None and case.get("file") == "buggy_pg_ext.c" and case.get("line") == "193"
+    assert case is not None and case.get("file") == "buggy_pg_ext.c" and case.get("line") == str(TOP)
     failure = case.find("failure")
     assert failure.get("message") == ("ERROR context_leak in TopMemoryContext: 8.0 KiB/call, allocated by "
-                                      "buggy_ExecutorStart() at buggy_pg_ext.c:193 (+1 more at or above error)")
+                                      f"buggy_ExecutorStart() at buggy_pg_ext.c:{TOP} (+1 more at or above error)")
     heads = [line for line in failure.text.splitlines() if not line.startswith((" ", "What to do"))]
     assert [h.split(":")[0] for h in heads] == [  # the body lists every failing finding, then its rows
         "ERROR context_leak in TopMemoryContext",
