@@ -61,37 +61,60 @@ mc_layer_enter(void)
 	return depth;
 }
 
+/* leaving it: back to that depth (a compare when nothing was pushed) */
+static inline void
+mc_layer_leave(int depth)
+{
+	if (depth < mc_seg_depth())
+		mc_seg_unwind(depth);
+}
+
 /*
  * Call down the chain from layer `layer` of hook h: the previous hook (in a
- * foreign segment when it is another library's), or the default.
+ * foreign segment when it is another library's), or the default.  When
+ * measuring is off it is only the call.
  */
 #define MC_LAYER_CALL(h, layer, call_prev, call_default) \
 	do { \
-		int			mc_depth_ = mc_layer_enter(); \
-		if ((h)->prev[(layer)] == NULL) \
+		if (!mc_active) \
 		{ \
-			call_default; \
-		} \
-		else if ((h)->prev_lib[(layer)] == MC_NO_LIB || !mc_active) \
-		{ \
-			call_prev; \
-		} \
-		else \
-		{ \
-			mc_seg_open((h)->prev_lib[(layer)], MC_ENTRY_HOOK, \
-						(uint32) ((h) - mc_hooks), (h)->phase); \
-			PG_TRY(); \
+			if ((h)->prev[(layer)] == NULL) \
+			{ \
+				call_default; \
+			} \
+			else \
 			{ \
 				call_prev; \
 			} \
-			PG_CATCH(); \
-			{ \
-				mc_seg_unwind(mc_depth_); \
-				PG_RE_THROW(); \
-			} \
-			PG_END_TRY(); \
 		} \
-		mc_seg_unwind(mc_depth_); \
+		else \
+		{ \
+			int			mc_depth_ = mc_layer_enter(); \
+			if ((h)->prev[(layer)] == NULL) \
+			{ \
+				call_default; \
+			} \
+			else if ((h)->prev_lib[(layer)] == MC_NO_LIB) \
+			{ \
+				call_prev; \
+			} \
+			else \
+			{ \
+				mc_seg_open((h)->prev_lib[(layer)], MC_ENTRY_HOOK, \
+							(uint32) ((h) - mc_hooks), (h)->phase); \
+				PG_TRY(); \
+				{ \
+					call_prev; \
+				} \
+				PG_CATCH(); \
+				{ \
+					mc_seg_unwind(mc_depth_); \
+					PG_RE_THROW(); \
+				} \
+				PG_END_TRY(); \
+			} \
+			mc_layer_leave(mc_depth_); \
+		} \
 	} while (0)
 
 /* our wrapper around a standard function, reached through a foreign GOT */
@@ -99,7 +122,7 @@ mc_layer_enter(void)
 	do { \
 		int			mc_depth_ = mc_layer_enter(); \
 		call; \
-		mc_seg_unwind(mc_depth_); \
+		mc_layer_leave(mc_depth_); \
 	} while (0)
 
 /* the four position entry points of one hook: prefix_init ... prefix_late2 */

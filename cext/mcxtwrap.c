@@ -52,7 +52,7 @@ typedef struct McKindTable
 
 static McKindTable kinds[MC_NUM_KINDS];
 static bool ready = false;
-static bool alloc_wrapped = false;
+bool		mc_alloc_wrapped = false;
 static bool free_wrapped = false;
 
 int			mc_direct_depth = 0;
@@ -231,16 +231,16 @@ mc_mcxt_ready(void)
 }
 
 void
-mc_mcxt_set_alloc_wrapped(bool on)
+mc_mcxt_swap_alloc(bool on)
 {
 	int			k;
 
-	if (on == alloc_wrapped || !ready)
+	if (on == mc_alloc_wrapped || !ready)
 		return;
 	for (k = 0; k < MC_NUM_KINDS; k++)
 		if (kinds[k].table != NULL)
 			kinds[k].table->alloc = on ? kinds[k].wrap.alloc : kinds[k].orig.alloc;
-	alloc_wrapped = on;
+	mc_alloc_wrapped = on;
 }
 
 void

@@ -269,7 +269,15 @@ extern const McSegment *mc_seg;	/* the running segment, or NULL */
 extern void mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase);
 extern void mc_seg_pause(void);
 extern void mc_seg_end(void);
-extern int	mc_seg_depth(void);
+extern int	mc_seg_depth_total;
+
+/* the depth to give mc_seg_unwind to come back here: read on every hook call */
+static inline int
+mc_seg_depth(void)
+{
+	return mc_seg_depth_total;
+}
+
 extern bool mc_seg_in_foreign(void);
 extern bool mc_seg_top_is(McEntryKind kind, uint32 id);
 extern uint32 mc_libs_ran(void);
@@ -299,7 +307,16 @@ extern bool mc_function_describe(Oid fn_oid, char *buf, size_t len);
 /* ---------- mcxtwrap.c ---------- */
 
 extern void mc_mcxt_init(void);
-extern void mc_mcxt_set_alloc_wrapped(bool on);
+extern bool mc_alloc_wrapped;
+extern void mc_mcxt_swap_alloc(bool on);
+
+/* our alloc wrapper in the method tables, or PostgreSQL's own: a compare when nothing changes */
+static inline void
+mc_mcxt_set_alloc_wrapped(bool on)
+{
+	if (on != mc_alloc_wrapped)
+		mc_mcxt_swap_alloc(on);
+}
 extern void mc_mcxt_set_free_wrapped(bool on);
 extern bool mc_mcxt_ready(void);
 extern Size mc_chunk_space(void *p);

@@ -36,6 +36,7 @@ const McSegment *mc_seg = NULL;
 static McSegment stack[MC_MAX_SEGMENTS];
 static int	depth = 0;
 static int	overflow = 0;
+int			mc_seg_depth_total = 0;	/* depth + overflow, read inline by the layers */
 static uint32 call_counter = 0;
 static uint32 libs_ran = 0;		/* bit per library whose code ran lately */
 
@@ -43,6 +44,8 @@ static inline void
 mc_seg_refresh(void)
 {
 	const McSegment *top = depth > 0 ? &stack[depth - 1] : NULL;
+
+	mc_seg_depth_total = depth + overflow;
 
 	if (top != NULL && top->lib != MC_NO_LIB && mc_active &&
 		mc_phase_measured((McPhase) top->phase))
@@ -84,6 +87,7 @@ mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
 		if (overflow++ == 0)
 			mc_record_gap(NULL, "nesting",
 						  "foreign code nested deeper than pg_ext_memcheck follows; the deepest levels were not measured");
+		mc_seg_depth_total = depth + overflow;
 		return;
 	}
 	s = &stack[depth++];
@@ -122,12 +126,6 @@ mc_seg_end(void)
 	mc_seg_refresh();
 }
 
-int
-mc_seg_depth(void)
-{
-	return depth + overflow;
-}
-
 bool
 mc_seg_top_is(McEntryKind kind, uint32 id)
 {
@@ -154,13 +152,14 @@ mc_libs_ran_reset(void)
 	libs_ran = 0;
 }
 
-/* an error passed: return to the depth a layer found when it started */
+/* return to the depth a layer found when it started (also after an error) */
 void
 mc_seg_unwind(int to)
 {
 	if (to < 0)
 		to = 0;
-	if (to < depth + overflow)
+	if (to >= depth + overflow)
+		return;
 	{
 		if (to < depth)
 		{
