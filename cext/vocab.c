@@ -22,6 +22,11 @@ static const char *const check_names[] = {
 	[MC_CHECK_SETTINGS_CHANGED] = "settings_changed",
 	[MC_CHECK_COVERAGE_GAP] = "coverage_gap",
 	[MC_CHECK_MEMORY_CORRUPTION] = "memory_corruption",
+	[MC_CHECK_SHMEM_OVERRUN] = "shmem_overrun",
+	[MC_CHECK_DSM_LEAK] = "dsm_leak",
+	[MC_CHECK_CTX_BLOAT] = "ctx_bloat",
+	[MC_CHECK_USE_AFTER_RESET] = "use_after_reset",
+	[MC_CHECK_CONCURRENCY_ERROR] = "concurrency_error",
 };
 
 static const char *const severity_names[] = {

@@ -22,6 +22,11 @@ CHECK_TYPES: Tuple[str, ...] = (
     "settings_changed",  # the checker's own settings (mode, thresholds) were changed inside a measured window
     "coverage_gap",  # something could not be measured (load order, a hook not reachable): said, never silent
     "memory_corruption",  # an assertion-enabled build's memory-context checks found a write past a chunk's end
+    "shmem_overrun",  # guard bytes after a shared-memory allocation (ShmemInitStruct) were overwritten
+    "dsm_leak",  # a DSM segment created or attached in a window was still mapped at its end (pinned mappings too)
+    "ctx_bloat",  # growth_benchmark: a context grew across log-spaced checkpoints (linear or superlinear)
+    "use_after_reset",  # context_reset_storm: a crash, an error or a changed result after memory was reset and poisoned
+    "concurrency_error",  # concurrent_backends: a worker crashed, deadlocked, timed out on a lock or failed
 )
 # Checks that are about the growth of one memory context: the ones findings fold parents and restatements of.
 CONTEXT_GROWTH_CHECKS: Tuple[str, ...] = ("context_leak", "wrong_ctx_alloc")
@@ -45,7 +50,8 @@ STATUSES: Tuple[str, ...] = ("passed", "violations", "error", "timeout", "crashe
 # Statuses that mean the workload did not finish: JUnit errors, and a failure unless fail-on is never.
 BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed")
 WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario")
-SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop")
+SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop", "shmem_sentinel_probe", "wrong_context_probe",
+                               "context_reset_storm", "concurrent_backends", "dsm_lifecycle_check")
 
 # pg_ext_memcheck.memcheck_mode; memcheck.yml also accepts the aliases, results.json holds only MODES.
 MODES: Tuple[str, ...] = ("off", "planner", "executor", "all")
