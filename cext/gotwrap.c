@@ -4,7 +4,8 @@
  *		The functions a foreign library's GOT is pointed at (gotpatch.c):
  *		its direct calls to allocators, context creation and cleanup,
  *		malloc, transaction-callback registration, and PostgreSQL's standard
- *		hook functions.
+ *		hook functions; shmemguard.c and dsmtrack.c add their wrappers for
+ *		ShmemInitStruct and the DSM calls.
  *
  * Each wrapper behaves exactly like the function it stands for.  Around
  * the call it notes who called: the return address is the exact call site
@@ -567,7 +568,7 @@ static const McGotTarget base_targets[] = {
 	MC_TARGET(UnregisterSubXactCallback),
 };
 
-#define MC_MAX_TARGETS (lengthof(base_targets) + 24)
+#define MC_MAX_TARGETS (lengthof(base_targets) + 40)
 
 static McGotTarget targets[MC_MAX_TARGETS];
 static int	ntargets = 0;
@@ -609,6 +610,11 @@ mc_build_targets(void)
 		return;
 	for (i = 0; i < (int) lengthof(base_targets); i++)
 		targets[ntargets++] = base_targets[i];
+	/* shared memory and DSM segments (shmemguard.c, dsmtrack.c) */
+	for (i = 0; i < mc_guard_ntargets && ntargets < (int) MC_MAX_TARGETS; i++)
+		targets[ntargets++] = mc_guard_targets[i];
+	for (i = 0; i < mc_dsm_ntargets && ntargets < (int) MC_MAX_TARGETS; i++)
+		targets[ntargets++] = mc_dsm_targets[i];
 	for (i = 0; i < mc_nhooks && ntargets < (int) MC_MAX_TARGETS; i++)
 		if (mc_hooks[i].std_symbol != NULL)
 		{

@@ -16,7 +16,9 @@
  *	  an allocator directly (gotwrap.c); the rest of the time PostgreSQL's
  *	  own function is in the table and core allocations cost nothing extra;
  *	- free_p, realloc, reset, delete_context: while anything is tracked, so
- *	  that tracked memory is seen leaving, whoever frees it.
+ *	  that tracked memory is seen leaving, whoever frees it (and, while
+ *	  context_reset_storm runs, poisoned: a deleted context holding foreign
+ *	  memory is then kept from reuse, resetstorm.c).
  *
  * The wrappers never allocate, never report an error and never take a
  * lock: they run inside every palloc/pfree, in critical sections and
@@ -137,12 +139,15 @@ prefix##_reset(MemoryContext context) \
 static void \
 prefix##_delete(MemoryContext context) \
 { \
+	bool		keep = false; \
 	if (in_wrapper == 0) \
 	{ \
 		in_wrapper++; \
-		mc_track_context_dying(context, true); \
+		keep = mc_track_context_dying(context, true); \
 		in_wrapper--; \
 	} \
+	if (keep && mc_storm_quarantine(context, kinds[kind].orig.delete_context)) \
+		return; \
 	kinds[kind].orig.delete_context(context); \
 }
 

@@ -45,6 +45,7 @@ int			mc_warning_bytes = 65536;
 int			mc_error_bytes = 1048576;
 int			mc_ring_capacity = 4096;
 int			mc_max_tracked = 1000000;
+int			mc_bloat_min_bytes = 16384;
 
 bool		mc_settings_dirty = true;
 
@@ -142,6 +143,13 @@ mc_assign_error(int newval, void *extra)
 	mc_assign_threshold("pg_ext_memcheck.error_bytes", mc_error_bytes, newval);
 }
 
+static void
+mc_assign_bloat(int newval, void *extra)
+{
+	(void) extra;
+	mc_assign_threshold("pg_ext_memcheck.bloat_min_bytes", mc_bloat_min_bytes, newval);
+}
+
 void
 mc_settings_window(bool active)
 {
@@ -187,6 +195,11 @@ mc_define_gucs(void)
 							NULL,
 							&mc_error_bytes, 1048576, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, mc_assign_error, NULL);
+	DefineCustomIntVariable("pg_ext_memcheck.bloat_min_bytes",
+							"Growth below this across growth_benchmark's checkpoints is not ctx_bloat.",
+							"A context must grow by at least this much, in more than one checkpoint interval.",
+							&mc_bloat_min_bytes, 16384, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, mc_assign_bloat, NULL);
 	DefineCustomIntVariable("pg_ext_memcheck.ring_capacity",
 							"Violations the shared ring buffer holds until flushed.",
 							"When it is full, further violations are counted as dropped.",
@@ -209,6 +222,8 @@ mc_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	mc_ring_request_shmem();
+	mc_guards_request_shmem();
+	mc_dsm_request_shmem();
 }
 #endif
 
@@ -216,15 +231,20 @@ mc_shmem_request(void)
  * Runs in the postmaster after every preloaded library's _PG_init (and in a
  * single-user backend): the moment to follow the libraries loaded so far
  * and wrap the hook chains from the outside.  Backends inherit all of it.
+ * The libraries are patched before their own shmem_startup_hook code runs
+ * (the previous hook), so that the shared structures they create there get
+ * guards (shmemguard.c) in any load order.
  */
 static void
 mc_shmem_startup(void)
 {
+	mc_guards_shmem_startup();
+	mc_dsm_shmem_startup();
+	mc_foreign_scan();
+	mc_gotwrap_patch_all();
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	mc_ring_shmem_startup();
-	mc_foreign_scan();
-	mc_gotwrap_patch_all();
 	mc_hooks_install_outer();
 }
 
@@ -266,6 +286,8 @@ _PG_init(void)
 	shmem_request_hook = mc_shmem_request;
 #else
 	mc_ring_request_shmem();
+	mc_guards_request_shmem();
+	mc_dsm_request_shmem();
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mc_shmem_startup;

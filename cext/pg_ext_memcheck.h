@@ -33,8 +33,11 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "nodes/memnodes.h"
+#include "utils/tuplestore.h"
 
 /* ---------- vocabularies (vocab.c names them; reporter/vocab.py must agree) ---------- */
 
@@ -116,6 +119,7 @@ extern int	mc_warning_bytes;
 extern int	mc_error_bytes;
 extern int	mc_ring_capacity;
 extern int	mc_max_tracked;
+extern int	mc_bloat_min_bytes;
 
 /* ---------- one violation, as recorded in the ring and shown by SQL ---------- */
 
@@ -339,7 +343,7 @@ extern void mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib,
 extern void mc_track_free(void *p);
 extern void mc_track_realloc(void *oldp, void *newp, Size newsize);
 extern void mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site);
-extern void mc_track_context_dying(MemoryContext ctx, bool deleting);
+extern bool mc_track_context_dying(MemoryContext ctx, bool deleting);
 extern bool mc_track_maybe_tracked(const void *p);
 extern bool mc_track_has_contexts(void);
 extern void mc_track_transaction_end(bool commit);
@@ -394,5 +398,61 @@ extern bool mc_session_privileged(void);
 
 extern void mc_xact_callbacks_register(void);
 extern void mc_backend_exit_register(void);
+
+/* ---------- the original tool's checks and scenarios (issue 14) ---------- */
+
+/* sqlapi.c */
+extern Tuplestorestate *mc_srf_begin(FunctionCallInfo fcinfo, TupleDesc *tupdesc);
+
+/* track.c: scenario checkpoints and probes walk the tracked groups */
+typedef struct McGroupInfo
+{
+	uint32		group;
+	MemoryContext ctx;			/* or MC_MALLOC_HEAP */
+	int16		lib;
+	bool		child_contexts; /* contexts the library created, not chunks */
+	int64		live_bytes;
+	int64		live_count;
+	McLifetime	lifetime;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+} McGroupInfo;
+typedef void (*McGroupVisitor) (const McGroupInfo *info, void *arg);
+extern void mc_track_visit_groups(McGroupVisitor visit, void *arg);
+extern void mc_track_group_fill(uint32 group, McViolation *v);
+
+/* shmemguard.c: guard bytes behind shared-memory allocations */
+extern void mc_guards_request_shmem(void);
+extern void mc_guards_shmem_startup(void);
+extern int	mc_guards_check(void);
+extern void mc_guards_report(TimestampTz since);
+extern void mc_guards_window_begin(void);
+extern void mc_guards_window_end(void);
+extern void mc_guards_coverage(Tuplestorestate *tupstore, TupleDesc tupdesc);
+extern const McGotTarget mc_guard_targets[];
+extern const int mc_guard_ntargets;
+
+/* dsmtrack.c: DSM segments foreign code maps */
+extern void mc_dsm_request_shmem(void);
+extern void mc_dsm_shmem_startup(void);
+extern void mc_dsm_window_begin(void);
+extern void mc_dsm_window_end(void);
+extern const McGotTarget mc_dsm_targets[];
+extern const int mc_dsm_ntargets;
+
+/* ctxprobe.c: wrong_context_probe's watch on allocations (called by track.c) */
+extern bool mc_probe_watching;
+extern void mc_probe_note(MemoryContext ctx, int lib, uintptr_t *site, Size size,
+						  const char *child_name);
+
+/* resetstorm.c: poisoning and quarantine while context_reset_storm runs */
+extern bool mc_storm_poisoning;
+extern void mc_storm_poison(void *p, Size len);
+extern void mc_storm_poisoned(MemoryContext ctx, const char *path, McLifetime life, int lib,
+							  uintptr_t site, int64 bytes, int64 count, bool deleting);
+extern bool mc_storm_quarantine(MemoryContext ctx, void (*real_delete) (MemoryContext));
+
+/* worker.c: jobs a server restart interrupted become findings on the next call */
+extern void mc_workers_collect_crashes(void);
 
 #endif							/* PG_EXT_MEMCHECK_H */

@@ -4,13 +4,28 @@
  *		run_scenario() and the scenario procedure: repeat a workload and
  *		judge after every iteration what foreign code left behind.
  *
- * Scenarios:
- *	growth_benchmark	run the workload N times
- *	tx_abort_loop		run it N times, each in a subtransaction rolled back
+ * Scenarios (the original tool's names; scenario.h lists where each one's
+ * own work is done):
+ *	growth_benchmark		run the workload N times; ctx_bloat from growth
+ *							sampled at log-spaced checkpoints
+ *	tx_abort_loop			run it N times, each in a subtransaction rolled back
+ *	shmem_sentinel_probe	check the shared-memory guards after every
+ *							iteration
+ *	wrong_context_probe		report every allocation by foreign code into
+ *							TopMemoryContext, CacheMemoryContext or named
+ *							contexts, with its call site
+ *	dsm_lifecycle_check		count the DSM segments foreign code attaches and
+ *							detaches per iteration
+ *	context_reset_storm		(background workers) poison and reset the memory
+ *							foreign code allocated between invocations:
+ *							use_after_reset
+ *	concurrent_backends		(background workers) run the workload in several
+ *							backends at once
  *
  * Every iteration is a quiet point (track.c): memory foreign code still
  * holds in long-lived contexts is compared with the last iteration, so a
  * leak shows as growth in every iteration and a cache as growth once.
+ * After every scenario the shared-memory guards are checked.
  *
  * CALL ext_memcheck.scenario(...) commits after every iteration, so memory
  * freed at transaction end is seen being freed and is never mistaken for
@@ -19,45 +34,76 @@
  * SELECT: it runs the iterations in the calling transaction, and its
  * result says so.
  *
+ * Arguments, as the original documents them: scenario_name, iterations
+ * (default: the scenario's), workload (default 'SELECT 1') or target (a
+ * function called without arguments), options (jsonb), args (text[] of
+ * JSON objects merged into options), reset_frequency, workers.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
 
 #include "hooks.h"
+#include "scenario.h"
 
 PG_FUNCTION_INFO_V1(mc_run_scenario);
 PG_FUNCTION_INFO_V1(mc_scenario_proc);
+PG_FUNCTION_INFO_V1(mc_scenarios);
 
 #define MC_MAX_ITERATIONS	10000000
+#define MC_MAX_WORKERS		64
 #define MC_REPORT_FINDINGS	20
 
-typedef struct McScenario
-{
-	const char *name;
-	bool		rollback;
-	int32		iterations;
-	const char *workload;
-	bool		each;			/* commit after every iteration */
-	const char *transaction_note;
-	int64		errors;
-	char	   *first_error;
-	TimestampTz started;
-	MemoryContext cxt;
-} McScenario;
+/* argument positions of run_scenario() and scenario() */
+#define MC_ARG_NAME			0
+#define MC_ARG_ITERATIONS	1
+#define MC_ARG_WORKLOAD		2
+#define MC_ARG_OPTIONS		3
+#define MC_ARG_TARGET		4
+#define MC_ARG_ARGS			5
+#define MC_ARG_RESET_FREQ	6
+#define MC_ARG_WORKERS		7
+
+static const McScenarioKind kinds[] = {
+	{"growth_benchmark", "Runs the workload N times; leaks by their rate, ctx_bloat from growth at log-spaced checkpoints",
+	 100, false, false, false, false,
+	 mc_bloat_start, mc_bloat_iteration, mc_bloat_finish, NULL, mc_bloat_result},
+	{"tx_abort_loop", "Runs the workload N times, each in a subtransaction rolled back: what abort paths leave behind",
+	 100, true, false, false, false,
+	 NULL, NULL, NULL, NULL, NULL},
+	{"shmem_sentinel_probe", "Checks the guard bytes behind every shared-memory allocation after every iteration",
+	 100, false, false, false, false,
+	 mc_guards_probe_start, mc_guards_probe_iteration, NULL, NULL, mc_guards_probe_result},
+	{"wrong_context_probe", "Reports every allocation by the extension into TopMemoryContext, CacheMemoryContext or named contexts, with its call site",
+	 100, false, false, false, true,
+	 mc_ctxprobe_start, mc_ctxprobe_iteration, mc_ctxprobe_finish, NULL, mc_ctxprobe_result},
+	{"dsm_lifecycle_check", "Counts the DSM segments the extension attaches and detaches per iteration; what stays mapped is a dsm_leak",
+	 20, false, false, false, false,
+	 mc_dsm_probe_start, mc_dsm_probe_iteration, mc_dsm_probe_finish, NULL, mc_dsm_probe_result},
+	{"context_reset_storm", "Runs the workload in a worker, resetting and poisoning the short-lived memory the extension allocated between invocations: use_after_reset",
+	 50, false, true, false, false,
+	 NULL, NULL, NULL, mc_storm_run, mc_storm_result},
+	{"concurrent_backends", "Runs the workload in several background workers at once: crashes, deadlocks, lock timeouts, per-backend findings",
+	 50, false, false, true, false,
+	 NULL, NULL, NULL, mc_concurrent_run, mc_concurrent_result},
+};
 
 /* errors a scenario must not swallow: the caller wants the run to stop */
 static bool
@@ -82,6 +128,28 @@ mc_check_spi_result(int rc, const char *workload)
 			 errhint("Transaction control (BEGIN, COMMIT, SAVEPOINT ...) and COPY FROM STDIN / TO STDOUT cannot run inside run_scenario; run them as plain statements.")));
 }
 
+/* ---------- small JSON helpers shared with the kinds ---------- */
+
+void
+mc_json_key(StringInfo out, const char *key)
+{
+	appendStringInfoString(out, ", ");
+	escape_json(out, key);
+	appendStringInfoString(out, ": ");
+}
+
+void
+mc_json_string(StringInfo out, const char *key, const char *value)
+{
+	mc_json_key(out, key);
+	if (value == NULL)
+		appendStringInfoString(out, "null");
+	else
+		escape_json(out, value);
+}
+
+/* ---------- the loop in this backend ---------- */
+
 static void
 mc_run_once(McScenario *sc)
 {
@@ -89,7 +157,7 @@ mc_run_once(McScenario *sc)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile int rc = 0;
 
-	if (!sc->rollback)
+	if (!sc->kind->rollback)
 	{
 		rc = SPI_execute(sc->workload, false, 0);
 		mc_check_spi_result(rc, sc->workload);
@@ -138,14 +206,16 @@ mc_settle_for_scenario(void)
 }
 
 static void
-mc_scenario_loop(McScenario *sc, bool nonatomic)
+mc_scenario_loop(McScenario *sc)
 {
 	int32		i;
 
-	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+	if (SPI_connect_ext(sc->nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* growth is measured from here */
 	mc_settle_for_scenario();
+	if (sc->kind->start)
+		sc->kind->start(sc);
 	for (i = 0; i < sc->iterations; i++)
 	{
 		mc_run_once(sc);
@@ -154,9 +224,14 @@ mc_scenario_loop(McScenario *sc, bool nonatomic)
 			SPI_commit();
 			SPI_start_transaction();
 		}
+		sc->done = i + 1;
+		if (sc->kind->iteration)
+			sc->kind->iteration(sc, sc->done);
 		mc_track_judge(true);
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (sc->kind->finish)
+		sc->kind->finish(sc);
 	SPI_finish();
 	if (sc->errors > 0 && sc->errors == sc->iterations)
 		ereport(ERROR,
@@ -165,6 +240,17 @@ mc_scenario_loop(McScenario *sc, bool nonatomic)
 						(long long) sc->errors, sc->iterations,
 						sc->first_error ? sc->first_error : "error"),
 				 errdetail("Workload: %s", sc->workload)));
+}
+
+/*
+ * What every scenario checks at its end, whatever its kind: the guards
+ * behind shared-memory allocations (a changed one is a shmem_overrun).
+ */
+void
+mc_scenario_judge_shared(McScenario *sc)
+{
+	mc_guards_check();
+	mc_guards_report(sc->started);
 }
 
 /* the scenario's result: what it did and the findings it made or updated */
@@ -181,11 +267,14 @@ mc_scenario_result(McScenario *sc)
 	escape_json(&out, sc->name);
 	appendStringInfo(&out, ", \"iterations\": %d, \"errors\": %lld, \"transaction\": \"%s\"",
 					 sc->iterations, (long long) sc->errors, sc->each ? "each" : "one");
+	mc_json_string(&out, "workload", sc->workload);
 	if (sc->transaction_note != NULL)
-	{
-		appendStringInfoString(&out, ", \"transaction_note\": ");
-		escape_json(&out, sc->transaction_note);
-	}
+		mc_json_string(&out, "transaction_note", sc->transaction_note);
+	if (!mc_active)
+		mc_json_string(&out, "measuring_note",
+					   "pg_ext_memcheck.memcheck_mode is off in this session: memory was not measured");
+	if (sc->kind->result)
+		sc->kind->result(sc, &out);
 	appendStringInfoString(&out, ", \"findings\": [");
 	for (i = 0; i < mc_findings_count(); i++)
 	{
@@ -219,10 +308,204 @@ mc_scenario_result(McScenario *sc)
 							 mc_unit_name(v->unit));
 		if (v->bytes_per_iter >= 0)
 			appendStringInfo(&out, ", \"bytes_per_iteration\": %.1f", v->bytes_per_iter);
+		mc_json_string(&out, "detail", v->detail);
 		appendStringInfoChar(&out, '}');
 	}
 	appendStringInfo(&out, "], \"verdict\": \"%s\"}", leak ? "leak" : "plateau");
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
+}
+
+/* ---------- arguments ---------- */
+
+static const McScenarioKind *
+mc_scenario_kind(const char *name)
+{
+	int			i;
+	StringInfoData names;
+
+	for (i = 0; i < (int) lengthof(kinds); i++)
+		if (strcmp(kinds[i].name, name) == 0)
+			return &kinds[i];
+	initStringInfo(&names);
+	for (i = 0; i < (int) lengthof(kinds); i++)
+		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", kinds[i].name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown scenario_name \"%s\"", name),
+			 errhint("Use one of %s.", names.data)));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* a context name to watch; comma-separated lists are split */
+static void
+mc_watch_add(McScenario *sc, const char *names, int len, const char *key)
+{
+	char	   *copy = pnstrdup(names, len);
+	char	   *tok;
+	char	   *save = NULL;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+	{
+		while (*tok == ' ')
+			tok++;
+		while (*tok != '\0' && tok[strlen(tok) - 1] == ' ')
+			tok[strlen(tok) - 1] = '\0';
+		if (*tok == '\0')
+			continue;
+		if (strlen(tok) >= MC_NAME_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("a context name in options key \"%s\" is longer than %d bytes",
+							key, MC_NAME_LEN - 1)));
+		if (sc->nwatched >= MC_MAX_WATCHED)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("options key \"%s\" names more than %d contexts", key, MC_MAX_WATCHED)));
+		mc_strlcpy(sc->watched[sc->nwatched++], tok, MC_NAME_LEN);
+	}
+}
+
+static int32
+mc_option_int(JsonbValue *v, const char *key, int32 lo, int32 hi)
+{
+	int64		n;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options key \"%s\" must be a number", key)));
+	n = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	if (n < lo || n > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options key \"%s\" must be between %d and %d (got %lld)",
+						key, lo, hi, (long long) n)));
+	return (int32) n;
+}
+
+/*
+ * One options object: {"transaction": "each"|"one", "contexts": [...],
+ * "pg_ext_memcheck.watch_contexts": "A,B", "reset_frequency": n,
+ * "workers": n, "timeout_ms": n, "lock_timeout_ms": n}.  where names the
+ * argument in errors.
+ */
+static void
+mc_parse_scenario_options(McScenario *sc, Jsonb *opts, const char *where,
+						  const char **transaction)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			level = 0;
+
+	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object, like {\"transaction\": \"one\"}", where)));
+	it = JsonbIteratorInit(&opts->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		{
+			level++;
+			if (level == 2 && (key == NULL || strcmp(key, "contexts") != 0 || tok != WJB_BEGIN_ARRAY))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"%s\" in %s must not be an object or array",
+								key ? key : "?", where)));
+			if (level > 2)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"contexts\" in %s must be an array of context names", where)));
+			continue;
+		}
+		if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+		{
+			level--;
+			continue;
+		}
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			if (strcmp(key, "transaction") != 0 && strcmp(key, "contexts") != 0 &&
+				strcmp(key, "pg_ext_memcheck.watch_contexts") != 0 &&
+				strcmp(key, "reset_frequency") != 0 && strcmp(key, "workers") != 0 &&
+				strcmp(key, "timeout_ms") != 0 && strcmp(key, "lock_timeout_ms") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown options key \"%s\" in %s", key, where),
+						 errhint("Known keys: transaction, contexts, pg_ext_memcheck.watch_contexts, reset_frequency, workers, timeout_ms, lock_timeout_ms.")));
+			continue;
+		}
+		if (tok == WJB_ELEM)
+		{
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"contexts\" in %s must contain only strings", where)));
+			mc_watch_add(sc, v.val.string.val, v.val.string.len, "contexts");
+			continue;
+		}
+		if (tok != WJB_VALUE || key == NULL)
+			continue;
+		if (strcmp(key, "transaction") == 0)
+		{
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"transaction\" must be \"each\" or \"one\"")));
+			*transaction = pnstrdup(v.val.string.val, v.val.string.len);
+			if (strcmp(*transaction, "each") != 0 && strcmp(*transaction, "one") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"transaction\" must be \"each\" or \"one\", not \"%s\"",
+								*transaction)));
+		}
+		else if (strcmp(key, "contexts") == 0 || strcmp(key, "pg_ext_memcheck.watch_contexts") == 0)
+		{
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"%s\" in %s must be a context name, a comma-separated list or an array of names",
+								key, where)));
+			mc_watch_add(sc, v.val.string.val, v.val.string.len, key);
+		}
+		else if (strcmp(key, "reset_frequency") == 0)
+			sc->reset_frequency = mc_option_int(&v, key, 1, MC_MAX_ITERATIONS);
+		else if (strcmp(key, "workers") == 0)
+			sc->workers = mc_option_int(&v, key, 1, MC_MAX_WORKERS);
+		else if (strcmp(key, "timeout_ms") == 0)
+			sc->timeout_ms = mc_option_int(&v, key, 100, INT_MAX);
+		else if (strcmp(key, "lock_timeout_ms") == 0)
+			sc->lock_timeout_ms = mc_option_int(&v, key, 1, INT_MAX);
+	}
+}
+
+/* target => 'schema.fn': SELECT "schema"."fn"() */
+static const char *
+mc_target_workload(text *target)
+{
+	List	   *names = textToQualifiedNameList(target);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	foreach(lc, names)
+	{
+		if (lc != list_head(names))
+			appendStringInfoChar(&buf, '.');
+		appendStringInfoString(&buf, quote_identifier(strVal(lfirst(lc))));
+	}
+	appendStringInfoString(&buf, "()");
+	return buf.data;
+}
+
+static bool
+mc_arg_given(FunctionCallInfo fcinfo, int n)
+{
+	return PG_NARGS() > n && !PG_ARGISNULL(n);
 }
 
 /* arguments common to both entry points; errors name the argument */
@@ -235,95 +518,137 @@ mc_scenario_args(FunctionCallInfo fcinfo, McScenario *sc, const char **transacti
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_ext_memcheck must be loaded via shared_preload_libraries")));
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(MC_ARG_NAME))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("scenario_name must not be null")));
-	scenario = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (strcmp(scenario, "growth_benchmark") == 0)
-		sc->rollback = false;
-	else if (strcmp(scenario, "tx_abort_loop") == 0)
-		sc->rollback = true;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown scenario_name \"%s\"", scenario),
-				 errhint("Use growth_benchmark or tx_abort_loop.")));
-	sc->name = scenario;
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("iterations must not be null")));
-	sc->iterations = PG_GETARG_INT32(1);
+	scenario = text_to_cstring(PG_GETARG_TEXT_PP(MC_ARG_NAME));
+	sc->kind = mc_scenario_kind(scenario);
+	sc->name = sc->kind->name;
+
+	sc->iterations = mc_arg_given(fcinfo, MC_ARG_ITERATIONS) ?
+		PG_GETARG_INT32(MC_ARG_ITERATIONS) : sc->kind->default_iterations;
 	if (sc->iterations < 1 || sc->iterations > MC_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("iterations must be between 1 and %d (got %d)",
 						MC_MAX_ITERATIONS, sc->iterations)));
-	sc->workload = PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	if (mc_arg_given(fcinfo, MC_ARG_TARGET))
+	{
+		if (mc_arg_given(fcinfo, MC_ARG_WORKLOAD))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("give either workload or target, not both")));
+		sc->workload = mc_target_workload(PG_GETARG_TEXT_PP(MC_ARG_TARGET));
+	}
+	else if (mc_arg_given(fcinfo, MC_ARG_WORKLOAD))
+		sc->workload = text_to_cstring(PG_GETARG_TEXT_PP(MC_ARG_WORKLOAD));
+	else
+		sc->workload = "SELECT 1";
 	if (strspn(sc->workload, " \t\r\n;") == strlen(sc->workload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("workload must be a non-empty SQL string")));
-	*transaction = NULL;
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-	{
-		Jsonb	   *opts = PG_GETARG_JSONB_P(3);
-		JsonbValue	key;
-		JsonbValue *val;
 
-		if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("options must be a JSON object, like {\"transaction\": \"one\"}")));
-		key.type = jbvString;
-		key.val.string.val = "transaction";
-		key.val.string.len = strlen("transaction");
-		val = findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &key);
-		if (val != NULL)
+	*transaction = NULL;
+	if (mc_arg_given(fcinfo, MC_ARG_OPTIONS))
+		mc_parse_scenario_options(sc, PG_GETARG_JSONB_P(MC_ARG_OPTIONS), "options", transaction);
+	if (mc_arg_given(fcinfo, MC_ARG_ARGS))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(MC_ARG_ARGS);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
 		{
-			if (val->type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"transaction\" must be \"each\" or \"one\"")));
-			*transaction = pnstrdup(val->val.string.val, val->val.string.len);
-			if (strcmp(*transaction, "each") != 0 && strcmp(*transaction, "one") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"transaction\" must be \"each\" or \"one\", not \"%s\"",
-								*transaction)));
+			char		where[32];
+			Jsonb	   *jb;
+
+			if (nulls[i])
+				continue;
+			snprintf(where, sizeof(where), "args[%d]", i + 1);
+			jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum(TextDatumGetCString(elems[i]))));
+			mc_parse_scenario_options(sc, jb, where, transaction);
 		}
 	}
+	if (mc_arg_given(fcinfo, MC_ARG_RESET_FREQ))
+	{
+		sc->reset_frequency = PG_GETARG_INT32(MC_ARG_RESET_FREQ);
+		if (sc->reset_frequency < 1 || sc->reset_frequency > MC_MAX_ITERATIONS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reset_frequency must be between 1 and %d (got %d)",
+							MC_MAX_ITERATIONS, sc->reset_frequency)));
+	}
+	if (mc_arg_given(fcinfo, MC_ARG_WORKERS))
+	{
+		sc->workers = PG_GETARG_INT32(MC_ARG_WORKERS);
+		if (sc->workers < 1 || sc->workers > MC_MAX_WORKERS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("workers must be between 1 and %d (got %d)",
+							MC_MAX_WORKERS, sc->workers)));
+	}
+	if (sc->reset_frequency != 0 && !sc->kind->takes_reset_frequency)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("reset_frequency applies to context_reset_storm only, not to %s", sc->name)));
+	if (sc->workers != 0 && !sc->kind->takes_workers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("workers applies to concurrent_backends only, not to %s", sc->name)));
+	if (sc->nwatched > 0 && !sc->kind->takes_contexts)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("contexts to watch apply to wrong_context_probe only, not to %s", sc->name)));
+	if (sc->reset_frequency == 0)
+		sc->reset_frequency = 1;
+	if (sc->workers == 0)
+		sc->workers = 4;
 }
 
 static Datum
-mc_scenario_run(McScenario *sc, bool nonatomic)
+mc_scenario_run(McScenario *sc)
 {
 	volatile Datum result = (Datum) 0;
 
 	sc->cxt = AllocSetContextCreate(TopMemoryContext, "pg_ext_memcheck scenario",
 									ALLOCSET_SMALL_SIZES);
 	sc->started = GetCurrentTimestamp();
+	mc_workers_collect_crashes();
 	PG_TRY();
 	{
 		MemoryContext old = MemoryContextSwitchTo(sc->cxt);
 
-		sc->name = pstrdup(sc->name);
 		sc->workload = pstrdup(sc->workload);
 		MemoryContextSwitchTo(old);
-		mc_scenario_loop(sc, nonatomic);
+		if (sc->kind->run != NULL)
+		{
+			mc_hooks_safe_point();
+			sc->kind->run(sc);
+		}
+		else
+			mc_scenario_loop(sc);
+		mc_scenario_judge_shared(sc);
 		mc_findings_publish(true);
 		result = mc_scenario_result(sc);
 	}
 	PG_FINALLY();
 	{
+		/* a probe stopped by an error must not go on watching */
+		mc_probe_watching = false;
 		MemoryContextDelete(sc->cxt);
 	}
 	PG_END_TRY();
 	return result;
 }
 
-/* SELECT run_scenario(scenario_name, iterations, workload [, options]) */
+/* SELECT run_scenario(scenario_name, iterations, workload, options, target, args, reset_frequency, workers) */
 Datum
 mc_run_scenario(PG_FUNCTION_ARGS)
 {
@@ -332,20 +657,28 @@ mc_run_scenario(PG_FUNCTION_ARGS)
 
 	memset(&sc, 0, sizeof(sc));
 	mc_scenario_args(fcinfo, &sc, &transaction);
+	if (sc.kind->run != NULL)
+	{
+		/* background workers commit after every invocation */
+		sc.each = true;
+		PG_RETURN_DATUM(mc_scenario_run(&sc));
+	}
 	if (transaction != NULL && strcmp(transaction, "each") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("run_scenario cannot commit after each iteration: a SELECT runs in one transaction"),
 				 errhint("Use CALL ext_memcheck.scenario(...) for a transaction per iteration.")));
 	sc.each = false;
+	sc.nonatomic = false;
 	sc.transaction_note = "called as a function, which runs in the caller's transaction; CALL ext_memcheck.scenario(...) commits after every iteration";
-	PG_RETURN_DATUM(mc_scenario_run(&sc, false));
+	PG_RETURN_DATUM(mc_scenario_run(&sc));
 }
 
 /*
- * CALL scenario(scenario_name, iterations, workload, options, INOUT result):
- * a transaction per iteration unless {"transaction": "one"} is given or the
- * CALL itself runs inside a transaction block.
+ * CALL scenario(scenario_name, iterations, workload, options, target, args,
+ * reset_frequency, workers, INOUT result): a transaction per iteration
+ * unless {"transaction": "one"} is given or the CALL itself runs inside a
+ * transaction block.
  */
 Datum
 mc_scenario_proc(PG_FUNCTION_ARGS)
@@ -361,17 +694,44 @@ mc_scenario_proc(PG_FUNCTION_ARGS)
 	mc_scenario_args(fcinfo, &sc, &transaction);
 	nonatomic = fcinfo->context != NULL && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
-	sc.each = nonatomic && (transaction == NULL || strcmp(transaction, "each") == 0);
-	if (!nonatomic)
-		sc.transaction_note = "the CALL ran inside a transaction block or a function, so every iteration ran in that one transaction";
-	if (transaction != NULL && strcmp(transaction, "each") == 0 && !nonatomic)
+	sc.nonatomic = nonatomic;
+	if (sc.kind->run != NULL)
+		sc.each = true;			/* background workers commit after every invocation */
+	else
+	{
+		sc.each = nonatomic && (transaction == NULL || strcmp(transaction, "each") == 0);
+		if (!nonatomic)
+			sc.transaction_note = "the CALL ran inside a transaction block or a function, so every iteration ran in that one transaction";
+	}
+	if (transaction != NULL && strcmp(transaction, "each") == 0 && !nonatomic && sc.kind->run == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("scenario cannot commit after each iteration here"),
 				 errhint("CALL it at top level, outside a transaction block.")));
-	values[0] = mc_scenario_run(&sc, nonatomic);
+	values[0] = mc_scenario_run(&sc);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		PG_RETURN_DATUM(values[0]);
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* _scenarios(): name, description, default_iterations (the scenarios view) */
+Datum
+mc_scenarios(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *tupstore = mc_srf_begin(fcinfo, &tupdesc);
+	int			i;
+
+	for (i = 0; i < (int) lengthof(kinds); i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(kinds[i].name);
+		values[1] = CStringGetTextDatum(kinds[i].description);
+		values[2] = Int32GetDatum(kinds[i].default_iterations);
+		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -3,7 +3,8 @@
  * sqlapi.c
  *		SQL-callable functions: the ring's pending rows and status, flush
  *		bookkeeping, this backend's begin()/end() window and findings, and
- *		what is and is not measured (coverage()).
+ *		what is and is not measured (coverage()).  The window's end also
+ *		checks the shared-memory guards and the DSM mappings.
  *
  * Privileges are granted in the extension script; these functions check
  * only that the library was preloaded, since without shared memory and the
@@ -68,11 +69,12 @@ static void
 mc_settle(void)
 {
 	mc_hooks_safe_point();
+	mc_workers_collect_crashes();
 }
 
 /* a materialized SRF result, as InitMaterializedSRF does from 15 on */
-static Tuplestorestate *
-mc_begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+Tuplestorestate *
+mc_srf_begin(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext oldcxt;
@@ -200,7 +202,7 @@ mc_pending_violations(PG_FUNCTION_ARGS)
 	const int	chunk_len = 64;
 
 	mc_require_ring();
-	tupstore = mc_begin_srf(fcinfo, &tupdesc);
+	tupstore = mc_srf_begin(fcinfo, &tupdesc);
 	mc_ring_status(&st);
 	chunk = palloc(sizeof(McViolation) * chunk_len);
 	next = st.flushed_upto;
@@ -402,6 +404,8 @@ mc_begin(PG_FUNCTION_ARGS)
 	window_start_seq = st.next_seq;
 	window_active = true;
 	mc_settings_window(true);
+	mc_guards_window_begin();
+	mc_dsm_window_begin();
 	PG_RETURN_VOID();
 }
 
@@ -418,6 +422,9 @@ static void
 mc_close_window(void)
 {
 	mc_settle();
+	/* shared-memory guards and DSM mappings are judged at the window's end */
+	mc_guards_window_end();
+	mc_dsm_window_end();
 	mc_findings_publish(true);
 	window_active = false;
 	mc_settings_window(false);
@@ -480,7 +487,7 @@ mc_end(PG_FUNCTION_ARGS)
 
 	mc_require_ring();
 	mc_require_window();
-	tupstore = mc_begin_srf(fcinfo, &tupdesc);
+	tupstore = mc_srf_begin(fcinfo, &tupdesc);
 	mc_close_window();
 	for (i = 0; i < mc_findings_count(); i++)
 	{
@@ -536,7 +543,7 @@ mc_coverage(PG_FUNCTION_ARGS)
 	int			i;
 
 	mc_require_ring();
-	tupstore = mc_begin_srf(fcinfo, &tupdesc);
+	tupstore = mc_srf_begin(fcinfo, &tupdesc);
 	mc_hooks_safe_point();
 	for (i = 0; i < mc_lib_count(); i++)
 	{
@@ -564,6 +571,7 @@ mc_coverage(PG_FUNCTION_ARGS)
 		values[3] = CStringGetTextDatum(libs);
 		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
 	}
+	mc_guards_coverage(tupstore, tupdesc);
 	for (i = 0; i < mc_findings_count(); i++)
 	{
 		bool		in_window;

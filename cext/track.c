@@ -59,6 +59,7 @@ typedef struct McChunk
 	uint32		call_id;
 	uint32		xact;
 	uint8		kind;
+	uint32		req;			/* bytes asked for (capped): what may be poisoned */
 } McChunk;
 
 typedef struct McBucket
@@ -587,7 +588,7 @@ mc_site_from_stack(int *lib)
 }
 
 static void
-mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, int lib, uintptr_t site,
+mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, uintptr_t site,
 				uint32 call_id, McPhase phase, uint8 entry_kind, uint32 entry_id,
 				McChunkKind kind, const char *child_name, uint32 *chunk_out)
 {
@@ -605,6 +606,8 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, int lib, uintptr_t si
 		return;
 	if (site == 0 && kind == MC_CHUNK_MEMORY && ctx != MC_MALLOC_HEAP && mc_is_suspect(ctx))
 		site = mc_site_from_stack(&lib);
+	if (mc_probe_watching && ctx != MC_MALLOC_HEAP)
+		mc_probe_note(ctx, lib, &site, size, child_name);
 	ctxi = mc_ctx_get(ctx);
 	gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
 	bi = gi ? mc_bucket_get(gi, site, phase, entry_kind, entry_id) : 0;
@@ -629,6 +632,7 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, int lib, uintptr_t si
 	g = &groups[gi];
 	c->ptr = p;
 	c->size = size;
+	c->req = (uint32) Min(req, (Size) PG_UINT32_MAX);
 	c->bucket = bi;
 	c->call_id = call_id;
 	c->xact = xact_seq;
@@ -669,7 +673,7 @@ mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib, uintptr_t site,
 {
 	Size		space = ctx == MC_MALLOC_HEAP ? size : mc_chunk_space(p);
 
-	mc_track_insert(ctx, (uintptr_t) p, space, lib, site, call_id, phase,
+	mc_track_insert(ctx, (uintptr_t) p, space, size, lib, site, call_id, phase,
 					entry_kind, entry_id, MC_CHUNK_MEMORY, NULL, NULL);
 }
 
@@ -725,6 +729,7 @@ mc_track_realloc(void *oldp, void *newp, Size newsize)
 	if (space > c->size)
 		g->allocs_since++;
 	c->size = space;
+	c->req = (uint32) Min(newsize, (Size) PG_UINT32_MAX);
 	if (newp != oldp)
 	{
 		mc_chunk_unhash(ci);
@@ -749,7 +754,7 @@ mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site)
 		return;
 	ctxs[ctxi].foreign_created = true;
 	ctxs[ctxi].creator_lib = (int16) lib;
-	mc_track_insert(ctx->parent, (uintptr_t) ctx, ctx->mem_allocated, lib, site,
+	mc_track_insert(ctx->parent, (uintptr_t) ctx, ctx->mem_allocated, 0, lib, site,
 					s ? s->call_id : mc_seg_new_call(),
 					s ? (McPhase) s->phase : MC_PHASE_OTHER,
 					s ? s->entry_kind : MC_ENTRY_DIRECT, s ? s->entry_id : 0,
@@ -1059,8 +1064,52 @@ mc_release_group_chunks(uint32 gi)
 	groups[gi].buckets = 0;
 }
 
-/* a context with tracked memory is reset or deleted (mcxtwrap.c) */
-void
+/*
+ * Poison the memory foreign code allocated in context ri, which is reset
+ * or deleted while context_reset_storm runs (resetstorm.c), and tell it
+ * which; true when the context should be kept from reuse (quarantined).
+ */
+static bool
+mc_track_poison(uint32 ri, bool deleting)
+{
+	uint32		gi;
+	bool		any = false;
+
+	for (gi = ctxs[ri].groups; gi != 0; gi = groups[gi].cnext)
+	{
+		uint32		bi;
+
+		if (groups[gi].kind != MC_CHUNK_MEMORY)
+			continue;
+		for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+		{
+			uint32		ci;
+			int64		bytes = 0;
+			int64		count = 0;
+
+			for (ci = buckets[bi].chunks; ci != 0; ci = chunks[ci].bnext)
+			{
+				mc_storm_poison((void *) chunks[ci].ptr, chunks[ci].req);
+				bytes += chunks[ci].req;
+				count++;
+			}
+			if (count > 0)
+			{
+				mc_storm_poisoned(ctxs[ri].ctx, ctxs[ri].path, (McLifetime) ctxs[ri].life,
+								  groups[gi].lib, buckets[bi].site, bytes, count, deleting);
+				any = true;
+			}
+		}
+	}
+	return any && deleting;
+}
+
+/*
+ * A context with tracked memory is reset or deleted (mcxtwrap.c).  Returns
+ * true when a deleted context must not be freed (context_reset_storm's
+ * quarantine: resetstorm.c takes it).
+ */
+bool
 mc_track_context_dying(MemoryContext ctx, bool deleting)
 {
 	uint32		ri = mc_ctx_find(ctx);
@@ -1069,9 +1118,10 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	bool		explicit_cleanup = mc_explicit_cleanup > 0;
 	bool		folded;
 	McLifetime	life;
+	bool		keep = false;
 
 	if (ri == 0)
-		return;
+		return false;
 	r = &ctxs[ri];
 	if (r->name != ctx->name)
 	{
@@ -1085,6 +1135,10 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		mc_context_path(ctx, r->path, sizeof(r->path));
 	}
 	life = r->life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
+
+	/* context_reset_storm: what foreign code allocated here must not be read any more */
+	if (mc_storm_poisoning)
+		keep = mc_track_poison(ri, deleting);
 
 	/* a child context the library left behind: reported at its parent */
 	folded = deleting && r->foreign_created && !explicit_cleanup;
@@ -1134,6 +1188,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	}
 	else if (!r->foreign_created)
 		mc_ctx_release(ri);
+	return keep;
 }
 
 /* ---------- judging after transactions and iterations ---------- */
@@ -1281,4 +1336,42 @@ mc_track_series_reset(void)
 			buckets[bi].dead_last_call = 0;
 		}
 	}
+}
+
+/*
+ * Visit every group of tracked memory (scenario checkpoints and probes,
+ * never a per-query path): its context, library, live bytes and lifetime.
+ */
+void
+mc_track_visit_groups(McGroupVisitor visit, void *arg)
+{
+	uint32		gi;
+
+	if (groups == NULL)
+		return;
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		McGroup    *g = &groups[gi];
+		McCtx	   *r = &ctxs[g->ctx];
+		McGroupInfo info;
+
+		info.group = gi;
+		info.ctx = r->ctx;
+		info.lib = g->lib;
+		info.child_contexts = g->kind == MC_CHUNK_CONTEXT;
+		info.live_bytes = g->live_bytes;
+		info.live_count = g->live_count;
+		info.lifetime = r->ctx == MC_MALLOC_HEAP ? MC_LIFE_BACKEND : mc_context_lifetime(r->ctx);
+		mc_group_where(gi, false, info.name, info.path);
+		visit(&info, arg);
+	}
+}
+
+/* a visited group's allocation sites and entry point, for a finding */
+void
+mc_track_group_fill(uint32 group, McViolation *v)
+{
+	if (groups == NULL || group == 0 || group > groups_used || !groups[group].used)
+		return;
+	mc_fill_common(v, group, false);
 }

@@ -100,18 +100,82 @@ RETURNS TABLE (
 AS 'MODULE_PATHNAME', 'mc_end'
 LANGUAGE C STRICT VOLATILE;
 
--- The original tool's form; runs in the calling transaction.
-CREATE FUNCTION run_scenario(scenario_name text, iterations int, workload text,
-                             options jsonb DEFAULT NULL)
+-- The original tool's form; runs in the calling transaction.  Arguments as
+-- the original documents them: iterations defaults to the scenario's own
+-- (ext_memcheck.scenarios), workload to 'SELECT 1'; target names a function
+-- called without arguments instead; args are JSON objects merged into
+-- options; reset_frequency is context_reset_storm's, workers
+-- concurrent_backends'.
+CREATE FUNCTION run_scenario(scenario_name text, iterations int DEFAULT NULL,
+                             workload text DEFAULT NULL, options jsonb DEFAULT NULL,
+                             target text DEFAULT NULL, args text[] DEFAULT NULL,
+                             reset_frequency int DEFAULT NULL, workers int DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mc_run_scenario'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 -- A transaction per iteration (CALL it at top level).
-CREATE PROCEDURE scenario(scenario_name text, iterations int, workload text,
-                          options jsonb DEFAULT NULL, INOUT result jsonb DEFAULT NULL)
+CREATE PROCEDURE scenario(scenario_name text, iterations int DEFAULT NULL,
+                          workload text DEFAULT NULL, options jsonb DEFAULT NULL,
+                          target text DEFAULT NULL, args text[] DEFAULT NULL,
+                          reset_frequency int DEFAULT NULL, workers int DEFAULT NULL,
+                          INOUT result jsonb DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'mc_scenario_proc'
 LANGUAGE C;
+
+CREATE FUNCTION _scenarios(OUT name text, OUT description text, OUT default_iterations int)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mc_scenarios'
+LANGUAGE C STRICT IMMUTABLE;
+
+-- The scenarios run_scenario() knows.
+CREATE VIEW scenarios AS SELECT * FROM ext_memcheck._scenarios();
+
+-- Empties violation_log (the ring buffer is not touched).
+CREATE FUNCTION clear_violations()
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$ DELETE FROM ext_memcheck.violation_log $$;
+
+-- DSM segments: every one the extension under test maps is followed; these
+-- are the original's manual registration and its table.
+CREATE FUNCTION track_dsm_handle(handle bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mc_track_dsm_handle'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION dsm_tracking()
+RETURNS TABLE (segid bigint, backend_pid int, attach_at timestamptz, size_bytes bigint,
+               detached boolean, source_lib text, pinned boolean, origin text)
+AS 'MODULE_PATHNAME', 'mc_dsm_tracking'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION clear_dsm_tracking()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mc_clear_dsm_tracking'
+LANGUAGE C STRICT VOLATILE;
+
+-- Guard bytes behind shared-memory allocations (shmem_overrun).
+CREATE FUNCTION shmem_guards()
+RETURNS TABLE (name text, owner text, size bigint, allocated_size bigint, guard_bytes int,
+               guarded boolean, overruns int, detected_at timestamptz, detail text)
+AS 'MODULE_PATHNAME', 'mc_shmem_guards'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION clear_shmem_registry()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mc_clear_shmem_registry'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION register_shmem_probe(seg_name text, allocated_size bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mc_register_shmem_probe'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION probe_check(seg_name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mc_probe_check'
+LANGUAGE C STRICT VOLATILE;
 
 -- Nothing for PUBLIC; monitoring roles may read; flushing and scenarios stay
 -- with superusers unless granted.
@@ -120,6 +184,6 @@ REVOKE ALL ON ALL TABLES IN SCHEMA ext_memcheck FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA ext_memcheck FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA ext_memcheck FROM PUBLIC;
 GRANT USAGE ON SCHEMA ext_memcheck TO pg_read_all_stats;
-GRANT SELECT ON violation_log TO pg_read_all_stats;
+GRANT SELECT ON violation_log, scenarios TO pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION pending_violations(), status(), coverage(), begin(text, jsonb),
-    "end"() TO pg_read_all_stats;
+    "end"(), _scenarios(), dsm_tracking(), shmem_guards() TO pg_read_all_stats;

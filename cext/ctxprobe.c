@@ -1,0 +1,347 @@
+/*-------------------------------------------------------------------------
+ *
+ * ctxprobe.c
+ *		wrong_context_probe: every allocation foreign code makes into
+ *		TopMemoryContext, CacheMemoryContext or contexts the user names,
+ *		with its call site.
+ *
+ * track.c already sees every allocation foreign code makes, directly
+ * (through its GOT, with the exact call site) or by PostgreSQL on its
+ * behalf inside a foreign segment.  While the probe runs, track.c hands
+ * each one to mc_probe_note(), which counts those that land in a watched
+ * context per (context, library, call site); an indirect allocation gets
+ * its site from the first foreign frame of a stack trace (at most
+ * MC_PROBE_BACKTRACES per run).  Like track.c this runs inside the
+ * allocator: no palloc, no lock, no error; the table is static.
+ *
+ * At the end each (context, library) becomes a wrong_ctx_alloc finding:
+ * WARNING when the library allocated there in more than one iteration and
+ * still holds more there than before the probe (memory that lives until
+ * the backend exits and grows with the workload); INFO otherwise (a cache
+ * filled once, or memory given back), so that the report still lists it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <execinfo.h>
+
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "scenario.h"
+
+#define MC_PROBE_HITS		256
+#define MC_PROBE_BACKTRACES 4096
+#define MC_PROBE_LISTED		50
+
+typedef struct McProbeHit
+{
+	MemoryContext ctx;
+	int16		lib;
+	uintptr_t	site;
+	int64		count;
+	int64		bytes;
+	int32		iterations;		/* distinct iterations that allocated here */
+	int32		last_iteration;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+} McProbeHit;
+
+/* what the library holds in a watched context: before the probe and after */
+typedef struct McProbeHeld
+{
+	MemoryContext ctx;
+	int16		lib;
+	int64		before;
+	int64		after;
+} McProbeHeld;
+
+typedef struct McProbe
+{
+	McProbeHeld held[MC_PROBE_HITS];
+	int			nheld;
+} McProbe;
+
+bool		mc_probe_watching = false;
+
+static McProbeHit hits[MC_PROBE_HITS];
+static int	nhits = 0;
+static int64 dropped = 0;
+static int	backtraces = 0;
+static int32 iteration = 0;
+static int	nwatched = 0;
+static const char (*watched)[MC_NAME_LEN] = NULL;
+
+static bool
+mc_probe_watches(MemoryContext ctx)
+{
+	int			i;
+
+	if (ctx == TopMemoryContext || ctx == CacheMemoryContext)
+		return true;
+	for (i = 0; i < nwatched; i++)
+		if (strcmp(ctx->name, watched[i]) == 0 ||
+			strcmp(mc_context_display_name(ctx), watched[i]) == 0)
+			return true;
+	return false;
+}
+
+/* the first frame of a stack trace in a foreign library */
+static uintptr_t
+mc_probe_stack_site(int *lib)
+{
+	void	   *frames[24];
+	int			n;
+	int			i;
+
+	if (backtraces >= MC_PROBE_BACKTRACES)
+		return 0;
+	backtraces++;
+	n = backtrace(frames, lengthof(frames));
+	for (i = 1; i < n; i++)
+	{
+		int			l = mc_lib_of_address(frames[i]);
+
+		if (l != MC_NO_LIB)
+		{
+			*lib = l;
+			return (uintptr_t) frames[i];
+		}
+	}
+	return 0;
+}
+
+/* track.c: foreign code allocated size bytes in ctx (child_name: a context it created) */
+void
+mc_probe_note(MemoryContext ctx, int lib, uintptr_t *site, Size size, const char *child_name)
+{
+	int			i;
+	McProbeHit *h;
+
+	if (!mc_probe_watches(ctx))
+		return;
+	if (*site == 0 && child_name == NULL)
+		*site = mc_probe_stack_site(&lib);
+	for (i = 0; i < nhits; i++)
+		if (hits[i].ctx == ctx && hits[i].lib == lib && hits[i].site == *site)
+			break;
+	if (i == nhits)
+	{
+		if (nhits >= MC_PROBE_HITS)
+		{
+			dropped++;
+			return;
+		}
+		h = &hits[nhits++];
+		memset(h, 0, sizeof(*h));
+		h->ctx = ctx;
+		h->lib = (int16) lib;
+		h->site = *site;
+		mc_strlcpy(h->name, mc_context_display_name(ctx), MC_NAME_LEN);
+		mc_context_path(ctx, h->path, MC_PATH_LEN);
+	}
+	h = &hits[i];
+	h->count++;
+	h->bytes += (int64) size;
+	if (h->last_iteration != iteration)
+	{
+		h->iterations++;
+		h->last_iteration = iteration;
+	}
+}
+
+/* what each library holds in watched contexts now */
+static void
+mc_probe_held_visit(const McGroupInfo *info, void *arg)
+{
+	McProbe    *p = (McProbe *) arg;
+	bool		before = p->nheld >= 0 && iteration == 0;
+	int			i;
+
+	if (info->ctx == MC_MALLOC_HEAP || !mc_probe_watches(info->ctx))
+		return;
+	for (i = 0; i < p->nheld; i++)
+		if (p->held[i].ctx == info->ctx && p->held[i].lib == info->lib)
+			break;
+	if (i == p->nheld)
+	{
+		if (p->nheld >= MC_PROBE_HITS)
+			return;
+		memset(&p->held[i], 0, sizeof(McProbeHeld));
+		p->held[i].ctx = info->ctx;
+		p->held[i].lib = info->lib;
+		p->nheld++;
+	}
+	if (before)
+		p->held[i].before += info->live_bytes;
+	else
+		p->held[i].after += info->live_bytes;
+}
+
+void
+mc_ctxprobe_start(McScenario *sc)
+{
+	McProbe    *p = MemoryContextAllocZero(sc->cxt, sizeof(McProbe));
+
+	sc->state = p;
+	nhits = 0;
+	dropped = 0;
+	backtraces = 0;
+	nwatched = sc->nwatched;
+	watched = (const char (*)[MC_NAME_LEN]) sc->watched;
+	iteration = 0;
+	mc_track_visit_groups(mc_probe_held_visit, p);
+	iteration = 1;
+	mc_probe_watching = mc_active;
+}
+
+void
+mc_ctxprobe_iteration(McScenario *sc, int32 done)
+{
+	(void) sc;
+	iteration = done + 1;
+}
+
+/* the sites of (ctx, lib), most bytes first */
+static void
+mc_probe_sites(MemoryContext ctx, int lib, McViolation *v)
+{
+	int			i;
+
+	v->nsites = 0;
+	for (i = 0; i < nhits; i++)
+	{
+		McProbeHit *h = &hits[i];
+		McSite		s;
+		int			k;
+
+		if (h->ctx != ctx || h->lib != lib)
+			continue;
+		memset(&s, 0, sizeof(s));
+		mc_strlcpy(s.lib, mc_lib_name(h->site != 0 ? Max(mc_lib_of_address((void *) h->site), 0) : lib),
+				   MC_LIB_LEN);
+		if (h->site != 0 && mc_lib_of_address((void *) h->site) != MC_NO_LIB)
+			s.offset = (uint64) (h->site - mc_lib_base(mc_lib_of_address((void *) h->site)));
+		s.bytes = h->bytes;
+		s.count = h->count;
+		for (k = v->nsites; k > 0 && v->sites[k - 1].bytes < s.bytes; k--)
+			if (k < MC_MAX_SITES)
+				v->sites[k] = v->sites[k - 1];
+		if (k < MC_MAX_SITES)
+		{
+			v->sites[k] = s;
+			if (v->nsites < MC_MAX_SITES)
+				v->nsites++;
+		}
+	}
+}
+
+void
+mc_ctxprobe_finish(McScenario *sc)
+{
+	McProbe    *p = (McProbe *) sc->state;
+	int			i;
+
+	mc_probe_watching = false;
+	mc_track_visit_groups(mc_probe_held_visit, p);
+
+	/* one finding per (context, library) */
+	for (i = 0; i < nhits; i++)
+	{
+		McProbeHit *h = &hits[i];
+		int			j;
+		int64		count = 0;
+		int64		bytes = 0;
+		int32		iters = 0;
+		int64		grew = 0;
+		McFindingKey key;
+		McViolation *v;
+		bool		created;
+		char		keypath[MC_PATH_LEN];
+
+		for (j = 0; j < i; j++)
+			if (hits[j].ctx == h->ctx && hits[j].lib == h->lib)
+				break;
+		if (j < i)
+			continue;			/* done with its first site */
+		for (j = i; j < nhits; j++)
+			if (hits[j].ctx == h->ctx && hits[j].lib == h->lib)
+			{
+				count += hits[j].count;
+				bytes += hits[j].bytes;
+				iters = Max(iters, hits[j].iterations);
+			}
+		for (j = 0; j < p->nheld; j++)
+			if (p->held[j].ctx == h->ctx && p->held[j].lib == h->lib)
+				grew = p->held[j].after - p->held[j].before;
+		snprintf(keypath, sizeof(keypath), "wrong_context_probe:%s", h->path);
+		key.check = MC_CHECK_WRONG_CTX_ALLOC;
+		key.lifetime = MC_LIFE_BACKEND;
+		key.lib = h->lib;
+		key.path = keypath;
+		v = mc_finding_get(&key, &created);
+		if (v == NULL)
+			continue;
+		mc_strlcpy(v->context_name, h->name, MC_NAME_LEN);
+		mc_strlcpy(v->context_path, h->path, MC_PATH_LEN);
+		mc_strlcpy(v->source_lib, mc_lib_name(h->lib), MC_LIB_LEN);
+		mc_strlcpy(v->entry, "wrong_context_probe", MC_ENTRY_LEN);
+		v->depth = (int16) mc_context_depth(h->ctx);
+		v->phase = MC_PHASE_SCENARIO;
+		v->severity = (iters >= 2 && grew > 0) ? MC_SEV_WARNING : MC_SEV_INFO;
+		v->verdict = iters >= 2 ? (grew > 0 ? MC_VERDICT_LEAK : MC_VERDICT_NONE) : MC_VERDICT_CACHE;
+		v->calls = count;
+		v->occurrences = count;
+		v->iterations = sc->done;
+		v->used_delta = grew;
+		v->alloc_delta = bytes;
+		v->rate_bytes = (double) bytes / Max(sc->done, 1);
+		v->unit = MC_UNIT_ITERATION;
+		v->bytes_per_iter = v->rate_bytes;
+		mc_probe_sites(h->ctx, h->lib, v);
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "wrong_context_probe: %lld allocation%s (%lld bytes) by %s into '%s', a context that lives until the backend exits, in %d of %d iterations; %lld bytes of them are still held there",
+				 (long long) count, count == 1 ? "" : "s", (long long) bytes, v->source_lib,
+				 h->name, iters, sc->done, (long long) Max(grew, 0));
+		mc_finding_changed(v);
+	}
+}
+
+/* "watched": [...], "allocations": [{"context", "lib", "offset", "count", "bytes", "iterations"}, ...] */
+void
+mc_ctxprobe_result(McScenario *sc, StringInfo out)
+{
+	int			i;
+
+	mc_json_key(out, "watched");
+	appendStringInfoString(out, "[\"TopMemoryContext\", \"CacheMemoryContext\"");
+	for (i = 0; i < sc->nwatched; i++)
+	{
+		appendStringInfoString(out, ", ");
+		escape_json(out, sc->watched[i]);
+	}
+	appendStringInfoChar(out, ']');
+	mc_json_key(out, "allocations");
+	appendStringInfoChar(out, '[');
+	for (i = 0; i < nhits && i < MC_PROBE_LISTED; i++)
+	{
+		McProbeHit *h = &hits[i];
+		int			l = h->site != 0 ? mc_lib_of_address((void *) h->site) : MC_NO_LIB;
+
+		appendStringInfoString(out, i > 0 ? ", {\"context\": " : "{\"context\": ");
+		escape_json(out, h->path);
+		mc_json_string(out, "lib", mc_lib_name(h->lib));
+		if (l != MC_NO_LIB)
+			appendStringInfo(out, ", \"offset\": \"0x%llx\"",
+							 (unsigned long long) (h->site - mc_lib_base(l)));
+		else
+			appendStringInfoString(out, ", \"offset\": null");
+		appendStringInfo(out, ", \"count\": %lld, \"bytes\": %lld, \"iterations\": %d}",
+						 (long long) h->count, (long long) h->bytes, h->iterations);
+	}
+	appendStringInfoChar(out, ']');
+	if (nhits > MC_PROBE_LISTED || dropped > 0)
+		appendStringInfo(out, ", \"allocations_not_listed\": %lld",
+						 (long long) (Max(nhits - MC_PROBE_LISTED, 0) + dropped));
+}
