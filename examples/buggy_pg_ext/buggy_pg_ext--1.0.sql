@@ -11,3 +11,15 @@ LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION buggy_pg_ext_work(int) RETURNS int
 AS 'MODULE_PATHNAME', 'buggy_pg_ext_work'
 LANGUAGE C STRICT VOLATILE;
+
+-- Always 42; with the use_after_reset bug it reads a pointer it kept into
+-- per-query memory of an earlier query.
+CREATE FUNCTION buggy_pg_ext_cached() RETURNS int
+AS 'MODULE_PATHNAME', 'buggy_pg_ext_cached'
+LANGUAGE C STRICT VOLATILE;
+
+-- The handle of the last DSM segment a bug created in this backend (0: none),
+-- for ext_memcheck.track_dsm_handle().
+CREATE FUNCTION buggy_pg_ext_last_dsm_handle() RETURNS bigint
+AS 'MODULE_PATHNAME', 'buggy_pg_ext_last_dsm_handle'
+LANGUAGE C STRICT VOLATILE;

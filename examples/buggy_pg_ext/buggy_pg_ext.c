@@ -42,6 +42,15 @@
  *						chunk and frees it (a build with assertions and
  *						memory-context checking warns)
  *	crash				ExecutorStart dereferences NULL
+ *	shmem_overrun		ExecutorEnd writes one byte past the end of the
+ *						library's 100-byte shared structure (ShmemInitStruct;
+ *						only when preloaded), into the alignment slack behind it
+ *	dsm_pin_leak		ExecutorEnd creates a DSM segment, pins its mapping and
+ *						never detaches it: mapped until the backend exits, and
+ *						PostgreSQL never warns
+ *	use_after_reset		buggy_pg_ext_cached() keeps a pointer to its answer,
+ *						allocated in per-query memory on the first call, and
+ *						reads it in later queries, after that memory was freed
  *
  * With the list empty it does nothing wrong.  It works preloaded (before or
  * after pg_ext_memcheck) and loaded by CREATE EXTENSION in a session.  Like
@@ -62,6 +71,9 @@
 #include "optimizer/planner.h"
 #include "parser/analyze.h"
 #include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -88,6 +100,12 @@ void		_PG_init(void);
 #define BUG_PERMS_LEAK			(1 << 12)
 #define BUG_ONE_TIME_CACHE		(1 << 13)
 #define BUG_WRITE_PAST_END		(1 << 14)
+#define BUG_SHMEM_OVERRUN		(1 << 15)
+#define BUG_DSM_PIN_LEAK		(1 << 16)
+#define BUG_USE_AFTER_RESET		(1 << 17)
+
+/* not a multiple of the 128-byte cache line: there is slack behind it */
+#define BUGGY_SHMEM_SIZE		100
 
 static const struct
 {
@@ -109,6 +127,9 @@ static const struct
 	{"perms_leak", BUG_PERMS_LEAK},
 	{"one_time_cache", BUG_ONE_TIME_CACHE},
 	{"write_past_end", BUG_WRITE_PAST_END},
+	{"shmem_overrun", BUG_SHMEM_OVERRUN},
+	{"dsm_pin_leak", BUG_DSM_PIN_LEAK},
+	{"use_after_reset", BUG_USE_AFTER_RESET},
 };
 
 static char *bugs_string = NULL;
@@ -118,6 +139,14 @@ static int	run_depth = 0;
 static MemoryContext private_ctx = NULL;
 static MemoryContext cache_ctx = NULL;
 static void *volatile last_malloc = NULL;	/* keeps the compiler from dropping it */
+static char *shared_state = NULL;	/* BUGGY_SHMEM_SIZE bytes of shared memory */
+static dsm_handle last_dsm_handle = 0;
+static int32 *cached_answer = NULL; /* bug use_after_reset: points into per-query memory */
+
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
 
 static planner_hook_type prev_planner_hook = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
@@ -349,7 +378,20 @@ buggy_ExecutorEnd(QueryDesc *queryDesc)
 		(void) MemoryContextAlloc(private_ctx, 4096);
 	}
 	if ((bugs & BUG_DSM_LEAK) && run_depth == 0)
-		(void) dsm_create(8192, 0);
+		last_dsm_handle = dsm_segment_handle(dsm_create(8192, 0));
+	if ((bugs & BUG_DSM_PIN_LEAK) && run_depth == 0)
+	{
+		dsm_segment *seg = dsm_create(8192, 0);
+
+		dsm_pin_mapping(seg);
+		last_dsm_handle = dsm_segment_handle(seg);
+	}
+	if ((bugs & BUG_SHMEM_OVERRUN) && shared_state != NULL)
+	{
+		volatile int n = BUGGY_SHMEM_SIZE;	/* hidden from the compiler's bounds checks */
+
+		shared_state[n] = 'x';
+	}
 	if ((bugs & BUG_RELCACHE_LEAK) && run_depth == 0)
 		(void) RelationIdGetRelation(RelationRelationId);
 	if (prev_ExecutorEnd)
@@ -385,6 +427,31 @@ buggy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 		(void) MemoryContextAlloc(ctx, 1024);
 	}
+}
+
+/* shared memory: the size is asked for in time for every version */
+#if PG_VERSION_NUM >= 150000
+static void
+buggy_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(BUGGY_SHMEM_SIZE);
+}
+#endif
+
+static void
+buggy_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared_state = ShmemInitStruct("buggy_pg_ext state", BUGGY_SHMEM_SIZE, &found);
+	if (!found)
+		memset(shared_state, 0, BUGGY_SHMEM_SIZE);
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /* refuse to load unless listed first, as some real extensions do */
@@ -436,6 +503,18 @@ _PG_init(void)
 	prev_ExecutorCheckPerms = ExecutorCheckPerms_hook;
 	ExecutorCheckPerms_hook = buggy_ExecutorCheckPerms;
 	RegisterSubXactCallback(buggy_subxact_callback, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+#if PG_VERSION_NUM >= 150000
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = buggy_shmem_request;
+#else
+		RequestAddinShmemSpace(BUGGY_SHMEM_SIZE);
+#endif
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = buggy_shmem_startup;
+	}
 }
 
 PG_FUNCTION_INFO_V1(buggy_pg_ext_bugs);
@@ -469,4 +548,31 @@ buggy_pg_ext_work(PG_FUNCTION_ARGS)
 		last_malloc = p;
 	}
 	PG_RETURN_INT32(arg + 1);
+}
+
+PG_FUNCTION_INFO_V1(buggy_pg_ext_cached);
+
+/* SQL: buggy_pg_ext_cached() -> int, always 42; bug use_after_reset */
+Datum
+buggy_pg_ext_cached(PG_FUNCTION_ARGS)
+{
+	if (!(bugs & BUG_USE_AFTER_RESET))
+		PG_RETURN_INT32(42);
+	/* "computed once": in memory that is freed when this query ends */
+	if (cached_answer == NULL)
+	{
+		cached_answer = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(int32) * 4);
+		cached_answer[0] = 42;
+	}
+	PG_RETURN_INT32(cached_answer[0]);
+}
+
+PG_FUNCTION_INFO_V1(buggy_pg_ext_last_dsm_handle);
+
+/* SQL: the handle of the last DSM segment a bug created in this backend (0: none) */
+Datum
+buggy_pg_ext_last_dsm_handle(PG_FUNCTION_ARGS)
+{
+	(void) fcinfo;
+	PG_RETURN_INT64((int64) last_dsm_handle);
 }
