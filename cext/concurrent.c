@@ -202,6 +202,27 @@ mc_concurrent_judge(McScenario *sc, McConcurrent *c)
 	}
 }
 
+/* a workload that fails in every run of every worker, and not for lack of locks, is bad input */
+static void
+mc_concurrent_all_failed(McScenario *sc, McConcurrent *c)
+{
+	int			i;
+
+	for (i = 0; i < c->n; i++)
+	{
+		const McWorkerSlot *s = &c->slots[i];
+
+		if (s->runs == 0 || s->errors < s->runs || s->deadlocks > 0 || s->lock_timeouts > 0 ||
+			s->serialization_failures > 0 || s->status == MC_WS_CRASHED)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("every run of the workload failed in all %d workers: %s (SQLSTATE %s)",
+					c->n, c->slots[0].first_error, c->slots[0].first_sqlstate),
+			 errdetail("Workload: %s", sc->workload)));
+}
+
 void
 mc_concurrent_run(McScenario *sc)
 {
@@ -240,6 +261,7 @@ mc_concurrent_run(McScenario *sc)
 		sc->done += (int32) c->slots[i].runs;
 		sc->errors += c->slots[i].errors;
 	}
+	mc_concurrent_all_failed(sc, c);
 	mc_concurrent_judge(sc, c);
 }
 

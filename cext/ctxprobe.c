@@ -286,7 +286,6 @@ mc_ctxprobe_finish(McScenario *sc)
 		mc_strlcpy(v->context_name, h->name, MC_NAME_LEN);
 		mc_strlcpy(v->context_path, h->path, MC_PATH_LEN);
 		mc_strlcpy(v->source_lib, mc_lib_name(h->lib), MC_LIB_LEN);
-		mc_strlcpy(v->entry, "wrong_context_probe", MC_ENTRY_LEN);
 		v->depth = (int16) mc_context_depth(h->ctx);
 		v->phase = MC_PHASE_SCENARIO;
 		v->severity = (iters >= 2 && grew > 0) ? MC_SEV_WARNING : MC_SEV_INFO;

@@ -354,6 +354,13 @@ mc_storm_run(McScenario *sc)
 	PG_END_TRY();
 	sc->done = (int32) st->storm.runs;
 	sc->errors = st->storm.errors;
+	if (st->plain[0].runs > 0 && st->plain[0].errors == st->plain[0].runs &&
+		st->plain[1].errors == st->plain[1].runs)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("every run of the workload failed in the plain workers (%lld of %d): %s",
+						(long long) st->plain[0].errors, sc->iterations, st->plain[0].first_error),
+				 errdetail("Workload: %s", sc->workload)));
 	mc_storm_judge(sc, st);
 }
 

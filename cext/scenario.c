@@ -50,6 +50,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -482,13 +483,15 @@ mc_parse_scenario_options(McScenario *sc, Jsonb *opts, const char *where,
 	}
 }
 
-/* target => 'schema.fn': SELECT "schema"."fn"() */
+/* target => 'schema.fn': SELECT "schema"."fn"(), a function that exists */
 static const char *
 mc_target_workload(text *target)
 {
 	List	   *names = textToQualifiedNameList(target);
 	StringInfoData buf;
 	ListCell   *lc;
+
+	(void) LookupFuncName(names, 0, NULL, false);
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");

@@ -69,7 +69,6 @@ static void
 mc_settle(void)
 {
 	mc_hooks_safe_point();
-	mc_workers_collect_crashes();
 }
 
 /* a materialized SRF result, as InitMaterializedSRF does from 15 on */
@@ -294,6 +293,7 @@ mc_publish(PG_FUNCTION_ARGS)
 	(void) fcinfo;
 	mc_require_ring();
 	mc_settle();
+	mc_workers_collect_crashes();
 	mc_findings_publish(true);
 	PG_RETURN_VOID();
 }
@@ -406,6 +406,8 @@ mc_begin(PG_FUNCTION_ARGS)
 	mc_settings_window(true);
 	mc_guards_window_begin();
 	mc_dsm_window_begin();
+	/* a scenario's workers that a server restart interrupted: reported in this window */
+	mc_workers_collect_crashes();
 	PG_RETURN_VOID();
 }
 
@@ -425,6 +427,7 @@ mc_close_window(void)
 	/* shared-memory guards and DSM mappings are judged at the window's end */
 	mc_guards_window_end();
 	mc_dsm_window_end();
+	mc_workers_collect_crashes();
 	mc_findings_publish(true);
 	window_active = false;
 	mc_settings_window(false);

@@ -757,6 +757,7 @@ mc_worker_main(Datum main_arg)
 	{
 		/* a crash in the workload: record it and leave cleanly */
 		crash_jmp = NULL;
+		mc_storm_poisoning = false;
 		PG_exception_stack = saved_exception_stack;
 		error_context_stack = saved_context_stack;
 		InterruptHoldoffCount = 0;

@@ -10,8 +10,9 @@ library + offset.
 **Folding.** Within one workload of one leg, among rows of the same library and suppression state whose origin is
 compatible (same phase and entry point when both are known; a shared allocation site when both carry sites):
 
-1. *restates*: a `wrong_ctx_alloc` on the same (normalised) context as a `context_leak` is the same allocation seen
-   by two checks: it joins the leak's finding.
+1. *restates*: a `wrong_ctx_alloc` or a `ctx_bloat` on the same (normalised) context as a `context_leak` is the
+   same allocation seen by two checks (a `ctx_bloat` sees it at a scenario's checkpoints): it joins the leak's
+   finding.
 2. *parent*: a `context_leak` whose context is the direct parent of other `context_leak`s' contexts, and whose
    growth per observation (its rate's bytes, else its delta) exceeds theirs by less than `min_leak_bytes` (the
    smallest growth worth reporting), grew because its leaked children did: it joins the largest child's finding
@@ -33,6 +34,8 @@ from reporter.results import current_violations
 from reporter.vocab import CONTEXT_GROWTH_CHECKS, LIFETIME_RANK, SEVERITY_RANK, reaches
 
 FOLD_RESTATES = "restates"
+# checks whose row on a leaking context restates that context_leak
+RESTATING_CHECKS = ("wrong_ctx_alloc", "ctx_bloat")
 FOLD_PARENT = "parent"
 MAX_SITES = 4
 
@@ -148,22 +151,22 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
         return target, reason
     if wheres is None:
         wheres = [where_of(v) for v in rows]
-    # Only a wrong_ctx_alloc can restate, and only a row whose path is the parent of another's can be a parent:
-    # most workloads have neither, and a report of 100,000 rows must not pay for them.
+    # Only a wrong_ctx_alloc or ctx_bloat can restate, and only a row whose path is the parent of another's can be
+    # a parent: most workloads have neither, and a report of 100,000 rows must not pay for them.
     paths = {wheres[i] for i in growth}
     parents = {path[:path.rfind("/")] for path in paths if path.rfind("/") > 0} & paths
-    if not parents and not any(rows[i]["check_type"] == "wrong_ctx_alloc" for i in growth):
+    if not parents and not any(rows[i]["check_type"] in RESTATING_CHECKS for i in growth):
         return target, reason
     sig = {i: (wheres[i], rows[i].get("source_lib") or "", bool(rows[i].get("suppressed_by"))) for i in growth}
 
-    # 1. a wrong_ctx_alloc restating a context_leak of the same context
+    # 1. a wrong_ctx_alloc or ctx_bloat restating a context_leak of the same context
     leaks: Dict[Tuple[str, str, bool], List[int]] = {}
     for i in growth:
         if rows[i]["check_type"] == "context_leak":
             leaks.setdefault(sig[i], []).append(i)
     if leaks:
         for i in growth:
-            if rows[i]["check_type"] == "wrong_ctx_alloc":
+            if rows[i]["check_type"] in RESTATING_CHECKS:
                 cands = [j for j in leaks.get(sig[i], ()) if _compatible(rows[i], rows[j])]
                 if cands:
                     target[i] = max(cands, key=lambda j: magnitude(rows[j]))

@@ -29,7 +29,7 @@ CHECK_TYPES: Tuple[str, ...] = (
     "concurrency_error",  # concurrent_backends: a worker crashed, deadlocked, timed out on a lock or failed
 )
 # Checks that are about the growth of one memory context: the ones findings fold parents and restatements of.
-CONTEXT_GROWTH_CHECKS: Tuple[str, ...] = ("context_leak", "wrong_ctx_alloc")
+CONTEXT_GROWTH_CHECKS: Tuple[str, ...] = ("context_leak", "wrong_ctx_alloc", "ctx_bloat")
 
 SEVERITIES: Tuple[str, ...] = ("INFO", "WARNING", "ERROR")  # least serious first
 SEVERITY_RANK: Dict[str, int] = {s: n for n, s in enumerate(SEVERITIES, 1)}

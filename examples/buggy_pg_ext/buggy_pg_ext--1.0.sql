@@ -18,6 +18,12 @@ CREATE FUNCTION buggy_pg_ext_cached() RETURNS int
 AS 'MODULE_PATHNAME', 'buggy_pg_ext_cached'
 LANGUAGE C STRICT VOLATILE;
 
+-- Always 'buggy label'; with the use_after_reset bug it follows a pointer kept
+-- in per-query memory of an earlier query.
+CREATE FUNCTION buggy_pg_ext_cached_label() RETURNS text
+AS 'MODULE_PATHNAME', 'buggy_pg_ext_cached_label'
+LANGUAGE C STRICT VOLATILE;
+
 -- The handle of the last DSM segment a bug created in this backend (0: none),
 -- for ext_memcheck.track_dsm_handle().
 CREATE FUNCTION buggy_pg_ext_last_dsm_handle() RETURNS bigint

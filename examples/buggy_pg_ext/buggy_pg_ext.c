@@ -48,9 +48,11 @@
  *	dsm_pin_leak		ExecutorEnd creates a DSM segment, pins its mapping and
  *						never detaches it: mapped until the backend exits, and
  *						PostgreSQL never warns
- *	use_after_reset		buggy_pg_ext_cached() keeps a pointer to its answer,
+ *	use_after_reset		buggy_pg_ext_cached() and buggy_pg_ext_cached_label()
+ *						keep a pointer to their "computed once" answer,
  *						allocated in per-query memory on the first call, and
- *						reads it in later queries, after that memory was freed
+ *						read it in later queries, after that memory was freed
+ *						(the label is reached through a pointer stored there)
  *
  * With the list empty it does nothing wrong.  It works preloaded (before or
  * after pg_ext_memcheck) and loaded by CREATE EXTENSION in a session.  Like
@@ -141,7 +143,14 @@ static MemoryContext cache_ctx = NULL;
 static void *volatile last_malloc = NULL;	/* keeps the compiler from dropping it */
 static char *shared_state = NULL;	/* BUGGY_SHMEM_SIZE bytes of shared memory */
 static dsm_handle last_dsm_handle = 0;
-static int32 *cached_answer = NULL; /* bug use_after_reset: points into per-query memory */
+
+/* bug use_after_reset: "computed once", kept in memory freed with the first query */
+typedef struct BuggyCache
+{
+	int32		answer;
+	const char *label;
+} BuggyCache;
+static BuggyCache *cache_in_query_memory = NULL;
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 #if PG_VERSION_NUM >= 150000
@@ -552,19 +561,37 @@ buggy_pg_ext_work(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(buggy_pg_ext_cached);
 
-/* SQL: buggy_pg_ext_cached() -> int, always 42; bug use_after_reset */
+/* bug use_after_reset: the cache lives in this query's memory, the pointer forever */
+static BuggyCache *
+buggy_cache(FunctionCallInfo fcinfo)
+{
+	if (cache_in_query_memory == NULL)
+	{
+		cache_in_query_memory = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(BuggyCache));
+		cache_in_query_memory->answer = 42;
+		cache_in_query_memory->label = "buggy label";
+	}
+	return cache_in_query_memory;
+}
+
+/* SQL: buggy_pg_ext_cached() -> int, always 42 */
 Datum
 buggy_pg_ext_cached(PG_FUNCTION_ARGS)
 {
 	if (!(bugs & BUG_USE_AFTER_RESET))
 		PG_RETURN_INT32(42);
-	/* "computed once": in memory that is freed when this query ends */
-	if (cached_answer == NULL)
-	{
-		cached_answer = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(int32) * 4);
-		cached_answer[0] = 42;
-	}
-	PG_RETURN_INT32(cached_answer[0]);
+	PG_RETURN_INT32(buggy_cache(fcinfo)->answer);
+}
+
+PG_FUNCTION_INFO_V1(buggy_pg_ext_cached_label);
+
+/* SQL: buggy_pg_ext_cached_label() -> text, always 'buggy label' */
+Datum
+buggy_pg_ext_cached_label(PG_FUNCTION_ARGS)
+{
+	if (!(bugs & BUG_USE_AFTER_RESET))
+		PG_RETURN_TEXT_P(cstring_to_text("buggy label"));
+	PG_RETURN_TEXT_P(cstring_to_text(buggy_cache(fcinfo)->label));
 }
 
 PG_FUNCTION_INFO_V1(buggy_pg_ext_last_dsm_handle);

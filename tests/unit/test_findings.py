@@ -140,6 +140,18 @@ def test_wrong_ctx_alloc_restating_a_context_leak_is_folded() -> None:
     assert f.representative is leak and f.occurrences == 1
 
 
+def test_ctx_bloat_restating_a_context_leak_is_folded() -> None:
+    """growth_benchmark's checkpoints see the same leak: one finding, the escalated severity counts."""
+    leak = row(path="TopMemoryContext", severity="WARNING", used=820_800, entry="ExecutorStart", sites=[site()])
+    bloat = row("ctx_bloat", path="TopMemoryContext", severity="ERROR", used=820_800, phase="scenario",
+                entry="ExecutorStart", sites=[site()])
+    f = one(build([leg(15, [bloat, leak])]))
+    assert f.check_type == "context_leak" and f.severity == "ERROR"
+    assert [e.folded for e in f.evidence] == [None, FOLD_RESTATES]
+    alone = row("ctx_bloat", path="TopMemoryContext/Other", severity="WARNING", used=40_000, phase="scenario")
+    assert len(build([leg(15, [bloat, leak, alone])])) == 2
+
+
 @pytest.mark.parametrize("change", [
     {"phase": "planner"}, {"entry": "planner"}, {"sites": [site(line=99)]}, {"source_lib": "other.so"},
 ])
