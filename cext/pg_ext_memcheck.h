@@ -287,10 +287,11 @@ extern uint32 mc_seg_new_call(void);
 extern bool mc_phase_measured(McPhase phase);
 extern void mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len);
 extern void mc_refresh_active(void);
+extern void mc_deactivate(void);
 
 /* ---------- hooktable.c ---------- */
 
-extern void mc_hooks_install_init(void);
+extern void mc_hooks_attach(bool on);
 extern void mc_hooks_install_outer(void);
 extern void mc_hooks_check_late(void);
 extern const char *mc_hook_name(int hook);
