@@ -335,15 +335,12 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
     return "\n".join(picked[:_MAX_EXCERPT_LINES])
 
 
-def preload_libraries(cfg: Config) -> Tuple[List[str], Dict[str, str]]:
-    """shared_preload_libraries (the hook library first) and the remaining postgresql.conf settings."""
-    settings = dict(cfg.settings)
+def preload_libraries(cfg: Config) -> List[str]:
+    """shared_preload_libraries: the hook library first, then the extension under test, then `preload`."""
     libs = [HOOK_LIBRARY]
     if cfg.extension is not None and cfg.extension.preload:
         libs.append(cfg.extension.name)
-    extra = settings.pop("shared_preload_libraries", "")
-    libs += [lib.strip() for lib in extra.split(",") if lib.strip()]
-    return libs, settings
+    return libs + list(cfg.preload)
 
 
 def run(
@@ -356,9 +353,8 @@ def run(
     """Start a private cluster, run setup and every workload, stop it; copy DIR/server.log; return results."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    preload, settings = preload_libraries(cfg)
     started_at = utc_now()
-    cluster = Cluster(pg_config, preload=preload, settings=settings)
+    cluster = Cluster(pg_config, preload=preload_libraries(cfg), settings=dict(cfg.settings))
     results: Results = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pg-ext-memcheck", "version": __version__},
