@@ -115,11 +115,14 @@ def conclude(legs: Sequence[Dict[str, Any] | None], fail_on: str) -> Conclusion:
     """
     total = Counts()
     missing = 0
+    incomplete: List[str] = []
     for leg in legs:
         if leg is None:
             missing += 1
         else:
             total.add(results_counts(leg))
+            if leg.get("complete") is False:
+                incomplete.append(incomplete_note(leg))
     reasons: List[str] = []
     worst = total.worst
     if reaches(worst, fail_on):
@@ -129,9 +132,18 @@ def conclude(legs: Sequence[Dict[str, Any] | None], fail_on: str) -> Conclusion:
         reasons.append(f"{total.broken} workload(s) errored, timed out or crashed")
     if fail_on != "never" and missing:
         reasons.append(f"{missing} matrix leg(s) produced no results")
+    if fail_on != "never":
+        reasons.extend(incomplete)
     if total.workloads == 0:
         reasons.append("no workload ran")
     return Conclusion(FAILURE if reasons else SUCCESS, reasons, total, fail_on)
+
+
+def incomplete_note(results: Dict[str, Any]) -> str:
+    """One line for a run that did not finish (results.json saved mid-run or on SIGINT/SIGTERM)."""
+    how = f"interrupted by {results['interrupted']}" if results.get("interrupted") else "did not finish"
+    return (f"the run on PostgreSQL {results['postgresql']['version']} {how}: only {len(results['workloads'])} "
+            "workload(s) have results")
 
 
 # ---- baseline comparison (what THIS change made worse) -------------------------------------------------

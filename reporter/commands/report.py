@@ -15,7 +15,15 @@ from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
 from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import FAIL_ON_LEVELS, SEVERITY_RANK, Conclusion, compare, conclude, sort_violations
+from reporter.summary import (
+    FAIL_ON_LEVELS,
+    SEVERITY_RANK,
+    Conclusion,
+    compare,
+    conclude,
+    incomplete_note,
+    sort_violations,
+)
 from reporter.terminal import clean
 
 
@@ -110,6 +118,7 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         baseline = load_baseline(args.baseline) if args.baseline else None
     except MergeError as exc:
         raise UsageError(str(exc)) from None
+    merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
     for notice in merged.notices + (baseline.notices if baseline else []):
         print(f"pg-ext-memcheck: warning: {notice}", file=err)
     fail_on = _fail_on(args.fail_on, merged)
