@@ -57,6 +57,8 @@ def identity(client: GitHubClient, app_slug: str = DEFAULT_APP) -> str:
         try:
             app = client.get_app(app_slug)  # an installation token: the app's bot writes
         except NotFound:
+            if app_slug == DEFAULT_APP:  # a GitHub Enterprise Server without the public app page
+                return f"{DEFAULT_APP}[bot]"
             raise GitHubError(f"the token is an app's installation token, and there is no app '{app_slug}': "
                               "give the app's slug with --comment-app or PG_EXT_MEMCHECK_COMMENT_APP") from None
         return f"{app.get('slug') or app_slug}[bot]"

@@ -83,7 +83,9 @@ def from_env(env: Mapping[str, str]) -> Origin:
         why = None
         if wr.get("event") not in PR_EVENTS:
             why = f"the triggering run was a {wr.get('event') or 'non-pull-request'} event, not a pull request"
-        return Origin(None, _sha(wr.get("head_sha")), run, wr, why or "the pull request is not looked up yet")
+        why = why or (f"the pull request of run {run[0]} could not be looked up (no GITHUB_TOKEN or "
+                      "GITHUB_REPOSITORY): the report is in the job summary only")
+        return Origin(None, _sha(wr.get("head_sha")), run, wr, why)
     run_id, attempt = env.get("GITHUB_RUN_ID", ""), env.get("GITHUB_RUN_ATTEMPT", "")
     run = (int(run_id) if run_id.isdigit() else 0, int(attempt) if attempt.isdigit() else 1)
     pull = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else {}

@@ -173,6 +173,9 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
             print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}"), file=out)
             ctx.notices.append(comment_failed)
             full_md = None
+        elif outcome.action == "degraded" and found.pr is None and not found.from_workflow_run:
+            # Nothing to comment on (a push, say): worth a line in the log, not an annotation on every run.
+            print(f"pg-ext-memcheck: {outcome.notice}", file=out)
         elif outcome.notice:
             # One line, a notice not an error: a fork PR must not turn the job red.
             print(ghoutputs.command("notice", f"pg-ext-memcheck: {outcome.notice}"), file=out)

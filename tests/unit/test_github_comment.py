@@ -176,6 +176,8 @@ def test_identity_of_an_installation_token_and_of_a_personal_token(server: FakeG
     assert statuses == [("GET", "/user"), ("GET", "/apps/github-actions")]
     server.state.app_slug = "dependabot"
     assert sticky.identity(gh, "dependabot") == "dependabot[bot]"
+    server.state.apps = {}  # a GitHub Enterprise Server without the public app page
+    assert sticky.identity(gh) == "github-actions[bot]"
     server.state.installation_token = False
     server.state.user_login = "release-bot-user"
     assert sticky.identity(gh) == "release-bot-user"
