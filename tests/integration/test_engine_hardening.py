@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import yaml
 
-from reporter import results
+from reporter import cleanup, results
 from reporter.runner import Admin
 from reporter.watchdog import ABANDON, Watchdog
 
@@ -185,6 +185,7 @@ def shared_tmp() -> Iterator[Path]:
     tmp.mkdir()
     os.chmod(tmp, 0o1777)
     yield tmp
+    cleanup.stop_leftovers(tmp)  # a failed test must not leave a server running
     shutil.rmtree(base, ignore_errors=True)
 
 
