@@ -105,6 +105,8 @@ class Cluster:
         self.log_path = self.workdir / "server.log"
         self.running = False
         self._initialised = False
+        # The postgresql.conf line of each setting we wrote (pg_settings.sourceline says which one took).
+        self.conf_lines: Dict[str, int] = {}
 
     # -- paths and helpers -------------------------------------------------------------------------
 
@@ -192,11 +194,13 @@ class Cluster:
             "restart_after_crash": "on",
         }
         lines = ["", "# written by pg-ext-memcheck"]
+        conf = self.data_dir / "postgresql.conf"
+        first = len(conf.read_text(encoding="utf-8").splitlines()) + 1
         for key, value in {**base, **self.settings}.items():
             if key == "shared_preload_libraries" and key in self.settings:
                 value = ",".join(order_preload(str(value).split(",")))
+            self.conf_lines[key] = first + len(lines)
             lines.append(f"{key} = {conf_quote(value)}")
-        conf = self.data_dir / "postgresql.conf"
         # Written as root when root: postgresql.conf stays owned by the server user since we only append.
         with open(conf, "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
@@ -228,7 +232,8 @@ class Cluster:
         self.wait_ready(timeout)
 
     def stop(self, mode: str = "fast") -> None:
-        if self.running or self._postmaster_pid() is not None:
+        """Stop the server if one runs here (its postmaster.pid exists); a server already gone is no error."""
+        if self._postmaster_pid() is not None:
             self._run(
                 [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop"],
                 "pg_ctl stop",

@@ -50,7 +50,7 @@ BUILD_PACKAGES = (
 
 
 class InstallError(Exception):
-    """The requested PostgreSQL cannot be installed; the message says why and what to try (exit 1)."""
+    """The requested PostgreSQL cannot be installed; the message says why and what to try (exit 2)."""
 
 
 def log(msg: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from reporter import install
 from reporter.cli import UsageError
@@ -36,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         pg_config = install.install(major, args.method, args.cassert)
     except install.InstallError as exc:
-        print(f"pg-ext-memcheck: install-postgres {major} --method {args.method}: {exc}", file=sys.stderr)
-        return 1
+        # Not a finding: exit 2 at the CLI boundary, with what was asked for.
+        raise install.InstallError(f"install-postgres {major} --method {args.method}: {exc}") from exc
     print(pg_config, flush=True)
     return 0
