@@ -22,7 +22,7 @@ from reporter import sqltext, vocab
 DEFAULT_THRESHOLDS = {"min_leak_bytes": 8192, "warning_bytes": 65536, "error_bytes": 1048576}
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_FAIL_ON = vocab.DEFAULT_FAIL_ON
-DEFAULT_PROTOCOL = "simple"
+DEFAULT_PROTOCOL = vocab.DEFAULT_PROTOCOL
 # The thresholds are int GUCs of the hook library: PostgreSQL's int is 32 bits.
 MAX_THRESHOLD_BYTES = 2**31 - 1
 # statement_timeout is an int of milliseconds; below 1 ms it would round to 0, which disables it.

@@ -59,7 +59,8 @@ class Merged:
     def conclude(self, fail_on: str) -> summary.Conclusion:
         """summary.conclude over every leg (missing ones included), from the cached counts."""
         total = summary.total_counts(self.counts_by_major, self.findings)
-        return summary.judge(total, len(self.missing), fail_on)
+        incomplete = [summary.incomplete_note(res) for res in self.present if res.get("complete") is False]
+        return summary.judge(total, len(self.missing), fail_on, incomplete)
 
     @property
     def present(self) -> List[Results]:
