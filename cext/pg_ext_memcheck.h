@@ -343,6 +343,8 @@ extern void mc_track_judge(bool at_iteration);
 extern void mc_track_judge_if_pending(void);
 extern void mc_track_reset_all(void);
 extern void mc_track_series_reset(void);
+extern void mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, void *arg),
+								  void *arg);
 extern int64 mc_track_chunks(void);
 extern int64 mc_track_untracked(void);
 extern bool mc_track_last_freed(const void *near, int *lib, uintptr_t *site);

@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -44,6 +45,14 @@ PG_FUNCTION_INFO_V1(mc_scenario_proc);
 
 #define MC_MAX_ITERATIONS	10000000
 #define MC_REPORT_FINDINGS	20
+#define MC_CHECKPOINTS		17		/* the start, then every sixteenth of the run */
+
+/* what foreign code held at each checkpoint, per place a finding names */
+typedef struct McSeries
+{
+	char		path[MC_PATH_LEN];	/* hash key, zero padded */
+	int64		held[MC_CHECKPOINTS];
+} McSeries;
 
 typedef struct McScenario
 {
@@ -55,8 +64,12 @@ typedef struct McScenario
 	const char *transaction_note;
 	int64		errors;
 	char	   *first_error;
+	int			first_sqlerrcode;
 	TimestampTz started;
 	MemoryContext cxt;
+	HTAB	   *series;
+	int			ncheckpoints;
+	int32		checkpoint_at[MC_CHECKPOINTS];
 } McScenario;
 
 /* errors a scenario must not swallow: the caller wants the run to stop */
@@ -119,12 +132,48 @@ mc_run_once(McScenario *sc)
 		if (mc_error_stops_run(edata->sqlerrcode))
 			ReThrowError(edata);
 		if (sc->errors++ == 0)
+		{
 			sc->first_error = edata->message ? edata->message : "error";
+			sc->first_sqlerrcode = edata->sqlerrcode;
+		}
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 	mc_check_spi_result(rc, sc->workload);
+}
+
+static void
+mc_add_held(const char *path, int64 bytes, void *arg)
+{
+	McScenario *sc = (McScenario *) arg;
+	char		key[MC_PATH_LEN];
+	McSeries   *e;
+	bool		found;
+
+	memset(key, 0, sizeof(key));
+	strlcpy(key, path, sizeof(key));
+	e = (McSeries *) hash_search(sc->series, key, HASH_ENTER, &found);
+	if (!found)
+		memset(e->held, 0, sizeof(e->held));
+	e->held[sc->ncheckpoints] += bytes;
+}
+
+/* a checkpoint after `done` iterations: what foreign code holds now */
+static void
+mc_checkpoint(McScenario *sc, int32 done)
+{
+	if (sc->ncheckpoints >= MC_CHECKPOINTS)
+		return;
+	mc_track_foreach_held(mc_add_held, sc);
+	sc->checkpoint_at[sc->ncheckpoints++] = done;
+}
+
+/* the iteration count of checkpoint k (1..16) */
+static int32
+mc_checkpoint_due(McScenario *sc, int k)
+{
+	return (int32) (((int64) sc->iterations * k + MC_CHECKPOINTS - 2) / (MC_CHECKPOINTS - 1));
 }
 
 /* growth is measured from the scenario's start */
@@ -141,11 +190,19 @@ static void
 mc_scenario_loop(McScenario *sc, bool nonatomic)
 {
 	int32		i;
+	HASHCTL		ctl;
 
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MC_PATH_LEN;
+	ctl.entrysize = sizeof(McSeries);
+	ctl.hcxt = sc->cxt;
+	sc->series = hash_create("pg_ext_memcheck scenario samples", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* growth is measured from here */
 	mc_settle_for_scenario();
+	mc_checkpoint(sc, 0);
 	for (i = 0; i < sc->iterations; i++)
 	{
 		mc_run_once(sc);
@@ -155,16 +212,58 @@ mc_scenario_loop(McScenario *sc, bool nonatomic)
 			SPI_start_transaction();
 		}
 		mc_track_judge(true);
+		if (i + 1 >= mc_checkpoint_due(sc, sc->ncheckpoints))
+			mc_checkpoint(sc, i + 1);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
 	if (sc->errors > 0 && sc->errors == sc->iterations)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("every iteration of the workload failed (%lld of %d): %s",
+				(errmsg("every iteration of the workload failed (%lld of %d): %s",
 						(long long) sc->errors, sc->iterations,
 						sc->first_error ? sc->first_error : "error"),
+				 errcode(sc->first_sqlerrcode ? sc->first_sqlerrcode : ERRCODE_INVALID_PARAMETER_VALUE),
 				 errdetail("Workload: %s", sc->workload)));
+}
+
+/*
+ * "checkpoints" (iterations done at each) and, for every place a reported
+ * finding names, "contexts": [{"path", "samples"}], the bytes foreign code
+ * held there at each checkpoint.
+ */
+static void
+mc_append_samples(StringInfo out, McScenario *sc)
+{
+	int			i;
+	int			k;
+	int			shown = 0;
+
+	appendStringInfoString(out, ", \"checkpoints\": [");
+	for (k = 0; k < sc->ncheckpoints; k++)
+		appendStringInfo(out, k ? ", %d" : "%d", sc->checkpoint_at[k]);
+	appendStringInfoString(out, "], \"contexts\": [");
+	for (i = 0; i < mc_findings_count() && shown < MC_REPORT_FINDINGS; i++)
+	{
+		bool		in_window;
+		const McViolation *v = mc_finding_at(i, &in_window);
+		char		key[MC_PATH_LEN];
+		McSeries   *e;
+
+		if (v == NULL || v->ts < sc->started || v->check == MC_CHECK_COVERAGE_GAP)
+			continue;
+		memset(key, 0, sizeof(key));
+		strlcpy(key, v->context_path, sizeof(key));
+		e = (McSeries *) hash_search(sc->series, key, HASH_REMOVE, NULL);
+		if (e == NULL)
+			continue;			/* no samples, or already shown */
+		appendStringInfoString(out, shown++ ? ", {\"path\": " : "{\"path\": ");
+		escape_json(out, e->path);
+		appendStringInfoString(out, ", \"samples\": [");
+		for (k = 0; k < sc->ncheckpoints; k++)
+			appendStringInfo(out, k ? ", " INT64_FORMAT : INT64_FORMAT, e->held[k]);
+		appendStringInfoString(out, "]}");
+	}
+	appendStringInfoChar(out, ']');
 }
 
 /* the scenario's result: what it did and the findings it made or updated */
@@ -185,6 +284,12 @@ mc_scenario_result(McScenario *sc)
 	{
 		appendStringInfoString(&out, ", \"transaction_note\": ");
 		escape_json(&out, sc->transaction_note);
+	}
+	if (sc->first_error != NULL)
+	{
+		appendStringInfoString(&out, ", \"first_error\": ");
+		escape_json(&out, sc->first_error);
+		appendStringInfo(&out, ", \"first_sqlstate\": \"%s\"", unpack_sql_state(sc->first_sqlerrcode));
 	}
 	appendStringInfoString(&out, ", \"findings\": [");
 	for (i = 0; i < mc_findings_count(); i++)
@@ -221,7 +326,9 @@ mc_scenario_result(McScenario *sc)
 			appendStringInfo(&out, ", \"bytes_per_iteration\": %.1f", v->bytes_per_iter);
 		appendStringInfoChar(&out, '}');
 	}
-	appendStringInfo(&out, "], \"verdict\": \"%s\"}", leak ? "leak" : "plateau");
+	appendStringInfo(&out, "], \"verdict\": \"%s\"", leak ? "leak" : "plateau");
+	mc_append_samples(&out, sc);
+	appendStringInfoChar(&out, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
 }
 

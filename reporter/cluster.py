@@ -34,16 +34,9 @@ class ClusterError(Exception):
 
 
 def order_preload(libraries: Sequence[str]) -> List[str]:
-    """pg_ext_memcheck first (its inner hooks then sit next to PostgreSQL's standard functions), duplicates
-    dropped, the others in the order given."""
-    seen: List[str] = []
-    for lib in libraries:
-        if lib and lib not in seen:
-            seen.append(lib)
-    if HOOK_LIBRARY in seen:
-        seen.remove(HOOK_LIBRARY)
-        seen.insert(0, HOOK_LIBRARY)
-    return seen
+    """The libraries in the order given, empty names and duplicates dropped. The hook library measures in any
+    position, so its place is the caller's choice."""
+    return list(dict.fromkeys(lib for lib in libraries if lib))
 
 
 def conf_quote(value: object) -> str:
@@ -88,12 +81,10 @@ class Cluster:
         preload: Sequence[str] = (HOOK_LIBRARY,),
         settings: Dict[str, object] | None = None,
         keep: bool = False,
-        reorder: bool = True,
     ) -> None:
         self.info: PgConfig = read_pg_config(pg_config)
         self.pg_config = pg_config
-        # reorder=False keeps the caller's order (tests of other load orders)
-        self.preload = order_preload(preload) if reorder else list(dict.fromkeys(preload))
+        self.preload = order_preload(preload)
         self.settings: Dict[str, object] = dict(settings or {})
         self.keep = keep
         self.run_as = server_user()

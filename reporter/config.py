@@ -44,7 +44,7 @@ RESERVED_SETTINGS: Dict[str, str] = {
          "ssl_passphrase_command"),
         "the private cluster's connection settings are fixed: unix socket only, in a private directory, no TCP",
     ),
-    "shared_preload_libraries": "use the top-level 'preload' list (pg_ext_memcheck is always loaded first)",
+    "shared_preload_libraries": "use the top-level 'preload' list (pg_ext_memcheck is added last unless it lists it)",
     **dict.fromkeys(
         ("local_preload_libraries", "session_preload_libraries", "dynamic_library_path", "jit_provider"),
         "libraries are loaded only through 'extension' and 'preload'",
@@ -114,7 +114,7 @@ class Config:
     thresholds: Dict[str, int]
     fail_on: str
     suppressions: Tuple[Suppression, ...] = field(default=())
-    preload: Tuple[str, ...] = field(default=())  # further libraries, after pg_ext_memcheck and the extension
+    preload: Tuple[str, ...] = field(default=())  # further libraries, after the extension
     lines: Dict[str, int] = field(default_factory=dict)  # key path ('settings.work_mem') -> line in the file
 
     @property

@@ -107,7 +107,7 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         "detail": row["detail"] or "",
         "backend_pid": as_int(row["backend_pid"]),
         "ts": iso_ts(row["ts"]),
-        "samples": pick_samples(samples, row["context_path"], rate) if row["phase"] == "scenario" else None,
+        "samples": pick_samples(samples, row["context_path"], rate),
         "suppressed_by": None,
         "lifetime": row.get("lifetime"),
         "verdict": row.get("verdict"),
@@ -578,11 +578,17 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
 
 
 def preload_libraries(cfg: Config) -> List[str]:
-    """shared_preload_libraries: the hook library first, then the extension under test, then `preload`."""
-    libs = [HOOK_LIBRARY]
-    if cfg.extension is not None and cfg.extension.preload:
-        libs.append(cfg.extension.name)
-    return libs + list(cfg.preload)
+    """shared_preload_libraries: the extension under test, then `preload`, then the hook library, unless `preload`
+    places it. The hook library measures in any position; last leaves the first place to extensions that insist
+    on it (Citus refuses to start anywhere else)."""
+    libs: List[str] = []
+    for lib in ([cfg.extension.name] if cfg.extension is not None and cfg.extension.preload else []) + list(
+            cfg.preload):
+        if lib not in libs:
+            libs.append(lib)
+    if HOOK_LIBRARY not in libs:
+        libs.append(HOOK_LIBRARY)
+    return libs
 
 
 def check_protocols(cfg: Config) -> None:

@@ -85,8 +85,13 @@ def test_preload_order_from_config(tmp_path: Path) -> None:
         "workloads: [{name: a, sql: x}]\n"
     )
     cfg = config.load(path)
-    libs = runner.preload_libraries(cfg)
-    assert libs[:3] == ["pg_ext_memcheck", "myext", "pg_stat_statements"]
+    # the config placed the hook library: its place is kept
+    assert runner.preload_libraries(cfg) == ["myext", "pg_stat_statements", "pg_ext_memcheck"]
+    path.write_text("extension: {name: myext}\npreload: [pg_stat_statements, myext]\nworkloads: [{name: a, sql: x}]\n")
+    # otherwise it goes last, so that the first place stays the extension's; nothing is listed twice
+    assert runner.preload_libraries(config.load(path)) == ["myext", "pg_stat_statements", "pg_ext_memcheck"]
+    path.write_text("preload: [pg_ext_memcheck, pg_stat_statements]\nworkloads: [{name: a, sql: x}]\n")
+    assert runner.preload_libraries(config.load(path)) == ["pg_ext_memcheck", "pg_stat_statements"]
     assert cfg.settings == {"work_mem": "1MB"}
 
 
