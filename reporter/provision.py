@@ -22,9 +22,9 @@ from reporter.install import InstallError, log
 METHODS = ("auto", "debian", "pgdg", "source", "wheel", "chroot")
 DEFAULT_METHOD = "auto"
 
-# Where a Debian bookworm machine without PGDG gets each major (checked on one, see docs/design notes):
-# the Debian archive serves bullseye's postgresql-13 and sid's postgresql-18 as source packages; 16 comes in a PyPI
-# wheel; 17 only as trixie's binary packages. .ci/setup.sh installs these majors with `auto`.
+# Where a Debian bookworm machine without PGDG gets each major that apt does not have (15 is apt's): the Debian
+# archive serves bullseye's postgresql-13 and sid's postgresql-18 as source packages; 16 comes in a PyPI wheel; 17
+# only as trixie's binary packages (its source package is listed but not served). .ci/setup.sh relies on `auto`.
 LOCAL_ROUTES: Dict[int, str] = {
     13: "source",
     16: "wheel",
