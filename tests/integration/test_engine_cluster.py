@@ -1,4 +1,4 @@
-"""The private cluster on every PostgreSQL under test (pg_stat_statements preloaded, no hook library)."""
+"""The private cluster (pg_stat_statements preloaded, no hook library), on the first PostgreSQL under test."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import pwd
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -80,12 +81,18 @@ def test_restart_and_crash_recovery(cluster: Cluster) -> None:
         pid = conn.info.backend_pid
     # SIGKILL of a backend makes the postmaster reinitialise, as after a segfault; wait_ready rides it out.
     cluster.psql("SELECT 1")
+    log_offset = cluster.log_size()
     with cluster.connect() as victim:
         pid = victim.info.backend_pid
         os.kill(pid, 9)
+    # Until the postmaster has noticed the death it still accepts connections; wait_ready would return at once
+    # and the next client would meet the crash recovery.
+    deadline = time.monotonic() + 60
+    while "was terminated by signal 9" not in cluster.read_log(log_offset) and time.monotonic() < deadline:
+        time.sleep(0.1)
     cluster.wait_ready(60)
     assert cluster.psql("SELECT 1").strip() == "1"
-    assert "was terminated by signal 9" in cluster.read_log()
+    assert "was terminated by signal 9" in cluster.read_log(log_offset)
 
 
 def test_two_clusters_at_once(pg_config: str) -> None:

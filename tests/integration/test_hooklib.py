@@ -17,7 +17,8 @@ import pytest
 
 from reporter.cluster import Cluster, ClusterError
 
-pytestmark = pytest.mark.integration
+# The hook library's suite runs on every PostgreSQL under test (the version matrix).
+pytestmark = [pytest.mark.integration, pytest.mark.all_majors]
 
 SETUP_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_ext_memcheck;
