@@ -194,6 +194,9 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
           f"{len(merged.missing)} missing (fail-on {fail_on})", file=out)
     for reason in verdict.reasons:
         print(f"  - {reason}", file=out)
+    if merged.rejected:
+        # The other legs are reported and published; the bad input still fails the command, by name.
+        raise UsageError("; ".join(strip_controls(leg.problem or "") for leg in merged.rejected))
     if comment_failed is not None:
         return 2  # the report is written; the comment, which was required or refused, is not
     return 1 if verdict.failed else 0

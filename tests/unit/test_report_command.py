@@ -74,7 +74,7 @@ def test_fail_on_defaults_to_the_results(tmp_path: Path) -> None:
 @pytest.mark.parametrize("names,needle", [
     (("no_such_leg",), "no_such_leg: no such file or directory"),
     (("invalid",), "invalid/results.json: not a valid results file"),
-    (("clean_pg15", "duplicate_pg15"), "two results for PostgreSQL 15"),
+    (("clean_pg15", "duplicate_pg15"), "a second result for PostgreSQL 15"),
 ])
 def test_input_errors_exit_2(names: tuple, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(*legs(*names)) == 2
@@ -173,6 +173,23 @@ def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
     assert values["comment-url"].endswith(f"#issuecomment-{github.state.comments[42][0]['id']}")
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
+
+
+def test_bad_and_duplicate_legs_are_skipped_and_the_others_published(
+        github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    md = tmp_path / "report.md"
+    args = [*legs("violations_pg15", "duplicate_pg15", "invalid", "violations_pg18"), "--comment",
+            "--step-summary", "--markdown", str(md)]
+    assert run(*args) == 2  # bad input, named: not "findings"
+    err = capsys.readouterr().err
+    assert "a second result for PostgreSQL 15" in err and "invalid/results.json: not a valid results file" in err
+    # the good legs are still published, with the rejected ones named
+    [body] = github.state.all_bodies(42)
+    for text in (body, md.read_text(), (tmp_path / "summary.md").read_text()):
+        assert "15." in text and "18." in text
+        assert "Rejected: " in text and "duplicate&#95;pg15" in text
+    values = parse_outputs((tmp_path / "out.txt").read_text())
+    assert values["conclusion"] == "failure"
 
 
 def test_no_pr_from_the_results_on_a_push(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
