@@ -263,9 +263,10 @@ mc_bloat_finish(McScenario *sc)
 }
 
 /*
- * "checkpoints": [0, 1, 2, 4, ...], "contexts": [{"path", "name", "lib",
- * "samples", "growth", "bytes_per_iteration", "shape", "ctx_bloat"}, ...]:
- * the series that grew, largest first.
+ * "ctx_bloat": {"checkpoints": [0, 1, 2, 4, ...], "contexts": [{"path",
+ * "name", "lib", "samples", "growth", "bytes_per_iteration", "shape",
+ * "reported"}, ...]}: the series that grew, largest first.  (The result's
+ * own "checkpoints" and "contexts" are the report's evenly spaced samples.)
  */
 void
 mc_bloat_result(McScenario *sc, StringInfo out)
@@ -277,13 +278,11 @@ mc_bloat_result(McScenario *sc, StringInfo out)
 
 	if (b == NULL)
 		return;
-	mc_json_key(out, "checkpoints");
-	appendStringInfoChar(out, '[');
+	mc_json_key(out, "ctx_bloat");
+	appendStringInfoString(out, "{\"checkpoints\": [");
 	for (k = 0; k < b->npoints; k++)
 		appendStringInfo(out, "%s%d", k > 0 ? ", " : "", b->checkpoints[k]);
-	appendStringInfoChar(out, ']');
-	mc_json_key(out, "contexts");
-	appendStringInfoChar(out, '[');
+	appendStringInfoString(out, "], \"contexts\": [");
 	for (shown = 0; shown < MC_BLOAT_LISTED; shown++)
 	{
 		int			best = -1;
@@ -308,9 +307,10 @@ mc_bloat_result(McScenario *sc, StringInfo out)
 		appendStringInfo(out, "], \"growth\": " INT64_FORMAT ", \"bytes_per_iteration\": %.1f",
 						 s->growth, (double) s->growth / Max(sc->done, 1));
 		mc_json_string(out, "shape", s->shape);
-		appendStringInfo(out, ", \"ctx_bloat\": %s}", s->reported ? "true" : "false");
+		appendStringInfo(out, ", \"reported\": %s}", s->reported ? "true" : "false");
 	}
 	appendStringInfoChar(out, ']');
 	if (b->full)
-		mc_json_string(out, "contexts_note", "more contexts grew than are sampled; the first ones are shown");
+		mc_json_string(out, "note", "more contexts grew than are sampled; the first ones are shown");
+	appendStringInfoChar(out, '}');
 }

@@ -7,12 +7,13 @@
  * For every hook there is one "layer" function that brackets the call down
  * the chain (hooks.h: MC_LAYER_CALL): if the next function in the chain is
  * another library's, its run is a foreign segment; if foreign code called
- * us (we are its "prev"), what follows is PostgreSQL's work and the
- * segment pauses.  MC_LAYERS_* generates the four position entry points
- * mc_<hook>_init, _outer, _late1 and _late2 (hooks.h explains positions);
+ * us (a late layer is its "prev"), what follows is PostgreSQL's work and
+ * the segment pauses.  MC_LAYERS_* generates the position entry points
+ * mc_<hook>_outer, _late1 and _late2 (hooks.h explains positions);
  * mc_<hook>_std, where the hook has a standard function, is the bracket a
- * foreign library's GOT is pointed at.  Adding a hook is: its layer
- * function, one MC_LAYERS line, and one row in mc_hooks[].
+ * foreign library's GOT is pointed at: the innermost library calls it.
+ * Adding a hook is: its layer function, one MC_LAYERS line, and one row in
+ * mc_hooks[].
  *
  * The executor and utility layers that PostgreSQL itself calls also count
  * top-level statements (nesting as pg_stat_statements tracks it) and run
@@ -428,79 +429,79 @@ MC_LAYERS_VOID(mc_emit_log, (ErrorData *edata), edata)
 McHookDesc	mc_hooks[] = {
 	[MC_HOOK_PLANNER] = {
 		"planner", MC_PHASE_PLANNER, (void **) &planner_hook, MC_LAYER_FNS(mc_planner),
-		"standard_planner", (void *) mc_planner_std, (void *) standard_planner, false
+		"standard_planner", (void *) mc_planner_std, (void *) standard_planner, false, true
 	},
 	[MC_HOOK_POST_PARSE_ANALYZE] = {
 		"post_parse_analyze", MC_PHASE_PLANNER, (void **) &post_parse_analyze_hook,
-		MC_LAYER_FNS(mc_parse), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_parse), NULL, NULL, NULL, false, true
 	},
 	[MC_HOOK_EXECUTOR_START] = {
 		"ExecutorStart", MC_PHASE_EXECUTOR, (void **) &ExecutorStart_hook, MC_LAYER_FNS(mc_start),
-		"standard_ExecutorStart", (void *) mc_start_std, (void *) standard_ExecutorStart, false
+		"standard_ExecutorStart", (void *) mc_start_std, (void *) standard_ExecutorStart, false, true
 	},
 	[MC_HOOK_EXECUTOR_RUN] = {
 		"ExecutorRun", MC_PHASE_EXECUTOR, (void **) &ExecutorRun_hook, MC_LAYER_FNS(mc_run),
-		"standard_ExecutorRun", (void *) mc_run_std, (void *) standard_ExecutorRun, false
+		"standard_ExecutorRun", (void *) mc_run_std, (void *) standard_ExecutorRun, false, true
 	},
 	[MC_HOOK_EXECUTOR_FINISH] = {
 		"ExecutorFinish", MC_PHASE_EXECUTOR, (void **) &ExecutorFinish_hook, MC_LAYER_FNS(mc_finish),
-		"standard_ExecutorFinish", (void *) mc_finish_std, (void *) standard_ExecutorFinish, false
+		"standard_ExecutorFinish", (void *) mc_finish_std, (void *) standard_ExecutorFinish, false, true
 	},
 	[MC_HOOK_EXECUTOR_END] = {
 		"ExecutorEnd", MC_PHASE_EXECUTOR, (void **) &ExecutorEnd_hook, MC_LAYER_FNS(mc_end),
-		"standard_ExecutorEnd", (void *) mc_end_std, (void *) standard_ExecutorEnd, false
+		"standard_ExecutorEnd", (void *) mc_end_std, (void *) standard_ExecutorEnd, false, true
 	},
 	[MC_HOOK_EXECUTOR_CHECK_PERMS] = {
 		"ExecutorCheckPerms", MC_PHASE_EXECUTOR, (void **) &ExecutorCheckPerms_hook,
-		MC_LAYER_FNS(mc_perms), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_perms), NULL, NULL, NULL, false, false
 	},
 	[MC_HOOK_PROCESS_UTILITY] = {
 		"ProcessUtility", MC_PHASE_UTILITY, (void **) &ProcessUtility_hook, MC_LAYER_FNS(mc_utility),
-		"standard_ProcessUtility", (void *) mc_utility_std, (void *) standard_ProcessUtility, false
+		"standard_ProcessUtility", (void *) mc_utility_std, (void *) standard_ProcessUtility, false, true
 	},
 	[MC_HOOK_OBJECT_ACCESS] = {
 		"object_access", MC_PHASE_UTILITY, (void **) &object_access_hook,
-		MC_LAYER_FNS(mc_object_access), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_object_access), NULL, NULL, NULL, false, false
 	},
 	[MC_HOOK_GET_RELATION_INFO] = {
 		"get_relation_info", MC_PHASE_PLANNER, (void **) &get_relation_info_hook,
-		MC_LAYER_FNS(mc_relinfo), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_relinfo), NULL, NULL, NULL, false, false
 	},
 	[MC_HOOK_SET_REL_PATHLIST] = {
 		"set_rel_pathlist", MC_PHASE_PLANNER, (void **) &set_rel_pathlist_hook,
-		MC_LAYER_FNS(mc_relpath), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_relpath), NULL, NULL, NULL, false, false
 	},
 	[MC_HOOK_SET_JOIN_PATHLIST] = {
 		"set_join_pathlist", MC_PHASE_PLANNER, (void **) &set_join_pathlist_hook,
-		MC_LAYER_FNS(mc_joinpath), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_joinpath), NULL, NULL, NULL, false, false
 	},
 	[MC_HOOK_JOIN_SEARCH] = {
 		"join_search", MC_PHASE_PLANNER, (void **) &join_search_hook, MC_LAYER_FNS(mc_joinsearch),
-		"standard_join_search", (void *) mc_joinsearch_std, (void *) standard_join_search, false
+		"standard_join_search", (void *) mc_joinsearch_std, (void *) standard_join_search, false, false
 	},
 	[MC_HOOK_CREATE_UPPER_PATHS] = {
 		"create_upper_paths", MC_PHASE_PLANNER, (void **) &create_upper_paths_hook,
-		MC_LAYER_FNS(mc_upper), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_upper), NULL, NULL, NULL, false, false
 	},
 #ifdef MC_HAVE_STANDARD_EXPLAIN
 	[MC_HOOK_EXPLAIN_ONE_QUERY] = {
 		"ExplainOneQuery", MC_PHASE_PLANNER, (void **) &ExplainOneQuery_hook, MC_LAYER_FNS(mc_explain),
-		"standard_ExplainOneQuery", (void *) mc_explain_std, (void *) standard_ExplainOneQuery, false
+		"standard_ExplainOneQuery", (void *) mc_explain_std, (void *) standard_ExplainOneQuery, false, false
 	},
 #else
 	[MC_HOOK_EXPLAIN_ONE_QUERY] = {
 		"ExplainOneQuery", MC_PHASE_PLANNER, (void **) &ExplainOneQuery_hook, MC_LAYER_FNS(mc_explain),
-		NULL, NULL, NULL, true
+		NULL, NULL, NULL, true, false
 	},
 #endif
 	[MC_HOOK_EMIT_LOG] = {
 		"emit_log", MC_PHASE_OTHER, (void **) &emit_log_hook, MC_LAYER_FNS(mc_emit_log),
-		NULL, NULL, NULL, false
+		NULL, NULL, NULL, false, false
 	},
 #ifdef MC_HAVE_OBJECT_ACCESS_STR
 	[MC_HOOK_OBJECT_ACCESS_STR] = {
 		"object_access_str", MC_PHASE_UTILITY, (void **) &object_access_hook_str,
-		MC_LAYER_FNS(mc_object_access_str), NULL, NULL, NULL, false
+		MC_LAYER_FNS(mc_object_access_str), NULL, NULL, NULL, false, false
 	},
 #endif
 };

@@ -13,17 +13,17 @@
 #include "pg_ext_memcheck.h"
 
 /*
- * Our positions in a hook chain, innermost first: INIT is installed by
- * _PG_init (so libraries preloaded after us wrap it), OUTER once every
- * preloaded library has loaded (shmem_startup_hook), LATE1/LATE2 in a
- * backend when a library loaded by LOAD or CREATE EXTENSION wrapped the
- * chain outside OUTER.  A library preloaded BEFORE us calls the standard
- * function itself; its GOT slot for it is redirected to the hook's "std"
- * wrapper, which is then the innermost bracket.
+ * Our positions in a hook chain: OUTER is installed once every preloaded
+ * library has loaded (shmem_startup_hook), so it sits above all of them;
+ * LATE1/LATE2 in a backend when a library loaded by LOAD or CREATE
+ * EXTENSION wrapped the chain outside OUTER.  Below the libraries no layer
+ * is needed: the innermost one calls the standard function through its GOT,
+ * which is pointed at the hook's "std" bracket (gotpatch.c), whatever the
+ * load order.  With measuring off OUTER steps out of the chain, so an idle
+ * pg_ext_memcheck costs one hop through the std bracket.
  */
 typedef enum McLayer
 {
-	MC_LAYER_INIT,
 	MC_LAYER_OUTER,
 	MC_LAYER_LATE1,
 	MC_LAYER_LATE2,
@@ -40,11 +40,14 @@ typedef struct McHookDesc
 	void	   *std_wrapper;	/* our bracket around it, for GOT slots */
 	void	   *std_real;
 	bool		needs_prev;		/* PostgreSQL does work itself when unset */
+	bool		always;			/* OUTER even with no library in the chain:
+								 * statement boundaries and nested work */
 
 	/* state */
 	void	   *prev[MC_NUM_LAYERS];
 	int16		prev_lib[MC_NUM_LAYERS];	/* prev's library, or MC_NO_LIB */
 	bool		installed[MC_NUM_LAYERS];
+	bool		detached;		/* OUTER stepped out while measuring is off */
 } McHookDesc;
 
 extern McHookDesc mc_hooks[];
@@ -120,27 +123,31 @@ mc_layer_leave(int depth)
 /* our wrapper around a standard function, reached through a foreign GOT */
 #define MC_STD_CALL(call) \
 	do { \
-		int			mc_depth_ = mc_layer_enter(); \
-		call; \
-		mc_layer_leave(mc_depth_); \
+		if (!mc_active) \
+		{ \
+			call; \
+		} \
+		else \
+		{ \
+			int			mc_depth_ = mc_layer_enter(); \
+			call; \
+			mc_layer_leave(mc_depth_); \
+		} \
 	} while (0)
 
-/* the four position entry points of one hook: prefix_init ... prefix_late2 */
+/* the position entry points of one hook: prefix_outer, prefix_late1, prefix_late2 */
 #define MC_LAYERS_VOID(prefix, params, args) \
-static void prefix##_init params { prefix##_layer(MC_LAYER_INIT, args); } \
 static void prefix##_outer params { prefix##_layer(MC_LAYER_OUTER, args); } \
 static void prefix##_late1 params { prefix##_layer(MC_LAYER_LATE1, args); } \
 static void prefix##_late2 params { prefix##_layer(MC_LAYER_LATE2, args); }
 
 #define MC_LAYERS_RET(type, prefix, params, args) \
-static type prefix##_init params { return prefix##_layer(MC_LAYER_INIT, args); } \
 static type prefix##_outer params { return prefix##_layer(MC_LAYER_OUTER, args); } \
 static type prefix##_late1 params { return prefix##_layer(MC_LAYER_LATE1, args); } \
 static type prefix##_late2 params { return prefix##_layer(MC_LAYER_LATE2, args); }
 
 #define MC_LAYER_FNS(prefix) \
-	{(void *) prefix##_init, (void *) prefix##_outer, (void *) prefix##_late1, \
-	 (void *) prefix##_late2}
+	{(void *) prefix##_outer, (void *) prefix##_late1, (void *) prefix##_late2}
 
 /* hooks.c: statement boundaries seen by the executor and utility layers */
 extern void mc_hooks_statement_start(void);

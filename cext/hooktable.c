@@ -5,10 +5,11 @@
  *		libraries in them, and the safe-point work done at statement
  *		boundaries.
  *
- * _PG_init installs the INIT layer of every hook; the postmaster's shmem
- * startup, after every preloaded library's _PG_init, registers the foreign
- * libraries, patches their GOTs and installs the OUTER layer wherever a
- * foreign function sits at the top of a chain.  In a backend, a library
+ * The postmaster's shmem startup, after every preloaded library's _PG_init,
+ * registers the foreign libraries, patches their GOTs (so the innermost
+ * library's call of the standard function is bracketed) and installs the
+ * OUTER layer wherever a foreign function sits at the top of a chain, and
+ * on the hooks that mark statement boundaries.  In a backend, a library
  * loaded later (LOAD, CREATE EXTENSION, the first call of one of its
  * functions) is noticed at the next safe point: it is registered and
  * patched, and where it wrapped a chain outside our outermost layer, a LATE
@@ -60,25 +61,10 @@ mc_install_layer(McHookDesc *h, int layer)
 	*h->var = h->layer_fn[layer];
 }
 
-/* _PG_init: the innermost layer, for libraries preloaded after us */
-void
-mc_hooks_install_init(void)
-{
-	int			i;
-
-	for (i = 0; i < mc_nhooks; i++)
-	{
-		McHookDesc *h = &mc_hooks[i];
-
-		if (h->needs_prev && *h->var == NULL)
-			continue;
-		mc_install_layer(h, MC_LAYER_INIT);
-	}
-}
-
 /*
  * After every preloaded library's _PG_init: the outer layer wherever
- * another library now sits at the top of a chain.
+ * another library now sits at the top of a chain, and on the hooks that
+ * mark statement boundaries even when none does.
  */
 void
 mc_hooks_install_outer(void)
@@ -89,9 +75,46 @@ mc_hooks_install_outer(void)
 	{
 		McHookDesc *h = &mc_hooks[i];
 
-		if (h->installed[MC_LAYER_OUTER] || *h->var == NULL || mc_is_our_layer(h, *h->var))
+		if (h->installed[MC_LAYER_OUTER] || mc_is_our_layer(h, *h->var))
+			continue;
+		if (*h->var == NULL && (!h->always || h->needs_prev))
 			continue;
 		mc_install_layer(h, MC_LAYER_OUTER);
+	}
+	mc_hooks_attach(mc_mode != MC_MODE_OFF);
+}
+
+/*
+ * Measuring on or off (the mode's assign hook, so also in the postmaster,
+ * where backends inherit it): with it off, OUTER steps out of each chain it
+ * tops, so the chain is what it would be without pg_ext_memcheck; back on,
+ * it steps in again.  If a library wrapped the chain meanwhile, a late layer
+ * goes over it at the next safe point instead.  Only pointer stores.
+ */
+void
+mc_hooks_attach(bool on)
+{
+	int			i;
+
+	for (i = 0; i < mc_nhooks; i++)
+	{
+		McHookDesc *h = &mc_hooks[i];
+		void	   *outer = h->layer_fn[MC_LAYER_OUTER];
+
+		if (!h->installed[MC_LAYER_OUTER])
+			continue;
+		if (!on && !h->detached && *h->var == outer)
+		{
+			*h->var = h->prev[MC_LAYER_OUTER];
+			h->detached = true;
+		}
+		else if (on && h->detached)
+		{
+			if (*h->var == h->prev[MC_LAYER_OUTER])
+				*h->var = outer;
+			h->detached = false;
+			mc_libs_dirty = true;
+		}
 	}
 }
 
@@ -106,7 +129,7 @@ mc_hooks_check_late(void)
 		McHookDesc *h = &mc_hooks[i];
 		int			layer;
 
-		if (*h->var == NULL || mc_is_our_layer(h, *h->var))
+		if (*h->var == NULL || mc_is_our_layer(h, *h->var) || h->detached)
 			continue;
 		for (layer = MC_LAYER_OUTER; layer < MC_NUM_LAYERS; layer++)
 			if (!h->installed[layer])

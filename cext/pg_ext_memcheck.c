@@ -109,6 +109,9 @@ mc_assign_mode(int newval, void *extra)
 	(void) extra;
 	mc_note_setting("pg_ext_memcheck.memcheck_mode", mc_mode_name(mc_mode),
 					mc_mode_name(newval));
+	mc_hooks_attach(newval != MC_MODE_OFF);
+	if (newval == MC_MODE_OFF)
+		mc_deactivate();
 }
 
 static void
@@ -295,6 +298,5 @@ _PG_init(void)
 	/* libraries preloaded before us are followed through their GOT */
 	mc_foreign_scan();
 	mc_install_emit_log_hook();
-	mc_hooks_install_init();
 	mc_fmgr_install();
 }

@@ -296,10 +296,11 @@ extern uint32 mc_seg_new_call(void);
 extern bool mc_phase_measured(McPhase phase);
 extern void mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len);
 extern void mc_refresh_active(void);
+extern void mc_deactivate(void);
 
 /* ---------- hooktable.c ---------- */
 
-extern void mc_hooks_install_init(void);
+extern void mc_hooks_attach(bool on);
 extern void mc_hooks_install_outer(void);
 extern void mc_hooks_check_late(void);
 extern const char *mc_hook_name(int hook);
@@ -351,6 +352,8 @@ extern void mc_track_judge(bool at_iteration);
 extern void mc_track_judge_if_pending(void);
 extern void mc_track_reset_all(void);
 extern void mc_track_series_reset(void);
+extern void mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, void *arg),
+								  void *arg);
 extern int64 mc_track_chunks(void);
 extern int64 mc_track_untracked(void);
 extern bool mc_track_last_freed(const void *near, int *lib, uintptr_t *site);

@@ -53,6 +53,7 @@
 #include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -71,6 +72,22 @@ PG_FUNCTION_INFO_V1(mc_scenarios);
 #define MC_MAX_ITERATIONS	10000000
 #define MC_MAX_WORKERS		64
 #define MC_REPORT_FINDINGS	20
+#define MC_CHECKPOINTS		17		/* the start, then every sixteenth of the run */
+
+/* what foreign code held at each checkpoint, per place a finding names */
+typedef struct McHeldSeries
+{
+	char		path[MC_PATH_LEN];	/* hash key, zero padded */
+	int64		held[MC_CHECKPOINTS];
+} McHeldSeries;
+
+/* the sparkline's samples: every sixteenth of the run (ctx_bloat has its own, bloat.c) */
+typedef struct McSamples
+{
+	HTAB	   *series;
+	int			ncheckpoints;
+	int32		checkpoint_at[MC_CHECKPOINTS];
+} McSamples;
 
 /* argument positions of run_scenario() and scenario() */
 #define MC_ARG_NAME			0
@@ -188,12 +205,48 @@ mc_run_once(McScenario *sc)
 		if (mc_error_stops_run(edata->sqlerrcode))
 			ReThrowError(edata);
 		if (sc->errors++ == 0)
+		{
 			sc->first_error = edata->message ? edata->message : "error";
+			sc->first_sqlerrcode = edata->sqlerrcode;
+		}
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 	mc_check_spi_result(rc, sc->workload);
+}
+
+static void
+mc_add_held(const char *path, int64 bytes, void *arg)
+{
+	McSamples  *sm = (McSamples *) arg;
+	char		key[MC_PATH_LEN];
+	McHeldSeries *e;
+	bool		found;
+
+	memset(key, 0, sizeof(key));
+	strlcpy(key, path, sizeof(key));
+	e = (McHeldSeries *) hash_search(sm->series, key, HASH_ENTER, &found);
+	if (!found)
+		memset(e->held, 0, sizeof(e->held));
+	e->held[sm->ncheckpoints] += bytes;
+}
+
+/* a checkpoint after `done` iterations: what foreign code holds now */
+static void
+mc_checkpoint(McSamples *sm, int32 done)
+{
+	if (sm->ncheckpoints >= MC_CHECKPOINTS)
+		return;
+	mc_track_foreach_held(mc_add_held, sm);
+	sm->checkpoint_at[sm->ncheckpoints++] = done;
+}
+
+/* the iteration count of checkpoint k (1..16) */
+static int32
+mc_checkpoint_due(McScenario *sc, int k)
+{
+	return (int32) (((int64) sc->iterations * k + MC_CHECKPOINTS - 2) / (MC_CHECKPOINTS - 1));
 }
 
 /* growth is measured from the scenario's start */
@@ -210,11 +263,21 @@ static void
 mc_scenario_loop(McScenario *sc)
 {
 	int32		i;
+	HASHCTL		ctl;
+	McSamples  *sm = MemoryContextAllocZero(sc->cxt, sizeof(McSamples));
 
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MC_PATH_LEN;
+	ctl.entrysize = sizeof(McHeldSeries);
+	ctl.hcxt = sc->cxt;
+	sm->series = hash_create("pg_ext_memcheck scenario samples", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	sc->samples = sm;
 	if (SPI_connect_ext(sc->nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* growth is measured from here */
 	mc_settle_for_scenario();
+	mc_checkpoint(sm, 0);
 	if (sc->kind->start)
 		sc->kind->start(sc);
 	for (i = 0; i < sc->iterations; i++)
@@ -229,6 +292,8 @@ mc_scenario_loop(McScenario *sc)
 		if (sc->kind->iteration)
 			sc->kind->iteration(sc, sc->done);
 		mc_track_judge(true);
+		if (i + 1 >= mc_checkpoint_due(sc, sm->ncheckpoints))
+			mc_checkpoint(sm, i + 1);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (sc->kind->finish)
@@ -236,11 +301,55 @@ mc_scenario_loop(McScenario *sc)
 	SPI_finish();
 	if (sc->errors > 0 && sc->errors == sc->iterations)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("every iteration of the workload failed (%lld of %d): %s",
+				(errmsg("every iteration of the workload failed (%lld of %d): %s",
 						(long long) sc->errors, sc->iterations,
 						sc->first_error ? sc->first_error : "error"),
+				 errcode(sc->first_sqlerrcode ? sc->first_sqlerrcode : ERRCODE_INVALID_PARAMETER_VALUE),
 				 errdetail("Workload: %s", sc->workload)));
+}
+
+/*
+ * "checkpoints" (iterations done at each) and, for every place a reported
+ * finding names, "contexts": [{"path", "samples"}], the bytes foreign code
+ * held there at each checkpoint.  Scenarios that run in background workers
+ * have none.
+ */
+static void
+mc_append_samples(StringInfo out, McScenario *sc)
+{
+	McSamples  *sm = (McSamples *) sc->samples;
+	int			i;
+	int			k;
+	int			shown = 0;
+
+	if (sm == NULL)
+		return;
+	appendStringInfoString(out, ", \"checkpoints\": [");
+	for (k = 0; k < sm->ncheckpoints; k++)
+		appendStringInfo(out, k ? ", %d" : "%d", sm->checkpoint_at[k]);
+	appendStringInfoString(out, "], \"contexts\": [");
+	for (i = 0; i < mc_findings_count() && shown < MC_REPORT_FINDINGS; i++)
+	{
+		bool		in_window;
+		const McViolation *v = mc_finding_at(i, &in_window);
+		char		key[MC_PATH_LEN];
+		McHeldSeries *e;
+
+		if (v == NULL || v->ts < sc->started || v->check == MC_CHECK_COVERAGE_GAP)
+			continue;
+		memset(key, 0, sizeof(key));
+		strlcpy(key, v->context_path, sizeof(key));
+		e = (McHeldSeries *) hash_search(sm->series, key, HASH_REMOVE, NULL);
+		if (e == NULL)
+			continue;			/* no samples, or already shown */
+		appendStringInfoString(out, shown++ ? ", {\"path\": " : "{\"path\": ");
+		escape_json(out, e->path);
+		appendStringInfoString(out, ", \"samples\": [");
+		for (k = 0; k < sm->ncheckpoints; k++)
+			appendStringInfo(out, k ? ", " INT64_FORMAT : INT64_FORMAT, e->held[k]);
+		appendStringInfoString(out, "]}");
+	}
+	appendStringInfoChar(out, ']');
 }
 
 /*
@@ -274,6 +383,11 @@ mc_scenario_result(McScenario *sc)
 	if (!mc_active)
 		mc_json_string(&out, "measuring_note",
 					   "pg_ext_memcheck.memcheck_mode is off in this session: memory was not measured");
+	if (sc->first_error != NULL)
+	{
+		mc_json_string(&out, "first_error", sc->first_error);
+		appendStringInfo(&out, ", \"first_sqlstate\": \"%s\"", unpack_sql_state(sc->first_sqlerrcode));
+	}
 	if (sc->kind->result)
 		sc->kind->result(sc, &out);
 	appendStringInfoString(&out, ", \"findings\": [");
@@ -312,7 +426,9 @@ mc_scenario_result(McScenario *sc)
 		mc_json_string(&out, "detail", v->detail);
 		appendStringInfoChar(&out, '}');
 	}
-	appendStringInfo(&out, "], \"verdict\": \"%s\"}", leak ? "leak" : "plateau");
+	appendStringInfo(&out, "], \"verdict\": \"%s\"", leak ? "leak" : "plateau");
+	mc_append_samples(&out, sc);
+	appendStringInfoChar(&out, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
 }
 

@@ -56,6 +56,7 @@ struct McScenario
 	const char *transaction_note;
 	int64		errors;
 	char	   *first_error;
+	int			first_sqlerrcode;
 	TimestampTz started;
 	MemoryContext cxt;			/* lives as long as the run */
 	int32		done;			/* iterations completed */
@@ -69,6 +70,7 @@ struct McScenario
 	char		watched[MC_MAX_WATCHED][MC_NAME_LEN];
 
 	void	   *state;			/* the kind's own */
+	void	   *samples;		/* the report's samples (scenario.c) */
 };
 
 /* scenario.c */

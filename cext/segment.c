@@ -172,6 +172,22 @@ mc_seg_unwind(int to)
 	mc_seg_refresh();
 }
 
+/*
+ * Measuring stops now (the mode was set off): safe from an assign hook, it
+ * only drops what is tracked and puts PostgreSQL's allocator back.
+ * Measuring starts at the next safe point, which can allocate.
+ */
+void
+mc_deactivate(void)
+{
+	bool		was = mc_active;
+
+	mc_active = false;
+	if (was)
+		mc_track_reset_all();
+	mc_seg_refresh();
+}
+
 /* mode or process state changed: measuring on or off */
 void
 mc_refresh_active(void)

@@ -393,10 +393,14 @@ mc_begin(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		mc_parse_options(PG_GETARG_JSONB_P(1), &nallowed, allowed);
 
-	/* everything parsed: now replace the window */
+	/*
+	 * Everything parsed: now replace the window.  What foreign code allocated
+	 * before it (this statement's planning included) is forgotten, so that
+	 * its release later is not charged to the window.
+	 */
 	mc_settle();
 	mc_findings_window_start();
-	mc_track_series_reset();
+	mc_track_reset_all();
 	mc_ring_status(&st);
 	mc_strlcpy(window_pattern, pattern, sizeof(window_pattern));
 	memcpy(window_allowed, allowed, sizeof(allowed));

@@ -1318,6 +1318,26 @@ mc_track_untracked(void)
 	return untracked;
 }
 
+/*
+ * What foreign code holds now, per place a finding would name: a scenario's
+ * samples at its checkpoints.  Walks the tracked groups, never a context.
+ */
+void
+mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, void *arg), void *arg)
+{
+	uint32		gi;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+
+	if (groups == NULL)
+		return;
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		mc_group_where(gi, false, name, path);
+		cb(path, groups[gi].live_bytes, arg);
+	}
+}
+
 /* begin() or a scenario starts: growth is measured from here */
 void
 mc_track_series_reset(void)

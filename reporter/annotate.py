@@ -36,7 +36,7 @@ def finding_annotation(f: Finding, fail_on: str, root: Optional[str]) -> Annotat
 
 def build(merged: Merged, found: Sequence[Finding], fail_on: str, root: Optional[str]) -> Iterator[Annotation]:
     for leg in merged.missing:
-        yield Annotation("error", clean(f"no results from {leg.source}", 300), TOOL)
+        yield Annotation("error", clean(leg.problem or f"no results from {leg.source}", 300), TOOL)
     for res in merged.present:
         version = clean(res["postgresql"]["version"], 30)
         for w in res["workloads"]:

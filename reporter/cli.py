@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
 from reporter import __version__
 
 # Each subcommand lives in its own module under reporter.commands; the order is the help order.
-SUBCOMMANDS = ("install_postgres", "build", "run", "report", "check")
+SUBCOMMANDS = ("install_postgres", "build", "run", "report", "check", "cleanup")
 
 
 class UsageError(Exception):
@@ -31,16 +32,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """The one-line-or-more text the user sees for an error the boundary knows."""
+    from reporter.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return "invalid configuration:\n" + "\n".join(exc.errors)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc).strip() or type(exc).__name__
+
+
+def _known_errors() -> tuple:
+    """Every error class that means bad input or an unusable environment: exit 2, one clear message."""
+    from reporter.build import BuildError
+    from reporter.cluster import ClusterError
+    from reporter.config import ConfigError
+    from reporter.github import GitHubError
+    from reporter.install import InstallError
+    from reporter.merge import MergeError
+    from reporter.pgconfig import PgConfigError
+    from reporter.results import ResultsError
+
+    return (UsageError, ConfigError, BuildError, ClusterError, ResultsError, MergeError, InstallError,
+            PgConfigError, GitHubError, OSError)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The one error boundary: 0 and 1 come from the commands (1 = findings), everything else is 2 with a
+    message, 130 for Ctrl-C. A traceback only with PG_EXT_MEMCHECK_TRACEBACK=1 (for developing this tool)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except UsageError as exc:
-        print(f"pg-ext-memcheck: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        print("pg-ext-memcheck: interrupted", file=sys.stderr)
         return 130
+    except _known_errors() as exc:
+        print(f"pg-ext-memcheck: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the boundary: a bug must still end in one line and status 2
+        if os.environ.get("PG_EXT_MEMCHECK_TRACEBACK") == "1":
+            raise
+        print(f"pg-ext-memcheck: internal error: {type(exc).__name__}: {exc} (set PG_EXT_MEMCHECK_TRACEBACK=1 "
+              "to see where; please report it)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

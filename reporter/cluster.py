@@ -34,16 +34,9 @@ class ClusterError(Exception):
 
 
 def order_preload(libraries: Sequence[str]) -> List[str]:
-    """pg_ext_memcheck first (its inner hooks then sit next to PostgreSQL's standard functions), duplicates
-    dropped, the others in the order given."""
-    seen: List[str] = []
-    for lib in libraries:
-        if lib and lib not in seen:
-            seen.append(lib)
-    if HOOK_LIBRARY in seen:
-        seen.remove(HOOK_LIBRARY)
-        seen.insert(0, HOOK_LIBRARY)
-    return seen
+    """The libraries in the order given, empty names and duplicates dropped. The hook library measures in any
+    position, so its place is the caller's choice."""
+    return list(dict.fromkeys(lib for lib in libraries if lib))
 
 
 def conf_quote(value: object) -> str:
@@ -88,12 +81,10 @@ class Cluster:
         preload: Sequence[str] = (HOOK_LIBRARY,),
         settings: Dict[str, object] | None = None,
         keep: bool = False,
-        reorder: bool = True,
     ) -> None:
         self.info: PgConfig = read_pg_config(pg_config)
         self.pg_config = pg_config
-        # reorder=False keeps the caller's order (tests of other load orders)
-        self.preload = order_preload(preload) if reorder else list(dict.fromkeys(preload))
+        self.preload = order_preload(preload)
         self.settings: Dict[str, object] = dict(settings or {})
         self.keep = keep
         self.run_as = server_user()
@@ -105,6 +96,8 @@ class Cluster:
         self.log_path = self.workdir / "server.log"
         self.running = False
         self._initialised = False
+        # The postgresql.conf line of each setting we wrote (pg_settings.sourceline says which one took).
+        self.conf_lines: Dict[str, int] = {}
 
     # -- paths and helpers -------------------------------------------------------------------------
 
@@ -192,11 +185,13 @@ class Cluster:
             "restart_after_crash": "on",
         }
         lines = ["", "# written by pg-ext-memcheck"]
+        conf = self.data_dir / "postgresql.conf"
+        first = len(conf.read_text(encoding="utf-8").splitlines()) + 1
         for key, value in {**base, **self.settings}.items():
             if key == "shared_preload_libraries" and key in self.settings:
                 value = ",".join(order_preload(str(value).split(",")))
+            self.conf_lines[key] = first + len(lines)
             lines.append(f"{key} = {conf_quote(value)}")
-        conf = self.data_dir / "postgresql.conf"
         # Written as root when root: postgresql.conf stays owned by the server user since we only append.
         with open(conf, "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
@@ -228,7 +223,8 @@ class Cluster:
         self.wait_ready(timeout)
 
     def stop(self, mode: str = "fast") -> None:
-        if self.running or self._postmaster_pid() is not None:
+        """Stop the server if one runs here (its postmaster.pid exists); a server already gone is no error."""
+        if self._postmaster_pid() is not None:
             self._run(
                 [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop"],
                 "pg_ctl stop",

@@ -1,24 +1,28 @@
 """One sticky pull-request comment per key: find it by a hidden marker, upsert it, converge after races.
 
-Marker: ``<!-- pg-ext-memcheck:KEY run=RUN_ID attempt=N -->``. The OLDEST marked comment is the sticky one;
-younger duplicates (two publishers racing) are deleted; a comment written by a newer run (run id, then
-attempt) is never overwritten by an older one. Anything that makes commenting impossible (read-only token,
-no PR, missing PR) degrades to a notice instead of failing the step.
+Marker: ``<!-- pg-ext-memcheck:KEY run=RUN_ID attempt=N -->``. Only comments written by the token's own
+identity count: anyone can paste a marker into a comment of theirs. Among ours, the OLDEST marked comment is
+the sticky one; younger duplicates (two publishers racing) are deleted; then, if the survivor shows a newer
+run (run id, then attempt), it is not overwritten by an older one. Anything that makes commenting impossible
+(read-only token, no PR, missing PR) degrades to a notice instead of failing the step.
+
+Who "we" are: GET /user names the user of a personal access token. An installation token (GITHUB_TOKEN, or
+a GitHub App's token) gets 403 there; its comments are written by the app's bot user, `<app slug>[bot]`, and
+the slug is `github-actions` for GITHUB_TOKEN (another app's slug is given with --comment-app or
+PG_EXT_MEMCHECK_COMMENT_APP); GET /apps/{slug} confirms it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 from reporter.github import BodyTooLong, GitHubClient, GitHubError, NotFound, ReadOnlyToken
 
 MAX_BODY = 65_536
+DEFAULT_APP = "github-actions"  # GITHUB_TOKEN's app: its comments are by github-actions[bot]
 _MARKER = re.compile(r"<!-- pg-ext-memcheck:(?P<key>\S+) run=(?P<run>\d+) attempt=(?P<attempt>\d+) -->")
-_SHA = re.compile(r"[0-9a-f]{40}")
 
 RunId = Tuple[int, int]  # (run id, attempt): compared as a tuple, newest is largest
 
@@ -40,74 +44,34 @@ def parse_marker(body: str, key: str) -> RunId | None:
     return None
 
 
-# ---- where to comment: PR number and run identity ------------------------------------------------------
+# ---- who the token is -----------------------------------------------------------------------------------
 
 
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
-        return int(value)
-    return None
-
-
-def pr_from_event(event_path: str | None) -> int | None:
-    """pull_request.number, else issue.number (issue_comment on a PR); None when absent or malformed."""
-    if not event_path:
-        return None
+def identity(client: GitHubClient, app_slug: str = DEFAULT_APP) -> str:
+    """The login this token's comments are written by."""
     try:
-        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(event, dict):
-        return None
-    for section in ("pull_request", "issue"):
-        obj = event.get(section)
-        if isinstance(obj, dict):
-            number = _positive_int(obj.get("number"))
-            if number:
-                return number
-    return None
+        user = client.get_user()
+    except GitHubError as exc:
+        if exc.status != 403:
+            raise
+        try:
+            app = client.get_app(app_slug)  # an installation token: the app's bot writes
+        except NotFound:
+            if app_slug == DEFAULT_APP:  # a GitHub Enterprise Server without the public app page
+                return f"{DEFAULT_APP}[bot]"
+            raise GitHubError(f"the token is an app's installation token, and there is no app '{app_slug}': "
+                              "give the app's slug with --comment-app or PG_EXT_MEMCHECK_COMMENT_APP") from None
+        return f"{app.get('slug') or app_slug}[bot]"
+    login = user.get("login")
+    if not isinstance(login, str) or not login:
+        raise GitHubError("GET /user: no login in the answer")
+    return login
 
 
-def pr_from_results(legs: Sequence[Dict[str, Any]]) -> int | None:
-    """From the artifact (workflow_run publishing): every leg must agree and carry a valid head SHA if any."""
-    numbers = set()
-    for res in legs:
-        gh = res.get("github") or {}
-        number = _positive_int(gh.get("pr_number"))
-        sha = gh.get("head_sha")
-        if number is None or (sha is not None and not (isinstance(sha, str) and _SHA.fullmatch(sha))):
-            continue
-        numbers.add(number)
-    return numbers.pop() if len(numbers) == 1 else None
-
-
-def head_sha_from_results(legs: Sequence[Dict[str, Any]]) -> str | None:
-    shas = {(res.get("github") or {}).get("head_sha") for res in legs}
-    shas.discard(None)
-    if len(shas) == 1:
-        sha = shas.pop()
-        if isinstance(sha, str) and _SHA.fullmatch(sha):
-            return sha
-    return None
-
-
-def run_identity(env: Mapping[str, str], legs: Sequence[Dict[str, Any]]) -> RunId:
-    """The run whose data this is: the results' run (workflow_run publishing) or else this run."""
-    runs = set()
-    for res in legs:
-        gh = res.get("github") or {}
-        run_id, attempt = gh.get("run_id"), _positive_int(gh.get("run_attempt"))
-        if isinstance(run_id, str) and run_id.isdigit() and attempt:
-            runs.add((int(run_id), attempt))
-    if runs:
-        return max(runs)
-    run_id = env.get("GITHUB_RUN_ID", "")
-    attempt = env.get("GITHUB_RUN_ATTEMPT", "")
-    return (int(run_id) if run_id.isdigit() else 0, int(attempt) if attempt.isdigit() else 1)
+def _author(comment: Dict[str, Any]) -> str:
+    user = comment.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
+    return login.lower() if isinstance(login, str) else ""
 
 
 # ---- upsert --------------------------------------------------------------------------------------------
@@ -122,9 +86,12 @@ class Outcome:
     notice: str | None = None
 
 
-def _marked(client: GitHubClient, pr: int, key: str) -> List[Tuple[Dict[str, Any], RunId]]:
+def _marked(client: GitHubClient, pr: int, key: str, author: str) -> List[Tuple[Dict[str, Any], RunId]]:
+    """Our marked comments for this key, oldest first; markers in anybody else's comments are ignored."""
     found = []
     for c in client.list_comments(pr):
+        if _author(c) != author.lower():
+            continue
         run = parse_marker(c.get("body") or "", key)
         if run is not None:
             found.append((c, run))
@@ -150,47 +117,40 @@ def _stale_notice(newest: RunId, ours: RunId) -> str:
             f"run {ours[0]} attempt {ours[1]} did not overwrite it")
 
 
-def upsert(client: GitHubClient, pr: int, key: str, run: RunId, body: str) -> Outcome:
+def upsert(client: GitHubClient, pr: int, key: str, run: RunId, body: str, author: str) -> Outcome:
     full = f"{marker(key, run)}\n{body}"
     if len(full) > MAX_BODY:
         raise ValueError(f"comment body of {len(full)} characters exceeds {MAX_BODY}")
-    marked = _marked(client, pr, key)
+    marked = _marked(client, pr, key, author)
+    created = None
     if not marked:
         created = client.create_comment(pr, full)
         # Another leg may have created one at the same moment: converge on the oldest.
-        marked = _marked(client, pr, key)
+        marked = _marked(client, pr, key, author)
         if not marked:
             return Outcome("created", int(created["id"]), created.get("html_url"))
-        oldest, oldest_run = marked[0]
-        deleted = _delete_younger(client, marked, int(oldest["id"]))
-        if int(oldest["id"]) == int(created["id"]):
-            return Outcome("created", int(created["id"]), created.get("html_url"), deleted)
-        newest_run = max(r for _, r in marked)
-        if run >= newest_run:
-            updated = client.update_comment(int(oldest["id"]), full)
-            return Outcome("updated", int(oldest["id"]), updated.get("html_url"), deleted)
-        return Outcome("stale", int(oldest["id"]), oldest.get("html_url"), deleted,
-                       _stale_notice(newest_run, run))
-    oldest, oldest_run = marked[0]
-    newest_run = max(r for _, r in marked)
+    oldest, shown = marked[0]
     deleted = _delete_younger(client, marked, int(oldest["id"]))
-    if run < newest_run:
-        return Outcome("stale", int(oldest["id"]), oldest.get("html_url"), deleted,
-                       _stale_notice(newest_run, run))
+    if created is not None and int(oldest["id"]) == int(created["id"]):
+        return Outcome("created", int(created["id"]), created.get("html_url"), deleted)
+    # Decided after the clean-up: the survivor is what the pull request shows.
+    if run < shown:
+        return Outcome("stale", int(oldest["id"]), oldest.get("html_url"), deleted, _stale_notice(shown, run))
     updated = client.update_comment(int(oldest["id"]), full)
     return Outcome("updated", int(oldest["id"]), updated.get("html_url"), deleted)
 
 
-def publish(client: GitHubClient | None, pr: int | None, key: str, run: RunId, body: str) -> Outcome:
+def publish(client: GitHubClient | None, pr: int | None, key: str, run: RunId, body: str,
+            app_slug: str = DEFAULT_APP, why_no_pr: str | None = None) -> Outcome:
     """upsert() with every 'cannot comment here' case turned into a one-line notice."""
     if pr is None:
-        return Outcome("degraded", notice="no pull request number (not a pull_request event and none in the "
-                                          "results): the report is in the job summary only")
+        return Outcome("degraded", notice=why_no_pr or "no pull request number (not a pull_request event): "
+                                                      "the report is in the job summary only")
     if client is None:
         return Outcome("degraded", notice="no GITHUB_TOKEN/GITHUB_REPOSITORY: the report is in the "
                                           "job summary only")
     try:
-        return upsert(client, pr, key, run, body)
+        return upsert(client, pr, key, run, body, identity(client, app_slug))
     except ReadOnlyToken:
         return Outcome("degraded", notice="the token is read-only here (fork or Dependabot pull request): "
                                           "the report is in the job summary; publish from a workflow_run "

@@ -6,6 +6,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,11 +17,47 @@ from typing import Any, Dict, List, Tuple, Union
 import jsonschema
 import yaml
 
-from reporter import vocab
+from reporter import sqltext, vocab
 
 DEFAULT_THRESHOLDS = {"min_leak_bytes": 8192, "warning_bytes": 65536, "error_bytes": 1048576}
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_FAIL_ON = vocab.DEFAULT_FAIL_ON
+DEFAULT_PROTOCOL = vocab.DEFAULT_PROTOCOL
+# The thresholds are int GUCs of the hook library: PostgreSQL's int is 32 bits.
+MAX_THRESHOLD_BYTES = 2**31 - 1
+# statement_timeout is an int of milliseconds; below 1 ms it would round to 0, which disables it.
+MIN_TIMEOUT_S = 0.001
+MAX_TIMEOUT_S = (2**31 - 1) // 1000
+# ext_memcheck.run_scenario() takes at most this many iterations (cext/scenario.c MC_MAX_ITERATIONS); the
+# schema's iterations maximum says the same for every workload.
+MAX_ITERATIONS = 10_000_000
+MAX_YAML_DEPTH = 32
+
+# postgresql.conf settings memcheck.yml may not set: the runner owns them. Connection settings keep the private
+# cluster on its unix socket with no TCP (its superuser has no password); loading settings would put code in
+# the server by another way than extension/preload; the logging ones are what the runner reads crashes from.
+RESERVED_SETTINGS: Dict[str, str] = {
+    **dict.fromkeys(
+        ("listen_addresses", "port", "unix_socket_directories", "unix_socket_group", "unix_socket_permissions",
+         "hba_file", "ident_file", "config_file", "data_directory", "external_pid_file", "krb_server_keyfile",
+         "ssl", "ssl_ca_file", "ssl_cert_file", "ssl_crl_file", "ssl_crl_dir", "ssl_key_file",
+         "ssl_passphrase_command"),
+        "the private cluster's connection settings are fixed: unix socket only, in a private directory, no TCP",
+    ),
+    "shared_preload_libraries": "use the top-level 'preload' list (pg_ext_memcheck is added last unless it lists it)",
+    **dict.fromkeys(
+        ("local_preload_libraries", "session_preload_libraries", "dynamic_library_path", "jit_provider"),
+        "libraries are loaded only through 'extension' and 'preload'",
+    ),
+    **dict.fromkeys(
+        ("include", "include_dir", "include_if_exists"),
+        "memcheck.yml cannot include other configuration files",
+    ),
+    **dict.fromkeys(
+        ("logging_collector", "log_destination", "log_line_prefix", "restart_after_crash"),
+        "the runner reads crashes and errors from the server log and needs this setting as it is",
+    ),
+}
 
 PathKey = Tuple[Union[str, int], ...]
 
@@ -54,6 +91,7 @@ class Workload:
     allowed_contexts: Tuple[str, ...]
     timeout_s: float
     file: Path | None = None
+    protocol: str = DEFAULT_PROTOCOL  # simple | extended | prepared (see the schema)
 
 
 @dataclass(frozen=True)
@@ -76,10 +114,16 @@ class Config:
     thresholds: Dict[str, int]
     fail_on: str
     suppressions: Tuple[Suppression, ...] = field(default=())
+    preload: Tuple[str, ...] = field(default=())  # further libraries, after the extension
+    lines: Dict[str, int] = field(default_factory=dict)  # key path ('settings.work_mem') -> line in the file
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def locate(self, key: str) -> str:
+        """'memcheck.yml:9: settings.work_mem': where a key is, for messages about it."""
+        return f"{self.path}:{self.lines.get(key, 1)}: {key}"
 
 
 @lru_cache(maxsize=1)
@@ -91,12 +135,26 @@ def schema() -> Dict[str, Any]:
 # -- YAML with positions -----------------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML's implicit timestamps: `expiry: 2027-13-45` stays the string the user wrote,
+    so that it is checked (and named) like every other value instead of failing inside the YAML parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class _Positions:
     """Line numbers (1-based) of every key and list item, by their path in the document."""
 
     def __init__(self) -> None:
         self.lines: Dict[PathKey, int] = {}
         self.duplicates: List[Tuple[PathKey, int]] = []
+        # The first line of a scalar value's content, when it maps line for line onto the text (plain,
+        # quoted on one line, or a literal block `|`); folded and multi-line quoted scalars are left out.
+        self.text_lines: Dict[PathKey, int] = {}
 
     def walk(self, node: yaml.Node, path: PathKey) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -113,6 +171,11 @@ class _Positions:
             for index, item in enumerate(node.value):
                 self.lines[path + (index,)] = item.start_mark.line + 1
                 self.walk(item, path + (index,))
+        elif isinstance(node, yaml.ScalarNode):
+            if node.style == "|":
+                self.text_lines[path] = node.start_mark.line + 2  # the indicator line, then the content
+            elif node.start_mark.line == node.end_mark.line and node.style != ">":
+                self.text_lines[path] = node.start_mark.line + 1
 
     def line_of(self, path: PathKey) -> int:
         """The line of the deepest known ancestor of `path` (a missing key reports its parent's line)."""
@@ -224,14 +287,11 @@ def load(path: Union[str, Path]) -> Config:
         raise ConfigError([f"{source}: no such file"]) from exc
     except OSError as exc:
         raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from exc
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}:{_yaml_error_text(exc)}"]) from exc
-    if data is None:
+    text = _decode(raw, source)
+    node = _compose(text, source)
+    if node is None:
         raise ConfigError([f"{source}:1: the file is empty (it needs at least 'workloads')"])
+    data = _Loader("").construct_document(node)
     positions = _Positions()
     positions.walk(node, ())
     doc = _jsonable(data)
@@ -240,11 +300,45 @@ def load(path: Union[str, Path]) -> Config:
         found.append((1, f"(top level): expected a mapping of keys, got {type(doc).__name__}"))
     else:
         found += _schema_messages(doc, positions, source)
+    sql_texts: Dict[int, str] = {}
     if not found:
-        found += _semantic_messages(doc, positions, path.parent)
+        found += _semantic_messages(doc, positions, path.parent, sql_texts)
     if found:
         raise ConfigError([f"{source}:{line}: {msg}" for line, msg in sorted(found)])
-    return _build(doc, path, raw)
+    return _build(doc, path, raw, positions, sql_texts)
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{source}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]) from None
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    """The document's node graph. Aliases are refused: memcheck.yml does not need them, and a few nested
+    aliases expand to billions of nodes (the 'billion laughs' attack)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:  # PyYAML's scanner slows down quadratically with depth
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise ConfigError([f"{source}:{line}: invalid YAML: nested more than {MAX_YAML_DEPTH} "
+                                       "levels deep"])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise ConfigError([f"{source}:{line}: YAML aliases (*{event.anchor}) are not supported in "
+                                   "memcheck.yml; write the value out"])
+        return yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}:{_yaml_error_text(exc)}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{source}:1: invalid YAML: nested too deeply"]) from None
 
 
 def _yaml_error_text(exc: yaml.YAMLError) -> str:
@@ -267,44 +361,128 @@ def _yaml_error_text(exc: yaml.YAMLError) -> str:
     return text
 
 
-def _semantic_messages(doc: Dict[str, Any], positions: _Positions, base: Path) -> List[Tuple[int, str]]:
-    """What the schema cannot say: files exist, names are unique, thresholds are ordered."""
+def _semantic_messages(
+    doc: Dict[str, Any], positions: _Positions, base: Path, sql_texts: Dict[int, str]
+) -> List[Tuple[int, str]]:
+    """What the schema cannot say: files exist and are text, names are unique, numbers are in range, settings
+    are ours to take, the SQL can run the way the workload runs it. Fills sql_texts (workload index -> SQL)."""
     out: List[Tuple[int, str]] = []
+
+    def problem(where: PathKey, message: str) -> None:
+        out.append((positions.line_of(where), f"{key_path(where)}: {message}"))
+
     ext = doc.get("extension") or {}
     if "path" in ext:
         ext_dir = (base / ext["path"]).resolve()
         if not ext_dir.is_dir():
-            where = ("extension", "path")
-            out.append((positions.line_of(where), f"{key_path(where)}: directory not found: {ext_dir}"))
+            problem(("extension", "path"), f"directory not found: {ext_dir}")
+    for key in (doc.get("settings") or {}):
+        reason = RESERVED_SETTINGS.get(key.lower())
+        if reason is not None:
+            problem(("settings", key), f"'{key}' cannot be set here: {reason}")
     names: Dict[str, int] = {}
     for i, wl in enumerate(doc.get("workloads", [])):
         if wl["name"] in names:
-            where = ("workloads", i, "name")
-            out.append((positions.line_of(where), f"{key_path(where)}: duplicate workload name '{wl['name']}'"))
+            problem(("workloads", i, "name"), f"duplicate workload name '{wl['name']}'")
         names[wl["name"]] = i
-        if "file" in wl:
-            sql_file = (base / wl["file"]).resolve()
-            if not sql_file.is_file():
-                where = ("workloads", i, "file")
-                out.append((positions.line_of(where), f"{key_path(where)}: file not found: {sql_file}"))
-    thresholds = {
-        **DEFAULT_THRESHOLDS,
-        **{k: parse_bytes(v) for k, v in (doc.get("thresholds") or {}).items()},
-    }
+        if "timeout" in wl:
+            out += _timeout_messages(wl["timeout"], ("workloads", i, "timeout"), positions)
+        text = _workload_sql(wl, i, base, positions, out)
+        if text is not None:
+            sql_texts[i] = text
+            out += _sql_messages(wl, i, text, positions)
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for key, value in (doc.get("thresholds") or {}).items():
+        thresholds[key] = parse_bytes(value)
+        if thresholds[key] > MAX_THRESHOLD_BYTES:
+            problem(("thresholds", key), f"{value!r} is too large: at most {MAX_THRESHOLD_BYTES} bytes (2GB - 1)")
     if not thresholds["min_leak_bytes"] <= thresholds["warning_bytes"] <= thresholds["error_bytes"]:
-        where = ("thresholds",)
-        out.append((positions.line_of(where), "thresholds: need min_leak_bytes <= warning_bytes <= error_bytes"))
+        problem(("thresholds",), "need min_leak_bytes <= warning_bytes <= error_bytes")
     for i, sup in enumerate(doc.get("suppressions", [])):
         if "expiry" in sup:
             try:
                 dt.date.fromisoformat(sup["expiry"])
             except ValueError:
-                where = ("suppressions", i, "expiry")
-                out.append((positions.line_of(where), f"{key_path(where)}: not a date: {sup['expiry']!r}"))
+                problem(("suppressions", i, "expiry"), f"not a date: {sup['expiry']!r}")
     return out
 
 
-def _build(doc: Dict[str, Any], path: Path, raw: bytes) -> Config:
+def _timeout_messages(value: Any, where: PathKey, positions: _Positions) -> List[Tuple[int, str]]:
+    seconds = parse_duration(value)
+    if math.isfinite(seconds) and MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:
+        return []
+    return [(positions.line_of(where), f"{key_path(where)}: {value!r} is out of range: a timeout is at least "
+                                       f"1ms and at most {MAX_TIMEOUT_S}s")]
+
+
+def _workload_sql(
+    wl: Dict[str, Any], i: int, base: Path, positions: _Positions, out: List[Tuple[int, str]]
+) -> str | None:
+    """The workload's SQL text; for `file`, read strictly as UTF-8 (a problem is added when it cannot be)."""
+    if "sql" in wl:
+        return str(wl["sql"])
+    where = ("workloads", i, "file")
+    sql_file = (base / wl["file"]).resolve()
+    if not sql_file.is_file():
+        out.append((positions.line_of(where), f"{key_path(where)}: file not found: {sql_file}"))
+        return None
+    try:
+        raw = sql_file.read_bytes()
+    except OSError as exc:
+        out.append((positions.line_of(where), f"{key_path(where)}: cannot read {sql_file}: {exc.strerror}"))
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        out.append((positions.line_of(where),
+                    f"{key_path(where)}: {sql_file}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"))
+        return None
+
+
+def _sql_messages(wl: Dict[str, Any], i: int, text: str, positions: _Positions) -> List[Tuple[int, str]]:
+    """SQL that cannot run the way this workload runs it, named by file, line and key."""
+    key = "file" if "file" in wl else "sql"
+    where = ("workloads", i, key)
+    statements = sqltext.split(text)
+
+    def at(stmt: sqltext.Statement) -> Tuple[int, str]:
+        """The line to report and how to name the statement: in the SQL file, or inside memcheck.yml."""
+        first = " ".join(stmt.words[:2])
+        if key == "file":
+            return positions.line_of(where), f"{key_path(where)}: {wl['file']}:{stmt.line}: {first}"
+        start = positions.text_lines.get(where)
+        line = start + stmt.line - 1 if start is not None else positions.line_of(where)
+        return line, f"{key_path(where)}: {first}"
+
+    out: List[Tuple[int, str]] = []
+    if not statements:
+        return [(positions.line_of(where), f"{key_path(where)}: no SQL statement in it")]
+    for stmt in statements:
+        if sqltext.copy_with_client(stmt):
+            line, name = at(stmt)
+            out.append((line, f"{name}: COPY FROM STDIN / TO STDOUT needs a client to send or take the data, "
+                              "which a workload has not; COPY from or to a file, or use INSERT/SELECT"))
+        elif "scenario" in wl and sqltext.transaction_control(stmt):
+            line, name = at(stmt)
+            out.append((line, f"{name}: transaction control cannot run inside ext_memcheck.run_scenario(), "
+                              "which runs each iteration inside one statement (tx_abort_loop already rolls "
+                              "every iteration back)"))
+    if "scenario" in wl and "protocol" in wl:
+        where_p = ("workloads", i, "protocol")
+        out.append((positions.line_of(where_p), f"{key_path(where_p)}: a scenario runs its SQL inside "
+                                                "ext_memcheck.run_scenario(), so no client protocol applies"))
+    protocol = wl.get("protocol", DEFAULT_PROTOCOL)
+    if protocol != "simple" and len(statements) > 1:
+        line, name = at(statements[1])
+        out.append((line, f"{name}: protocol '{protocol}' sends one statement at a time; this workload has "
+                          f"{len(statements)} (split it into several workloads or use protocol: simple)"))
+    return out
+
+
+def _build(
+    doc: Dict[str, Any], path: Path, raw: bytes, positions: _Positions, sql_texts: Dict[int, str]
+) -> Config:
     base = path.parent
     extension = None
     if "extension" in doc:
@@ -318,9 +496,9 @@ def _build(doc: Dict[str, Any], path: Path, raw: bytes) -> Config:
         )
     setup = doc.get("setup", ())
     workloads = []
-    for wl in doc["workloads"]:
+    for i, wl in enumerate(doc["workloads"]):
         sql_file = (base / wl["file"]).resolve() if "file" in wl else None
-        sql = sql_file.read_text(encoding="utf-8") if sql_file else wl["sql"]
+        sql = sql_texts[i]
         mode = wl.get("mode", "all")
         workloads.append(
             Workload(
@@ -334,6 +512,7 @@ def _build(doc: Dict[str, Any], path: Path, raw: bytes) -> Config:
                 allowed_contexts=tuple(wl.get("allowed_contexts", ())),
                 timeout_s=parse_duration(wl["timeout"]) if "timeout" in wl else DEFAULT_TIMEOUT_S,
                 file=sql_file,
+                protocol=wl.get("protocol", DEFAULT_PROTOCOL),
             )
         )
     suppressions = tuple(
@@ -359,4 +538,6 @@ def _build(doc: Dict[str, Any], path: Path, raw: bytes) -> Config:
         },
         fail_on=doc.get("fail-on", DEFAULT_FAIL_ON),
         suppressions=suppressions,
+        preload=tuple(doc.get("preload", ())),
+        lines={key_path(p): line for p, line in positions.lines.items()},
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -204,3 +204,29 @@ class GitHubClient:
 
     def delete_comment(self, comment_id: int) -> None:
         self.request("DELETE", f"{self._repo()}/issues/comments/{int(comment_id)}")
+
+    # ---- who we are, and pull requests ----
+
+    def get_user(self) -> Dict[str, Any]:
+        """The token's user (personal access tokens); GitHub answers 403 for installation tokens."""
+        return self._object("GET", "/user")
+
+    def get_app(self, slug: str) -> Dict[str, Any]:
+        """A GitHub App's public description (readable with any token), e.g. 'github-actions'."""
+        return self._object("GET", f"/apps/{quote(slug, safe='')}")
+
+    def get_pull(self, number: int) -> Dict[str, Any]:
+        return self._object("GET", f"{self._repo()}/pulls/{int(number)}")
+
+    def list_pulls(self, head: str, state: str = "open") -> List[Dict[str, Any]]:
+        """Pull requests whose head is `owner:branch` (how a fork's pull request is found)."""
+        return list(self.paginate(f"{self._repo()}/pulls", {"head": head, "state": state}))
+
+    def _object(self, method: str, path: str) -> Dict[str, Any]:
+        try:
+            data = self.request(method, path).json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise GitHubError(f"{method} {path}: expected an object")
+        return data

@@ -1,10 +1,11 @@
-"""Get a PostgreSQL installation of a given major version and return its pg_config path.
+"""Get a PostgreSQL installation of a given major version and return its pg_config path: the apt-based methods
+and what every method shares (cache dir, stamp, lock, permissions, the machine's Debian mirror).
 
-Three methods:
 - ``pgdg``: the PGDG apt script GitHub runners use (needs the PGDG repository to be reachable).
 - ``debian``: the system's apt packages ``postgresql-N`` / ``postgresql-server-dev-N``.
 - ``source``: the upstream tarball from the Debian archive's source packages, fetched through the mirror the
   machine's apt is already configured with, built into a private cache dir and reused afterwards.
+The other methods live in install_wheel.py and install_chroot.py; provision.py chooses between them.
 
 Cache dir: ``$PG_EXT_MEMCHECK_CACHE``; else ``/var/cache/pg-ext-memcheck`` when running as root (a cache under
 ``/root`` could not be traversed by the unprivileged user the server has to run as); else
@@ -32,7 +33,6 @@ from typing import Dict, Iterator, List, Mapping, Sequence
 
 from reporter.pgconfig import PgConfig, PgConfigError
 
-METHODS = ("pgdg", "debian", "source")
 PGDG_SCRIPT = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh"
 ROOT_CACHE = Path("/var/cache/pg-ext-memcheck")
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -50,7 +50,7 @@ BUILD_PACKAGES = (
 
 
 class InstallError(Exception):
-    """The requested PostgreSQL cannot be installed; the message says why and what to try (exit 1)."""
+    """The requested PostgreSQL cannot be installed; the message says why and what to try (exit 2)."""
 
 
 def log(msg: str) -> None:
@@ -193,8 +193,9 @@ def install_debian(major: int) -> str:
         if missing:
             raise InstallError(
                 f"apt has no package {', '.join(missing)} in this machine's configured suites; "
-                f"try --method source (builds PostgreSQL {major} from the Debian archive's source "
-                "packages if a suite has it) or --method pgdg where PGDG is reachable (GitHub runners)"
+                f"try --method auto (picks this machine's route for PostgreSQL {major}), --method source "
+                "(builds it from the Debian archive's source packages if a suite has them) or --method pgdg "
+                "where PGDG is reachable (GitHub runners)"
             )
         cmd = apt_install_command(packages)
         log("running " + " ".join(cmd))
@@ -373,9 +374,9 @@ def fetch_orig_tarball(major: int, cache: Path) -> Path:
     raise InstallError(
         f"PostgreSQL {major} cannot be had from the Debian archive: no postgresql-{major} source package in "
         + "; ".join(tried)
-        + ". --method source only has the majors Debian's suites ship (bullseye 13, bookworm 15, the newest "
-        "in trixie/sid); for other majors use --method pgdg where PGDG is reachable (GitHub runners), "
-        "or --method debian inside a chroot of a Debian release that packages it"
+        + ". --method source only has the majors Debian's suites ship as source (bullseye 13, bookworm 15, the "
+        "newest in sid); for other majors use --method auto (it also knows --method wheel for 16 and "
+        "--method chroot for 17) or --method pgdg where PGDG is reachable (GitHub runners)"
     )
 
 
@@ -455,6 +456,8 @@ def read_stamp(prefix: Path, major: int) -> str | None:
         return None
     if int(data.get("major", -1)) != major or not os.access(pg_config, os.X_OK):
         return None
+    if not all(os.path.exists(str(path)) for path in data.get("requires", [])):
+        return None
     return pg_config
 
 
@@ -509,10 +512,14 @@ def open_up(cache: Path, sub: str) -> None:
             d.chmod(stat.S_IMODE(st.st_mode) | 0o055)
 
 
+def source_prefix(cache: Path, major: int, cassert: bool = False) -> Path:
+    return cache / "postgresql" / install_key(major, cassert)
+
+
 def install_source(major: int, cassert: bool = False, cache: Path | None = None) -> str:
     cache = cache_dir() if cache is None else cache
     key = install_key(major, cassert)
-    prefix = cache / "postgresql" / key
+    prefix = source_prefix(cache, major, cassert)
     pg_config = read_stamp(prefix, major)
     if pg_config:
         return pg_config
@@ -570,15 +577,3 @@ def build_from_source(major: int, cassert: bool, cache: Path, prefix: Path) -> s
         log(f"warning: other users cannot enter {bad}; a server run as an unprivileged user will not start "
             "(set PG_EXT_MEMCHECK_CACHE to a directory under /var/cache or /tmp)")
     return pg_config
-
-
-def install(major: int, method: str, cassert: bool = False) -> str:
-    if cassert and method != "source":
-        raise ValueError("--cassert needs --method source (packaged builds have assertions off)")
-    if method == "pgdg":
-        return install_pgdg(major)
-    if method == "debian":
-        return install_debian(major)
-    if method == "source":
-        return install_source(major, cassert)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

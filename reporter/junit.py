@@ -123,7 +123,8 @@ def build_suites(merged: Merged, fail_on: str, root: Optional[str] = None) -> Li
         res = leg.results
         if res is None:
             case = TestCase("results", classname=f"pg-ext-memcheck.missing.{clean(leg.source.name, 100)}")
-            case.add_error_info(message=_x(clean(f"no results.json in {leg.source}", 400)), error_type="missing")
+            case.add_error_info(message=_x(clean(leg.problem or f"no results.json in {leg.source}", 400)),
+                                error_type="rejected" if leg.problem else "missing")
             suites.append(TestSuite(_x(f"pg-ext-memcheck missing leg {clean(str(leg.source), 300)}"), [case]))
             continue
         pg = res["postgresql"]

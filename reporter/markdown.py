@@ -225,7 +225,8 @@ def _legs_view(merged: Merged, ctx: Context,
         if leg.results is None:
             table.append({"label": f"{md_inline(leg.source.name, 80)} (missing)", "missing": True})
             legs.append({"title": md_inline(leg.source.name, 80), "missing": True,
-                         "source": md_inline(str(leg.source), 200)})
+                         "source": md_inline(str(leg.source), 200),
+                         "problem": md_inline(leg.problem, 500) if leg.problem else None})
             continue
         res = leg.results
         major = int(res["postgresql"]["major"])

@@ -2,7 +2,9 @@
 
 A DIR argument is either a leg (it holds results.json), a results.json file, or a folder of legs (the layout
 actions/download-artifact produces: one subfolder per artifact). A leg folder without results.json is a
-*missing* leg: reported as such, not fatal. Two legs for the same PostgreSQL major are an error.
+*missing* leg: reported as such, not fatal. A leg that cannot be read, or a second leg for a major already
+present, is *rejected*: reported as missing with its reason, so that the other legs are still reported and
+published; the command then exits 2 naming it (merge.rejected).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ class MergeError(Exception):
 @dataclass
 class Leg:
     source: Path  # the directory (or file) the leg came from
-    results: Results | None  # None: the leg produced no results.json
+    results: Results | None  # None: the leg produced no results.json, or was rejected
+    problem: str | None = None  # why it was rejected (unreadable, a duplicate major)
 
     @property
     def major(self) -> int | None:
@@ -59,7 +62,8 @@ class Merged:
     def conclude(self, fail_on: str) -> summary.Conclusion:
         """summary.conclude over every leg (missing ones included), from the cached counts."""
         total = summary.total_counts(self.counts_by_major, self.findings)
-        return summary.judge(total, len(self.missing), fail_on)
+        incomplete = [summary.incomplete_note(res) for res in self.present if res.get("complete") is False]
+        return summary.judge(total, len(self.missing), fail_on, incomplete)
 
     @property
     def present(self) -> List[Results]:
@@ -68,6 +72,10 @@ class Merged:
     @property
     def missing(self) -> List[Leg]:
         return [leg for leg in self.legs if leg.results is None]
+
+    @property
+    def rejected(self) -> List[Leg]:
+        return [leg for leg in self.legs if leg.problem is not None]
 
 
 def _expand(arg: Path) -> List[Path]:
@@ -89,7 +97,7 @@ def _load_leg(source: Path) -> Leg:
     try:
         return Leg(source, load(target))
     except ResultsError as exc:
-        raise MergeError(str(exc)) from exc
+        return Leg(source, None, str(exc))
 
 
 def load_legs(args: Sequence[Path]) -> Merged:
@@ -103,19 +111,19 @@ def load_legs(args: Sequence[Path]) -> Merged:
             seen[key] = source
             legs.append(_load_leg(source))
     by_major: Dict[int, Leg] = {}
-    for leg in legs:
+    for i, leg in enumerate(legs):
         if leg.major is None:
             continue
         other = by_major.get(leg.major)
         if other is not None:
-            raise MergeError(
-                f"two results for PostgreSQL {leg.major}: {other.source} and {leg.source}; "
-                "pass each matrix leg once"
-            )
+            legs[i] = Leg(leg.source, None, f"{leg.source}: a second result for PostgreSQL {leg.major} (the "
+                                            f"first is {other.source}); skipped: pass each matrix leg once")
+            continue
         by_major[leg.major] = leg
     present = sorted((leg for leg in legs if leg.results is not None), key=lambda g: -(g.major or 0))
     missing = sorted((leg for leg in legs if leg.results is None), key=lambda g: str(g.source))
-    notices = [f"{leg.source}: no {RESULTS_FILE} (the leg produced no results); reported as missing"
+    notices = [leg.problem + "; reported as missing" if leg.problem else
+               f"{leg.source}: no {RESULTS_FILE} (the leg produced no results); reported as missing"
                for leg in missing]
     return Merged(present + missing, notices)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -103,17 +104,70 @@ def validate(doc: Any, source: str = "results.json") -> None:
         raise ResultsError(f"{source}: not a valid results file: " + "; ".join(errors[:5]))
 
 
+# A results file is machine-written: integers fit a PostgreSQL bigint, numbers are finite, nesting is shallow.
+# Anything else is a crafted or corrupt file, refused with its name before a renderer sees it.
+_INT_LIMIT = 2**63
+MAX_DEPTH = 32
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or not -_INT_LIMIT <= int(text) < _INT_LIMIT:
+        raise ValueError(f"integer out of range: {text[:30]}{'...' if len(text) > 30 else ''}")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:30]}")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_depth(doc: Any) -> None:
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def parse(text: str) -> Any:
+    """json.loads for results files: ValueError (with the line when known) for what a results file never holds."""
+    try:
+        doc = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(doc)
+    return doc
+
+
 def load(path: Path) -> Results:
     """Read and validate one results.json (or a directory holding one)."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ResultsError(f"{path}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        doc = parse(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+    except ValueError as exc:
+        raise ResultsError(f"{path}: not a valid results file: {exc}") from None
     validate(doc, str(path))
     return upgrade(doc)
 

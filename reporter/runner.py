@@ -21,8 +21,9 @@ from psycopg.rows import dict_row
 
 from reporter import __version__
 from reporter.cluster import HOOK_LIBRARY, Cluster, ClusterError
-from reporter.config import Config, Workload
+from reporter.config import Config, ConfigError, Workload
 from reporter.results import SCHEMA_VERSION, Results
+from reporter.watchdog import Watchdog
 
 Progress = Callable[[str], None]
 
@@ -39,6 +40,8 @@ _LOG_MARKERS = (
 _MAX_EXCERPT_LINES = 60
 _CRASH_SQLSTATES = ("57P02",)  # crash_shutdown: "terminating connection because of crash of another..."
 _RECOVERY_TIMEOUT_S = 120
+# Between the watchdog's cancel and its terminate (and between terminate and giving up on the backend).
+CANCEL_GRACE_S = 5.0
 
 VIOLATION_COLUMNS = (
     "id, seq, ts, backend_pid, check_type, severity, detail, source_lib, context_name, context_path, depth, "
@@ -47,6 +50,12 @@ VIOLATION_COLUMNS = (
 )
 # The settings the runner sets in a workload's session; a workload that changes them is flagged.
 _WATCHED_SETTINGS = ("memcheck_mode", "min_leak_bytes", "warning_bytes", "error_bytes")
+# Read back after the workload as prepared statements planned before the window opened: parameterless, so the
+# generic plan is reused and neither the planner nor parse analysis runs again inside the window, and an
+# extension's planner or parse hook is not charged for the runner's own statements.
+_SETTINGS_SQL = ("SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN ("
+                 + ", ".join(f"'{HOOK_LIBRARY}.{name}'" for name in _WATCHED_SETTINGS) + ")")
+_END_SQL = 'SELECT * FROM ext_memcheck."end"()'
 
 
 def utc_now() -> str:
@@ -104,7 +113,7 @@ def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:
         "detail": row["detail"] or "",
         "backend_pid": as_int(row["backend_pid"]),
         "ts": iso_ts(row["ts"]),
-        "samples": pick_samples(samples, row["context_path"], rate) if row["phase"] == "scenario" else None,
+        "samples": pick_samples(samples, row["context_path"], rate),
         "suppressed_by": None,
         "lifetime": row.get("lifetime"),
         "verdict": row.get("verdict"),
@@ -174,7 +183,10 @@ def empty_workload(wl: Workload) -> Dict[str, Any]:
 
 
 class Admin:
-    """The superuser connection that flushes and reads the log; reconnects after a crash-restart."""
+    """The superuser connection that flushes and reads the log; reconnects after a crash-restart.
+
+    While a workload runs, only its watchdog uses this connection (from its thread); the runner uses it
+    between workloads."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -184,17 +196,19 @@ class Admin:
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = self.cluster.connect()
+            self._conn.prepare_threshold = None  # the extension may be dropped and created again
         return self._conn
 
     def execute(self, query: str, params: Tuple[Any, ...] = ()) -> List[Tuple[Any, ...]]:
         """One statement; after a crash-restart our old session is gone, so reconnect once and retry."""
         try:
-            return self.conn.execute(query, params or None).fetchall()
+            cur = self.conn.execute(query, params or None)
         except psycopg.OperationalError:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
-            return self.conn.execute(query, params or None).fetchall()
+            cur = self.conn.execute(query, params or None)
+        return cur.fetchall() if cur.description else []
 
     def close(self) -> None:
         if self._conn is not None:
@@ -207,6 +221,10 @@ class Admin:
 
     def flush(self) -> None:
         self.execute("SELECT ext_memcheck.flush_violations()")
+
+    def extension_oid(self) -> int | None:
+        rows = self.execute("SELECT oid::bigint FROM pg_extension WHERE extname = %s", (HOOK_LIBRARY,))
+        return int(rows[0][0]) if rows else None
 
     def last_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM ext_memcheck.violation_log").fetchone()[0])
@@ -222,23 +240,50 @@ class Admin:
             cur.execute(query, params)
             return list(cur.fetchall())
 
+    def settings(self, names: List[str]) -> Dict[str, Dict[str, Any]]:
+        """pg_settings rows by lower-cased name (what this session sees: preloaded and created libraries)."""
+        query = ("SELECT lower(name) AS key, name, setting, unit, source, sourcefile, sourceline, min_val, "
+                 "max_val, enumvals FROM pg_settings WHERE lower(name) = ANY(%s)")
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, ([n.lower() for n in names],))
+            return {row["key"]: row for row in cur.fetchall()}
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (raised by the command's signal handler). A BaseException, like
+    KeyboardInterrupt, so that no `except Exception` swallows it, but not KeyboardInterrupt itself: psycopg
+    answers that one by cancelling the query and waiting for it, which a workload that catches cancels defeats."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
 
 class Runner:
-    def __init__(self, cfg: Config, cluster: Cluster, progress: Progress = lambda _m: None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        cluster: Cluster,
+        progress: Progress = lambda _m: None,
+        cancel_grace_s: float = CANCEL_GRACE_S,
+    ) -> None:
         self.cfg = cfg
         self.cluster = cluster
         self.admin = Admin(cluster)
         self.progress = progress
+        self.cancel_grace_s = cancel_grace_s
 
     # -- setup ----------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """CREATE EXTENSION pg_ext_memcheck (+ the extension under test), then the user's setup SQL."""
+        """CREATE EXTENSION pg_ext_memcheck (+ the extension under test), check the settings took, then the
+        user's setup SQL."""
         conn = self.admin.conn
         conn.execute(f"CREATE EXTENSION IF NOT EXISTS {HOOK_LIBRARY}")
         ext = self.cfg.extension
         if ext is not None and self._should_create(ext.name, ext.create):
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext.name)))
+        self.check_settings()
         for text in self.cfg.setup:
             conn.execute(text)
 
@@ -247,18 +292,60 @@ class Runner:
             return create
         return (Path(self.cluster.info.sharedir) / "extension" / f"{name}.control").is_file()
 
+    def check_settings(self) -> None:
+        """Every `settings:` entry must be a parameter PostgreSQL knows and must have been applied from the line
+        we wrote: an invalid value for a library's parameter is only a WARNING in the server log, and an unknown
+        name under a library's prefix is dropped, both leaving the run to measure something else than asked."""
+        asked = self.cfg.settings
+        if not asked:
+            return
+        rows = self.admin.settings(list(asked))
+        log = self.cluster.read_log()
+        problems: List[str] = []
+        for key, value in asked.items():
+            where = self.cfg.locate(f"settings.{key}")
+            row = rows.get(key.lower())
+            if row is None:
+                reason = _log_reason(log, key)
+                problems.append(f"{where}: PostgreSQL has no parameter '{key}' (a library's parameter exists only "
+                                "when that library is preloaded or its extension created)"
+                                + (f" (server log: {reason})" if reason else ""))
+                continue
+            line = self.cluster.conf_lines.get(key)
+            applied = (row["source"] == "configuration file" and line is not None
+                       and row["sourceline"] == line and str(row["sourcefile"] or "").endswith("postgresql.conf"))
+            if applied:
+                continue
+            now = f"{row['setting']}{row['unit'] or ''}"
+            allowed = ""
+            if row["min_val"] is not None and row["max_val"] is not None:
+                allowed = f"; allowed: {row['min_val']} .. {row['max_val']}{row['unit'] or ''}"
+            elif row["enumvals"]:
+                allowed = f"; allowed: {', '.join(row['enumvals'])}"
+            reason = _log_reason(log, row["name"])
+            problems.append(f"{where}: PostgreSQL did not apply {value!r}; it runs with {now}{allowed}"
+                            + (f" (server log: {reason})" if reason else ""))
+        if problems:
+            raise ConfigError(problems)
+
     # -- one workload ---------------------------------------------------------------------------
 
     @contextmanager
     def _workload_connection(self, wl: Workload, result: Dict[str, Any]) -> Iterator[psycopg.Connection]:
         conn = self.cluster.connect()
         try:
-            conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(wl.timeout_s * 1000)}ms")))
+            # A first line of defence inside the session; the watchdog enforces the deadline from outside.
+            timeout_ms = max(1, int(wl.timeout_s * 1000))
+            conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{timeout_ms}ms")))
             for key, value in self.cfg.thresholds.items():
                 # key comes from the schema's fixed set, so it is safe to splice into the statement.
                 conn.execute(sql.SQL(f"SET {HOOK_LIBRARY}.{key} = ") + sql.Literal(int(value)))
             # The mode last: the statements above are set-up, not part of what is measured.
             conn.execute(sql.SQL(f"SET {HOOK_LIBRARY}.memcheck_mode = ") + sql.Literal(wl.mode))
+            # Plan the read-back statements now, in a window of their own, then open the workload's window.
+            conn.execute("SELECT ext_memcheck.begin('')")
+            conn.execute(_SETTINGS_SQL, prepare=True)
+            conn.execute(_END_SQL, prepare=True)
             conn.execute("SELECT ext_memcheck.begin('')")
             yield conn
             self._finish_session(conn, wl, result)
@@ -271,48 +358,64 @@ class Runner:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
         expected = {"memcheck_mode": wl.mode, **{k: str(int(v)) for k, v in self.cfg.thresholds.items()}}
-        changed = []
-        for name in _WATCHED_SETTINGS:
-            if name not in expected:
-                continue
-            # pg_settings.setting is in base units ('8192', not current_setting's '8kB')
-            value = conn.execute("SELECT setting FROM pg_settings WHERE name = %s",
-                                 (f"{HOOK_LIBRARY}.{name}",)).fetchone()[0]
-            if str(value) != expected[name]:
-                changed.append(f"{HOOK_LIBRARY}.{name} = {value} (the runner set {expected[name]})")
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute('SELECT * FROM ext_memcheck."end"()')
-            result["_end_rows"] = list(cur.fetchall())
+        # pg_settings.setting is in base units ('8192', not current_setting's '8kB')
+        actual = dict(conn.execute(_SETTINGS_SQL, prepare=True).fetchall())
+        changed: List[str] = []
         result["_settings_changed"] = changed
+        for name in _WATCHED_SETTINGS:
+            if name in expected and str(actual.get(f"{HOOK_LIBRARY}.{name}")) != expected[name]:
+                changed.append(f"{HOOK_LIBRARY}.{name} = {actual.get(f'{HOOK_LIBRARY}.{name}')} "
+                               f"(the runner set {expected[name]})")
+        with conn.cursor(row_factory=dict_row) as cur:
+            try:
+                cur.execute(_END_SQL, prepare=True)
+            except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
+                return  # the workload dropped the extension: run_workload says so and reads the ring instead
+            result["_end_rows"] = list(cur.fetchall())
 
     def _execute(self, wl: Workload, result: Dict[str, Any], label: str) -> None:
-        """Run the workload's SQL; exceptions propagate to the caller, which classifies them."""
+        """Run the workload's SQL under its watchdog; exceptions propagate to the caller, which classifies
+        them (the watchdog, attached to the exception, says whether the deadline fired)."""
         with self._workload_connection(wl, result) as conn:
             result["_pid"] = conn.info.backend_pid
-            if wl.scenario is not None:
-                self.progress(f"{label}: run_scenario({wl.scenario}, {wl.iterations} iterations)")
-                # CALL: a transaction per iteration, so memory freed at commit is seen freed.
-                row = conn.execute(
-                    "CALL ext_memcheck.scenario(%s, %s, %s)", (wl.scenario, wl.iterations, wl.sql)
-                ).fetchone()
-                result["scenario"] = row[0] if row else None
-                result["iterations"] = wl.iterations
-                return
-            deadline = time.monotonic() + wl.timeout_s
-            step = max(1, wl.iterations // 10)
-            for i in range(wl.iterations):
-                # statement_timeout bounds each statement; this bounds their sum.
-                if time.monotonic() > deadline:
-                    raise _WorkloadTimeout(f"workload exceeded its timeout of {wl.timeout_s:g}s after {i} iterations")
-                conn.execute(wl.sql)
-                result["iterations"] = i + 1
-                if (i + 1) % step == 0 or i + 1 == wl.iterations:
-                    self.progress(f"{label}: iteration {i + 1}/{wl.iterations}")
+            dog = Watchdog(self.admin.execute, conn, wl.timeout_s, self.cancel_grace_s, self.progress)
+            try:
+                with dog:
+                    self._statements(conn, wl, result, label, dog)
+            except BaseException as exc:
+                exc.watchdog = dog  # type: ignore[attr-defined]
+                raise
+
+    def _statements(
+        self, conn: psycopg.Connection, wl: Workload, result: Dict[str, Any], label: str, dog: Watchdog
+    ) -> None:
+        if wl.scenario is not None:
+            self.progress(f"{label}: run_scenario({wl.scenario}, {wl.iterations} iterations)")
+            # CALL: a transaction per iteration, so memory freed at commit is seen freed.
+            row = conn.execute(
+                "CALL ext_memcheck.scenario(%s, %s, %s)", (wl.scenario, wl.iterations, wl.sql), prepare=False
+            ).fetchone()
+            result["scenario"] = row[0] if row else None
+            result["iterations"] = wl.iterations
+            return
+        send = _SENDERS[wl.protocol]
+        deadline = time.monotonic() + wl.timeout_s
+        step = max(1, wl.iterations // 10)
+        for i in range(wl.iterations):
+            # The watchdog interrupts a statement that runs past the deadline; this stops the loop
+            # between statements (a cancel that lands between two statements cancels nothing).
+            if time.monotonic() > deadline or dog.fired:
+                raise _WorkloadTimeout(f"workload exceeded its timeout of {wl.timeout_s:g}s after {i} iterations")
+            send(conn, wl.sql)
+            result["iterations"] = i + 1
+            if (i + 1) % step == 0 or i + 1 == wl.iterations:
+                self.progress(f"{label}: iteration {i + 1}/{wl.iterations}")
 
     def run_workload(self, wl: Workload, label: str) -> Dict[str, Any]:
         result = empty_workload(wl)
         self.admin.flush()  # anything pending belongs to what ran before, not to this workload
         before = self.admin.status()
+        ext_oid = self.admin.extension_oid()
         last_id = self.admin.last_id()
         log_offset = self.cluster.log_size()
         started = time.monotonic()
@@ -321,17 +424,23 @@ class Runner:
             self._execute(wl, result, label)
         except _WorkloadTimeout as exc:
             result.update(status="timeout", error={"message": str(exc), "sqlstate": None})
-        except psycopg.errors.QueryCanceled as exc:
-            result.update(status="timeout", error=_error(exc))
         except psycopg.Error as exc:
+            dog = getattr(exc, "watchdog", None)
             crashed = self._crashed(exc)
-            result.update(status="crashed" if crashed else "error", error=_error(exc))
+            if dog is not None and dog.fired and not (crashed and exc.sqlstate in _CRASH_SQLSTATES):
+                crashed = False
+                result.update(status="timeout", error={"message": dog.describe(), "sqlstate": exc.sqlstate})
+            elif isinstance(exc, psycopg.errors.QueryCanceled):
+                result.update(status="timeout", error=_error(exc))
+            else:
+                result.update(status="crashed" if crashed else "error", error=_error(exc))
         result["duration_s"] = round(time.monotonic() - started, 3)
         pid = result.pop("_pid", None)
         if crashed:
             self.progress(f"{label}: backend crashed; waiting for the server to recover")
             self._await_restart(log_offset)
             self.cluster.wait_ready(_RECOVERY_TIMEOUT_S)
+        replaced = self._restore_extension(wl, result, ext_oid, label)
         if result["status"] != "passed":
             result["log_excerpt"] = log_excerpt(self.cluster.read_log(log_offset), pid)
         self.admin.flush()
@@ -341,7 +450,7 @@ class Runner:
         end_rows = result.pop("_end_rows", None)
         changed = result.pop("_settings_changed", [])
         rows = end_rows if end_rows is not None else latest_per_finding(
-            self.admin.violations_after(last_id, None if restarted else before["next_seq"]))
+            self.admin.violations_after(0 if replaced else last_id, None if restarted else before["next_seq"]))
         result["dropped"] = after["dropped"] - (0 if restarted else before["dropped"])
         samples = scenario_samples(result["scenario"])
         result["violations"] = [to_violation(r, samples) for r in rows if keep_violation(r, wl)]
@@ -350,6 +459,25 @@ class Runner:
         if result["status"] == "passed" and result["violations"]:
             result["status"] = "violations"
         return result
+
+    def _restore_extension(self, wl: Workload, result: Dict[str, Any], oid_before: int | None, label: str) -> bool:
+        """The workload dropped (or dropped and re-created) pg_ext_memcheck: create it again so that the next
+        workloads are measured, and say which workload did it. True when violation_log is a new table."""
+        oid = self.admin.extension_oid()
+        if oid is not None and oid == oid_before:
+            return False
+        if oid is None:
+            self.progress(f"{label}: the workload dropped the {HOOK_LIBRARY} extension; creating it again")
+            self.admin.execute(f"CREATE EXTENSION {HOOK_LIBRARY}")
+        message = (f"workload '{wl.name}' dropped the {HOOK_LIBRARY} extension (and its violation_log); it was "
+                   "created again for the next workloads, and the violations this workload flushed before the "
+                   "drop are lost")
+        if result["status"] in ("passed", "violations"):
+            result.update(status="error", error={"message": message, "sqlstate": None})
+        else:
+            result["error"] = {**(result["error"] or {"sqlstate": None}),
+                               "message": f"{(result['error'] or {}).get('message', '')}; {message}".lstrip("; ")}
+        return True
 
     def _await_restart(self, log_offset: int, timeout: float = 15) -> None:
         """Connections can still succeed in the moment before the postmaster notices the dead backend;
@@ -387,10 +515,50 @@ def settings_changed_violation(changed: List[str], pid: int | None) -> Dict[str,
     }
 
 
+# Every sender passes `prepare` explicitly: left to psycopg, a statement run 5 times (prepare_threshold)
+# becomes a prepared statement, whose cached plan skips the planner on the iterations after that.
+
+
+def _send_simple(conn: psycopg.Connection, text: str) -> None:
+    """The simple query protocol: parsed and planned on every call; several statements allowed."""
+    conn.execute(text, prepare=False)
+
+
+def _send_extended(conn: psycopg.Connection, text: str) -> None:
+    """The extended protocol with the unnamed statement (psycopg uses it in pipeline mode): planned every call."""
+    with conn.pipeline():
+        conn.execute(text, prepare=False)
+
+
+def _send_prepared(conn: psycopg.Connection, text: str) -> None:
+    """A named prepared statement: prepared on the first call, then only bound and executed; PostgreSQL's plan
+    cache decides when it stops planning (a statement without parameters gets its generic plan at once)."""
+    conn.execute(text, prepare=True)
+
+
+_SENDERS: Dict[str, Callable[[psycopg.Connection, str], None]] = {
+    "simple": _send_simple,
+    "extended": _send_extended,
+    "prepared": _send_prepared,
+}
+
+
 def _error(exc: psycopg.Error) -> Dict[str, str | None]:
     diag = exc.diag
     message = (diag.message_primary if diag and diag.message_primary else str(exc)).strip()
     return {"message": message, "sqlstate": exc.sqlstate}
+
+
+def _log_reason(log: str, name: str) -> str | None:
+    """The server's own words about a parameter (e.g. 'invalid value for parameter "x": "0"' and its DETAIL)."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if f'"{name}"' in line and ("WARNING" in line or "ERROR" in line or "LOG" in line):
+            text = line.split(":  ", 1)[-1].strip()
+            if i + 1 < len(lines) and "DETAIL:" in lines[i + 1]:
+                text += " " + lines[i + 1].split("DETAIL:", 1)[1].strip()
+            return text
+    return None
 
 
 def log_excerpt(text: str, pid: int | None) -> str | None:
@@ -404,15 +572,32 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
     return "\n".join(picked[:_MAX_EXCERPT_LINES])
 
 
-def preload_libraries(cfg: Config) -> Tuple[List[str], Dict[str, str]]:
-    """shared_preload_libraries (the hook library first) and the remaining postgresql.conf settings."""
-    settings = dict(cfg.settings)
-    libs = [HOOK_LIBRARY]
-    if cfg.extension is not None and cfg.extension.preload:
-        libs.append(cfg.extension.name)
-    extra = settings.pop("shared_preload_libraries", "")
-    libs += [lib.strip() for lib in extra.split(",") if lib.strip()]
-    return libs, settings
+def preload_libraries(cfg: Config) -> List[str]:
+    """shared_preload_libraries: the extension under test, then `preload`, then the hook library, unless `preload`
+    places it. The hook library measures in any position; last leaves the first place to extensions that insist
+    on it (Citus refuses to start anywhere else)."""
+    libs: List[str] = []
+    for lib in ([cfg.extension.name] if cfg.extension is not None and cfg.extension.preload else []) + list(
+            cfg.preload):
+        if lib not in libs:
+            libs.append(lib)
+    if HOOK_LIBRARY not in libs:
+        libs.append(HOOK_LIBRARY)
+    return libs
+
+
+def check_protocols(cfg: Config) -> None:
+    """protocol: extended needs libpq's pipeline mode (libpq 14+); refuse it up front when it is missing."""
+    if psycopg.Pipeline.is_supported():
+        return
+    bad = [f"{cfg.locate(f'workloads[{i}].protocol')}: protocol 'extended' needs libpq 14 or newer (psycopg "
+           f"uses libpq {psycopg.pq.version()}); use simple or prepared"
+           for i, wl in enumerate(cfg.workloads) if wl.protocol == "extended"]
+    if bad:
+        raise ConfigError(bad)
+
+
+Checkpoint = Callable[[Results], None]
 
 
 def run(
@@ -421,13 +606,19 @@ def run(
     output: Path,
     github: Dict[str, Any],
     progress: Progress = lambda _m: None,
+    checkpoint: Checkpoint = lambda _doc: None,
+    cancel_grace_s: float = CANCEL_GRACE_S,
 ) -> Results:
-    """Start a private cluster, run setup and every workload, stop it; copy DIR/server.log; return results."""
+    """Start a private cluster, run setup and every workload, stop it; copy DIR/server.log; return results.
+
+    `checkpoint(results)` is called after every workload with the results so far (`complete` false), so
+    that the caller can save them. On Interrupted (SIGINT/SIGTERM) the run stops at once: the cluster is
+    stopped, and the results come back marked incomplete with the signal's name.
+    """
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    preload, settings = preload_libraries(cfg)
+    check_protocols(cfg)
     started_at = utc_now()
-    cluster = Cluster(pg_config, preload=preload, settings=settings)
+    cluster = Cluster(pg_config, preload=preload_libraries(cfg), settings=dict(cfg.settings))
     results: Results = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pg-ext-memcheck", "version": __version__},
@@ -436,45 +627,60 @@ def run(
         "config": {"path": str(cfg.path), "digest": cfg.digest},
         "started_at": started_at,
         "finished_at": started_at,
+        "complete": False,
+        "interrupted": None,
         "thresholds": dict(cfg.thresholds),
         "fail_on": cfg.fail_on,
         "github": github,
         "ring": {"capacity": 0, "dropped": 0},
         "workloads": [],
     }
+    stop_mode = "fast"
     try:
         progress(f"starting PostgreSQL {cluster.info.version} (preload: {','.join(cluster.preload)})")
         try:
             cluster.init()
             cluster.start()
         except ClusterError as exc:
-            try:  # pg_ctl may give up waiting on a server that still comes up later
-                cluster.stop(mode="immediate")
-            except ClusterError:
-                pass
+            stop_mode = "immediate"  # pg_ctl may give up waiting on a server that still comes up later
             results["workloads"] = [
                 _not_run(wl, f"the server did not start: {_first_line(exc)}", exc) for wl in cfg.workloads
             ]
+            results["complete"] = True
             return results
-        runner = Runner(cfg, cluster, progress)
+        runner = Runner(cfg, cluster, progress, cancel_grace_s)
         try:
-            _run_all(runner, cfg, results, progress)
+            _run_all(runner, cfg, results, progress, checkpoint)
+            results["complete"] = True
         finally:
             runner.admin.close()
-            try:
-                cluster.stop()
-            except ClusterError as exc:
-                # A server that died for good must not cost us the results gathered so far.
-                progress(f"could not stop the server cleanly: {_first_line(exc)}")
+    except Interrupted as exc:
+        stop_mode = "immediate"  # the CI system gives a few seconds before it kills us: no checkpoint
+        results["complete"] = False
+        results["interrupted"] = exc.signal_name
+        progress(f"interrupted by {exc.signal_name}: stopping the server; the results so far are kept")
     finally:
+        _stop(cluster, stop_mode, progress)
         results["finished_at"] = utc_now()
         if cluster.log_path.exists():
+            output.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cluster.log_path, output / "server.log")
         cluster.cleanup()
     return results
 
 
-def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress) -> None:
+def _stop(cluster: Cluster, mode: str, progress: Progress) -> None:
+    """Stop the server whatever state it is in; a server that will not stop fast is stopped immediately."""
+    for attempt in dict.fromkeys((mode, "immediate")):
+        try:
+            cluster.stop(mode=attempt)
+            return
+        except ClusterError as exc:
+            # A server that died for good must not cost us the results gathered so far.
+            progress(f"could not stop the server ({attempt}): {_first_line(exc)}")
+
+
+def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, checkpoint: Checkpoint) -> None:
     try:
         progress("running setup")
         runner.setup()
@@ -490,6 +696,9 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress) 
         progress(f"{label}: {wl.kind}, {wl.iterations} iteration(s), mode {wl.mode}")
         try:
             result = runner.run_workload(wl, label)
+        except Interrupted as exc:
+            results["workloads"].append(_not_run(wl, f"interrupted by {exc.signal_name} while running", exc))
+            raise
         except (psycopg.Error, ClusterError) as exc:
             # Bookkeeping around the workload failed (the server went away between statements, say):
             # still a result, and the remaining workloads run if the server comes back.
@@ -503,15 +712,18 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress) 
                 break
         progress(f"{label}: {result['status']} ({len(result['violations'])} violation(s), {result['duration_s']}s)")
         results["workloads"].append(result)
+        results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
+        checkpoint(results)
     results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
     results["ring"]["full"] = results["ring"]["dropped"] > 0 or runner.admin.status()["full"]
 
 
-def _not_run(wl: Workload, message: str, exc: Exception) -> Dict[str, Any]:
+def _not_run(wl: Workload, message: str, exc: BaseException) -> Dict[str, Any]:
     """A workload that could not run at all is still a result: an error saying why."""
     result = empty_workload(wl)
     sqlstate = getattr(exc, "sqlstate", None)
-    result.update(status="error", error={"message": message, "sqlstate": sqlstate}, log_excerpt=str(exc)[-4000:])
+    excerpt = str(exc)[-4000:] if isinstance(exc, Exception) else None
+    result.update(status="error", error={"message": message, "sqlstate": sqlstate}, log_excerpt=excerpt)
     return result
 
 

@@ -141,11 +141,13 @@ def conclude(legs: Sequence[Optional[Dict[str, Any]]], fail_on: str,
     present = [leg for leg in legs if leg is not None]
     if found is None:
         found = fnd.build(present)
-    return judge(count(present, found), len(legs) - len(present), fail_on)
+    incomplete = [incomplete_note(leg) for leg in present if leg.get("complete") is False]
+    return judge(count(present, found), len(legs) - len(present), fail_on, incomplete)
 
 
-def judge(total: Counts, missing: int, fail_on: str) -> Conclusion:
-    """The conclusion from counts (see conclude); also used for one leg's counts on its own major."""
+def judge(total: Counts, missing: int, fail_on: str, incomplete: Sequence[str] = ()) -> Conclusion:
+    """The conclusion from counts (see conclude); also used for one leg's counts on its own major.
+    `incomplete`: one note per run that did not finish."""
     reasons: List[str] = []
     worst = total.worst
     if reaches(worst, fail_on):
@@ -155,9 +157,18 @@ def judge(total: Counts, missing: int, fail_on: str) -> Conclusion:
         reasons.append(f"{total.broken} workload(s) errored, timed out or crashed")
     if fail_on != "never" and missing:
         reasons.append(f"{missing} matrix leg(s) produced no results")
+    if fail_on != "never":
+        reasons.extend(incomplete)
     if total.workloads == 0:
         reasons.append("no workload ran")
     return Conclusion(FAILURE if reasons else SUCCESS, reasons, total, fail_on)
+
+
+def incomplete_note(results: Dict[str, Any]) -> str:
+    """One line for a run that did not finish (results.json saved mid-run or on SIGINT/SIGTERM)."""
+    how = f"interrupted by {results['interrupted']}" if results.get("interrupted") else "did not finish"
+    return (f"the run on PostgreSQL {results['postgresql']['version']} {how}: only {len(results['workloads'])} "
+            "workload(s) have results")
 
 
 # ---- baseline comparison (what THIS change made worse) -------------------------------------------------

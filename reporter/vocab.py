@@ -52,6 +52,9 @@ BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed")
 WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario")
 SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop", "shmem_sentinel_probe", "wrong_context_probe",
                                "context_reset_storm", "concurrent_backends", "dsm_lifecycle_check")
+# How a workload's SQL is sent: simple query, extended (unnamed statement), or a prepared statement.
+PROTOCOLS: Tuple[str, ...] = ("simple", "extended", "prepared")
+DEFAULT_PROTOCOL = "simple"
 
 # pg_ext_memcheck.memcheck_mode; memcheck.yml also accepts the aliases, results.json holds only MODES.
 MODES: Tuple[str, ...] = ("off", "planner", "executor", "all")

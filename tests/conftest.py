@@ -1,7 +1,11 @@
 """Shared fixtures: which PostgreSQL versions to test, building against each once, private clusters.
 
-PG_EXT_MEMCHECK_PG_CONFIGS: colon-separated pg_config paths (CI sets 13, 15 and 18). Without it:
-/usr/lib/postgresql/15/bin/pg_config plus the paths listed (one per line) in /tmp/pg_configs.txt.
+PG_EXT_MEMCHECK_PG_CONFIGS: colon-separated pg_config paths (CI sets 15, 13, 16, 17 and 18, in that order).
+Without it: /usr/lib/postgresql/15/bin/pg_config plus the paths listed (one per line) in /tmp/pg_configs.txt.
+
+The version matrix: tests marked `all_majors` (the hook library's suite) run once per pg_config, with the ids
+pg13, pg15, ...; every other test that needs a PostgreSQL runs on the first pg_config only, which keeps a run over
+five majors short. PG_EXT_MEMCHECK_FULL_MATRIX=1 runs those on every pg_config too.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 
 from reporter.build import build_all
 from reporter.cluster import Cluster
+from reporter.pgconfig import PgConfig, PgConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO_ROOT / "examples" / "buggy_pg_ext"
@@ -39,15 +44,32 @@ def pg_config_paths() -> List[str]:
 
 
 def pg_config_id(path: str) -> str:
-    """'pg15' from /usr/lib/postgresql/15/bin/pg_config or /opt/pg/18/bin/pg_config; else the path itself."""
-    numbers = re.findall(r"(?<![0-9.])(\d{2})(?![0-9])", path)
-    return f"pg{numbers[-1]}" if numbers else path
+    """'pg15' for a pg_config that reports PostgreSQL 15.x; for one that cannot be run, the major its path
+    suggests (/opt/pg/18/bin/pg_config), else the path itself (its tests then fail with the reason)."""
+    try:
+        return f"pg{PgConfig.from_path(path).major}"
+    except PgConfigError:
+        numbers = re.findall(r"(?<![0-9.])(\d{2})(?![0-9])", path)
+        return f"pg{numbers[-1]}" if numbers else path
 
 
 PG_CONFIGS = pg_config_paths()
+PG_CONFIG_IDS = [pg_config_id(p) for p in PG_CONFIGS]
+FULL_MATRIX = os.environ.get("PG_EXT_MEMCHECK_FULL_MATRIX", "") not in ("", "0")
 
 
-@pytest.fixture(scope="session", params=PG_CONFIGS, ids=[pg_config_id(p) for p in PG_CONFIGS])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise every test that needs a PostgreSQL (directly or through a fixture) by pg_config: all of them
+    for `all_majors` tests (or with PG_EXT_MEMCHECK_FULL_MATRIX=1), else the first."""
+    if "pg_config" not in metafunc.fixturenames:
+        return
+    every = FULL_MATRIX or metafunc.definition.get_closest_marker("all_majors") is not None
+    count = len(PG_CONFIGS) if every else 1
+    metafunc.parametrize("pg_config", PG_CONFIGS[:count], ids=PG_CONFIG_IDS[:count], indirect=True,
+                         scope="session")
+
+
+@pytest.fixture(scope="session")
 def pg_config(request: pytest.FixtureRequest) -> str:
     return request.param
 

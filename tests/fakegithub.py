@@ -7,6 +7,12 @@ Behaviour copied from GitHub: pagination (per_page <= 100, `Link` with rel="next
 201 on create, 200 on update, 204 on delete, 401 for a wrong token, 403 "Resource not accessible by
 integration" for a read-only token, 404 for an unknown PR or comment, 422 "Body is too long" over 65,536
 characters, and scripted 5xx / rate-limit answers.
+
+Who the token is: an installation token (GITHUB_TOKEN, the default) gets 403 "Resource not accessible by
+integration" from GET /user, and its comments are written by the app's bot user (`github-actions[bot]`);
+a personal access token (`installation_token=False`) gets its user from GET /user and writes as that user.
+GET /apps/{slug} describes a public app. Pull requests (`add_pull`) answer GET /repos/{repo}/pulls/{n} and
+GET /repos/{repo}/pulls?head=owner:branch&state=open|closed|all, with head.sha, head.ref and head.repo.
 """
 
 from __future__ import annotations
@@ -54,6 +60,16 @@ class FakeState:
     requests: List[Recorded] = field(default_factory=list)
     next_id: int = 1000
     tick: int = 0  # fake clock for created_at: strictly increasing, deterministic
+    installation_token: bool = True  # GITHUB_TOKEN or an app's token; False: a personal access token
+    app_slug: str = "github-actions"  # whose bot an installation token writes as
+    user_login: str = "octocat"  # who a personal access token is
+    apps: Dict[str, int] = field(default_factory=lambda: {"github-actions": 15368, "dependabot": 29110})
+    pulls: Dict[int, Dict[str, Any]] = field(default_factory=dict)  # number -> pull request object
+
+    @property
+    def actor(self) -> str:
+        """The login the token writes comments as."""
+        return f"{self.app_slug}[bot]" if self.installation_token else self.user_login
 
     def add_comment(self, pr: int, body: str, login: str = "github-actions[bot]") -> Dict[str, Any]:
         self.next_id += 1
@@ -62,10 +78,26 @@ class FakeState:
         comment = {
             "id": self.next_id, "body": body, "created_at": stamp, "updated_at": stamp,
             "html_url": f"https://github.example/{self.repository}/pull/{pr}#issuecomment-{self.next_id}",
-            "user": {"login": login, "type": "Bot"},
+            "user": {"login": login, "type": "Bot" if login.endswith("[bot]") else "User"},
         }
         self.comments.setdefault(pr, []).append(comment)
         return comment
+
+    def add_pull(self, number: int, head_sha: str, head_ref: str = "feature",
+                 head_repo: str | None = None, state: str = "open") -> Dict[str, Any]:
+        """A pull request (also an issue that takes comments); head_repo defaults to this repository."""
+        full_name = head_repo or self.repository
+        owner = full_name.split("/")[0]
+        pull = {
+            "number": number, "state": state,
+            "html_url": f"https://github.example/{self.repository}/pull/{number}",
+            "head": {"sha": head_sha, "ref": head_ref, "label": f"{owner}:{head_ref}",
+                     "repo": {"full_name": full_name, "owner": {"login": owner}}},
+            "base": {"ref": "main", "repo": {"full_name": self.repository}},
+        }
+        self.pulls[number] = pull
+        self.prs.add(number)
+        return pull
 
     def find(self, comment_id: int) -> Dict[str, Any] | None:
         for comments in self.comments.values():
@@ -114,6 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             path = parts.path
             prefix = self.server.prefix
+            if self.command == "GET" and path == prefix + "/user":
+                self._user(st)
+                return
+            if self.command == "GET" and path.startswith(prefix + "/apps/"):
+                self._app(st, path[len(prefix + "/apps/"):])
+                return
             if not path.startswith(prefix + f"/repos/{st.repository}/"):
                 self._send(404, {"message": "Not Found"})
                 return
@@ -121,6 +159,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(st, rest, parse_qs(parts.query), body)
 
     def _route(self, st: FakeState, rest: str, query: Dict[str, List[str]], body: Any) -> None:
+        if self.command == "GET" and rest == "/pulls":
+            self._pulls(st, query)
+            return
+        m = re.fullmatch(r"/pulls/(\d+)", rest)
+        if m and self.command == "GET":
+            pull = st.pulls.get(int(m.group(1)))
+            self._send(200, pull) if pull else self._send(404, {"message": "Not Found"})
+            return
         m = re.fullmatch(r"/issues/(\d+)/comments", rest)
         if m:
             pr = int(m.group(1))
@@ -183,6 +229,28 @@ class _Handler(BaseHTTPRequestHandler):
             links.append(f'<{base}?per_page={per_page}&page={page - 1}>; rel="prev"')
         self._send(200, chunk, {"Link": ", ".join(links)} if links else None)
 
+    def _user(self, st: FakeState) -> None:
+        if st.installation_token:
+            self._send(403, {"message": "Resource not accessible by integration",
+                             "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+                             "status": "403"})
+        else:
+            self._send(200, {"login": st.user_login, "id": 583231, "type": "User"})
+
+    def _app(self, st: FakeState, slug: str) -> None:
+        if slug in st.apps:
+            self._send(200, {"id": st.apps[slug], "slug": slug, "name": slug.replace("-", " ").title(),
+                             "owner": {"login": "github", "type": "Organization"}})
+        else:
+            self._send(404, {"message": "Not Found"})
+
+    def _pulls(self, st: FakeState, query: Dict[str, List[str]]) -> None:
+        state = (query.get("state") or ["open"])[0]
+        head = (query.get("head") or [""])[0]
+        found = [p for _, p in sorted(st.pulls.items())
+                 if (state == "all" or p["state"] == state) and (not head or p["head"]["label"] == head)]
+        self._send(200, found[:100])
+
     def _create(self, st: FakeState, pr: int, body: Any) -> None:
         if not st.writable:
             self._send(403, {"message": "Resource not accessible by integration",
@@ -190,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._body_ok(body):
             return
-        comment = st.add_comment(pr, body["body"])
+        comment = st.add_comment(pr, body["body"], login=st.actor)
         self._send(201, comment)
         if st.after_create is not None:
             hook, st.after_create = st.after_create, None

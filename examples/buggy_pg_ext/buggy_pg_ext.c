@@ -463,13 +463,20 @@ buggy_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* refuse to load unless listed first, as some real extensions do */
+/* refuse to load unless listed first, as some real extensions (Citus) do */
 static void
 buggy_require_first(void)
 {
+	const char *libs;
+	char	   *copy;
+	List	   *names;
+
 	if (!require_first || !process_shared_preload_libraries_in_progress)
 		return;
-	if (planner_hook != NULL || ExecutorStart_hook != NULL || ExecutorEnd_hook != NULL)
+	libs = GetConfigOption("shared_preload_libraries", false, false);
+	copy = pstrdup(libs ? libs : "");
+	if (!SplitIdentifierString(copy, ',', &names) || names == NIL ||
+		strcmp((char *) linitial(names), "buggy_pg_ext") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("buggy_pg_ext must be loaded first in shared_preload_libraries")));

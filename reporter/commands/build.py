@@ -38,20 +38,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def pg_info(pg_config: str, expect_major: int | None) -> build.PgConfig:
-    """The pg_config's facts, or a UsageError naming what is wrong with it (missing, wrong major)."""
-    try:
-        info = build.read_pg_config(pg_config)
-        build.check_major(info, expect_major)
-    except build.BuildError as exc:
-        raise UsageError(str(exc)) from exc
+    """The pg_config's facts; BuildError (exit 2 at the CLI boundary) when it is missing or the wrong major."""
+    info = build.read_pg_config(pg_config)
+    build.check_major(info, expect_major)
     return info
 
 
 def load_config(path: Path) -> config.Config:
-    try:
-        return config.load(path)
-    except config.ConfigError as exc:
-        raise UsageError("invalid configuration:\n" + "\n".join(exc.errors)) from exc
+    """memcheck.yml; ConfigError (exit 2, every problem with file, line and key) when it is unusable."""
+    return config.load(path)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,13 +61,9 @@ def main(args: argparse.Namespace) -> int:
         if cfg.extension is not None and cfg.extension.path is not None:
             extensions.append(cfg.extension.path)
             make_args = cfg.extension.make_args
-    try:
-        build.install_hook_library(info, log=_log)
-        for ext in extensions:
-            build.make_install(ext, info, make_args, log=_log)
-    except build.BuildError as exc:
-        print(f"pg-ext-memcheck: build: {exc}", file=sys.stderr)
-        return 1
+    build.install_hook_library(info, log=_log)  # a BuildError is exit 2 at the CLI boundary
+    for ext in extensions:
+        build.make_install(ext, info, make_args, log=_log)
     print(f"built and installed against PostgreSQL {info.version} (major {info.major}, {info.path})")
     return 0
 

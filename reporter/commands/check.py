@@ -15,7 +15,7 @@ from typing import Any, Dict
 from reporter import build
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
-from reporter.commands.run import execute, progress
+from reporter.commands.run import execute, interrupted_status, prepare_output, progress
 from reporter.merge import Leg, Merged
 from reporter.summary import conclude
 from reporter.terminal import render_terminal, style_for
@@ -90,24 +90,22 @@ def output_dir(explicit: Path | None) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
+    out = output_dir(args.output)
+    prepare_output(out)  # before anything can fail: no earlier results.json is left to pass for this run's
     config_path = find_config(args.config)
     cfg = load_config(config_path)
     pg_config = find_pg_config(args.pg_config)
     info = pg_info(pg_config, None)
     progress(f"PostgreSQL {info.version} ({pg_config})")
     extensions = [cfg.extension.path] if cfg.extension and cfg.extension.path else []
-    try:
-        build.install_hook_library(info, log=progress)
-        for ext in extensions:
-            build.make_install(ext, info, cfg.extension.make_args if cfg.extension else (), log=progress)
-    except build.BuildError as exc:
-        print(f"pg-ext-memcheck: check: {exc}", file=sys.stderr)
-        return 1
-    out = output_dir(args.output)
+    build.install_hook_library(info, log=progress)  # a BuildError is exit 2 at the CLI boundary
+    for ext in extensions:
+        build.make_install(ext, info, cfg.extension.make_args if cfg.extension else (), log=progress)
     doc = execute(cfg, pg_config, out)
     print(render_terminal(Merged([Leg(out, doc)]), style=style_for(sys.stdout, os.environ), root=os.getcwd()))
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
-    return exit_status(doc)
+    stopped = interrupted_status(doc)
+    return stopped if stopped is not None else exit_status(doc)
 
 
 def exit_status(doc: Dict[str, Any]) -> int:

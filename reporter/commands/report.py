@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from reporter import annotate, ghoutputs
+from reporter import annotate, ghoutputs, origin
 from reporter import comment as sticky
 from reporter.cli import UsageError
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
 from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import Conclusion, compare
+from reporter.summary import Conclusion, compare, incomplete_note
 from reporter.terminal import render_terminal, style_for
 from reporter.text import clean, strip_controls
 from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
@@ -37,6 +37,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--step-summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
     p.add_argument("--comment", action="store_true", help="upsert one sticky comment on the pull request")
     p.add_argument("--comment-key", metavar="KEY", help="sticky comment identity (default: $GITHUB_WORKFLOW)")
+    p.add_argument("--require-comment", action="store_true",
+                   help="with --comment: exit 2 when the comment cannot be posted (the action's comment: always)")
+    p.add_argument("--comment-app", metavar="SLUG",
+                   default=os.environ.get("PG_EXT_MEMCHECK_COMMENT_APP") or sticky.DEFAULT_APP,
+                   help="for an installation token: the app whose bot writes the comments (default: "
+                        "$PG_EXT_MEMCHECK_COMMENT_APP, else github-actions, the app of GITHUB_TOKEN)")
     p.add_argument("--fail-on", choices=FAIL_ON_LEVELS,
                    help="exit 1 at this severity (default: the results' fail_on, else error)")
     # Repeatable rather than nargs="+": a greedy option list would swallow the positional DIRs after it.
@@ -68,24 +74,35 @@ def comment_key(explicit: Optional[str], env: Mapping[str, str]) -> str:
     return key
 
 
-def _run_url(env: Mapping[str, str]) -> str | None:
-    server, repo, run = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
-    if server and repo and run and run.isdigit():
-        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+def _run_url(env: Mapping[str, str], run_id: int) -> str | None:
+    server, repo = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    if server and repo and run_id:
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
     return None
 
 
-def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: Merged,
-                     ctx: Context, retry: RetryPolicy | None) -> sticky.Outcome:
-    pr = sticky.pr_from_event(env.get("GITHUB_EVENT_PATH")) or sticky.pr_from_results(merged.present)
+def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: Merged, ctx: Context,
+                     found: origin.Origin, retry: RetryPolicy | None) -> sticky.Outcome:
+    """Post where the trusted origin says, after checking that every leg agrees with it."""
     key = comment_key(args.comment_key, env)
-    run = sticky.run_identity(env, merged.present)
-    body = render(merged, ctx, COMMENT)
     try:
         client: GitHubClient | None = GitHubClient.from_env(env, retry)
     except GitHubError:
         client = None
-    return sticky.publish(client, pr, key, run, body)
+    if client is not None and found.from_workflow_run:
+        try:
+            origin.resolve_pull_request(found, client)
+        except GitHubError as exc:
+            return sticky.Outcome("degraded", notice=f"could not look up the pull request of run "
+                                                     f"{found.run[0]} ({exc}): the report is in the job summary")
+    if found.pr is not None:
+        problems = origin.cross_check(found, [(str(leg.source), leg.results) for leg in merged.legs
+                                              if leg.results is not None])
+        if problems:
+            return sticky.Outcome("refused", notice="not commenting: results that contradict the triggering "
+                                                    "run: " + "; ".join(problems))
+    return sticky.publish(client, found.pr, key, found.run, render(merged, ctx, COMMENT), args.comment_app,
+                          found.why_no_pr)
 
 
 def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPolicy | None = None,
@@ -98,6 +115,7 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         baseline = load_baseline(args.baseline) if args.baseline else None
     except MergeError as exc:
         raise UsageError(strip_controls(str(exc))) from None
+    merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
     for notice in merged.notices + (baseline.notices if baseline else []):
         print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
     if args.comment:
@@ -105,8 +123,10 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     fail_on = _fail_on(args.fail_on, merged)
     verdict: Conclusion = merged.conclude(fail_on)
     root = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    found = origin.from_env(env)
     ctx = Context(
-        fail_on=fail_on, run_url=_run_url(env), head_sha=sticky.head_sha_from_results(merged.present),
+        fail_on=fail_on, run_url=_run_url(env, found.run[0]),
+        head_sha=found.head_sha or origin.head_sha_from_results(merged.present),
         comparison=compare(merged.present, baseline.present, merged.findings) if baseline else None,
         notices=list(merged.notices), workspace=root,
     )
@@ -128,10 +148,21 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
             print(line, file=out)
 
     comment_url = ""
+    comment_failed: str | None = None
     if args.comment:
-        outcome = _publish_comment(args, env, merged, ctx, retry)
+        outcome = _publish_comment(args, env, merged, ctx, found, retry)
         comment_url = outcome.url or ""
-        if outcome.notice:
+        if outcome.action == "refused" or (args.require_comment and outcome.action == "degraded"):
+            comment_failed = outcome.notice or "the comment could not be posted"
+            if args.require_comment and outcome.action == "degraded" and found.pr is None:
+                comment_failed = f"comment: always, but no pull-request number is known: {comment_failed}"
+            print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}"), file=out)
+            ctx.notices.append(comment_failed)
+            full_md = None
+        elif outcome.action == "degraded" and found.pr is None and not found.from_workflow_run:
+            # Nothing to comment on (a push, say): worth a line in the log, not an annotation on every run.
+            print(f"pg-ext-memcheck: {outcome.notice}", file=out)
+        elif outcome.notice:
             # One line, a notice not an error: a fork PR must not turn the job red.
             print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000)), file=out)
             ctx.notices.append(outcome.notice)
@@ -163,6 +194,11 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
           f"{len(merged.missing)} missing (fail-on {fail_on})", file=out)
     for reason in verdict.reasons:
         print(f"  - {reason}", file=out)
+    if merged.rejected:
+        # The other legs are reported and published; the bad input still fails the command, by name.
+        raise UsageError("; ".join(strip_controls(leg.problem or "") for leg in merged.rejected))
+    if comment_failed is not None:
+        return 2  # the report is written; the comment, which was required or refused, is not
     return 1 if verdict.failed else 0
 
 

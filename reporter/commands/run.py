@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any, Dict, Iterator, List, Optional
 
 from reporter import results, runner, sites, suppress
+from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.config import Config
+
+RESULTS_FILE = "results.json"
+LOG_FILE = "server.log"
+# Exit status of a run stopped by a signal: the shell's convention, 128 + the signal number.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the configured workloads on a private cluster; write DIR/results.json and DIR/server.log",
         description="Start a private cluster (unix socket only) with pg_ext_memcheck and the configured "
         "libraries preloaded, run setup and every workload, and write DIR/results.json and DIR/server.log. "
-        "Errors, timeouts and crashes are recorded as results. Exit status 0 once results.json is written "
-        "(judging it is the job of `report`), 2 for bad input.",
+        "Errors, timeouts and crashes are recorded as results. results.json is saved after every workload "
+        "and on SIGINT/SIGTERM (then marked incomplete). Exit status 0 once results.json is written "
+        "(judging it is the job of `report`), 2 for bad input, 128+N when signal N stopped the run.",
     )
     p.add_argument("--config", required=True, metavar="FILE", type=Path, help="memcheck.yml")
     p.add_argument("--pg-config", required=True, metavar="PATH", help="pg_config of the PostgreSQL to run")
@@ -27,17 +38,90 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def prepare_output(output: Path) -> None:
+    """Make DIR, prove it writable, and remove the results of an earlier run: whatever happens next, nobody
+    may read an old results.json as the outcome of this run."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".pg-ext-memcheck-write-test"
+        probe.touch()
+        probe.unlink()
+        for name in (RESULTS_FILE, LOG_FILE):
+            (output / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write there: {exc.strerror or exc}") from None
+
+
+class _Saver:
+    """Writes results.json (atomically) after every workload and at the end, suppressions applied."""
+
+    def __init__(self, cfg: Config, path: Path) -> None:
+        self.cfg = cfg
+        self.path = path
+        self._noted = False
+
+    def __call__(self, doc: Dict[str, Any]) -> None:
+        notes = suppress.apply(doc, self.cfg.suppressions)  # idempotent: marks are recomputed each time
+        if not self._noted:
+            for note in notes:
+                progress(note)
+            self._noted = True
+        results.dump(doc, self.path)
+
+
+class _Signals:
+    """While the run is going on, SIGINT and SIGTERM raise runner.Interrupted once; later ones (and any once
+    the run has returned) are only noted, so that stopping the cluster and saving the results are not cut
+    short."""
+
+    def __init__(self) -> None:
+        self.received: List[str] = []
+        self.armed = True
+
+    def handler(self, signum: int, _frame: Optional[FrameType]) -> None:
+        name = signal.Signals(signum).name
+        first = not self.received
+        self.received.append(name)
+        if first and self.armed:
+            raise runner.Interrupted(name)
+        progress(f"{name} received while stopping; still saving the results")
+
+    @contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        previous = {sig: signal.signal(sig, self.handler) for sig in SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
 def execute(cfg: Config, pg_config: str, output: Path) -> results.Results:
-    """Run, apply suppressions, write DIR/results.json; shared with `check`."""
-    doc = runner.run(cfg, pg_config, output, results.github_context(), progress=progress)
-    # Here the built libraries still exist: resolve allocation sites to source lines now, for every later reader.
-    resolved = sites.resolve_results(doc)
-    if resolved:
-        progress(f"resolved {resolved} allocation site(s) to source lines")
-    for note in suppress.apply(doc, cfg.suppressions):
-        progress(note)
-    results.dump(doc, output / "results.json")
+    """Run, apply suppressions, write DIR/results.json (after every workload and at the end); shared with
+    `check`. The caller has prepared DIR (prepare_output)."""
+    save = _Saver(cfg, output / RESULTS_FILE)
+    with _Signals().installed() as signals:
+        try:
+            doc = runner.run(cfg, pg_config, output, results.github_context(), progress=progress,
+                             checkpoint=save)
+        except runner.Interrupted as exc:  # before the run had anything to save
+            progress(f"interrupted by {exc.signal_name} before the run started")
+            raise SystemExit(128 + int(signal.Signals[exc.signal_name])) from None
+        signals.armed = False  # every workload is accounted for: a late signal does not undo that
+        # Here the built libraries still exist: resolve allocation sites to source lines now, for every later
+        # reader.
+        resolved = sites.resolve_results(doc)
+        if resolved:
+            progress(f"resolved {resolved} allocation site(s) to source lines")
+        save(doc)
+    if doc.get("interrupted"):
+        progress(f"wrote {output / RESULTS_FILE}, marked incomplete (interrupted by {doc['interrupted']})")
     return doc
+
+
+def interrupted_status(doc: results.Results) -> int | None:
+    name = doc.get("interrupted")
+    return 128 + int(signal.Signals[name]) if name in signal.Signals.__members__ else None
 
 
 def progress(message: str) -> None:
@@ -45,8 +129,12 @@ def progress(message: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    prepare_output(args.output)
     cfg = load_config(args.config)
     pg_info(args.pg_config, args.expect_major)
-    execute(cfg, args.pg_config, args.output)
-    progress(f"wrote {args.output / 'results.json'}")
+    doc = execute(cfg, args.pg_config, args.output)
+    stopped = interrupted_status(doc)
+    if stopped is not None:
+        return stopped
+    progress(f"wrote {args.output / RESULTS_FILE}")
     return 0

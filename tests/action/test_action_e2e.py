@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -189,17 +190,28 @@ def test_publish_comment_always_without_pull_request_fails(leg: Leg) -> None:
     assert any("comment: always, but no pull-request number is known" in e for e in r.errors()), r.errors()
 
 
+def workflow_run_event(run_id: str, head_sha: str) -> dict:
+    """What GitHub sends a workflow_run publisher for a fork's pull request (pull_requests is empty then)."""
+    return {"action": "completed", "workflow_run": {
+        "id": int(run_id), "run_attempt": 1, "event": "pull_request", "head_sha": head_sha,
+        "head_branch": "fix-leak",
+        "head_repository": {"full_name": "contributor/ext", "owner": {"login": "contributor"}},
+        "pull_requests": [], "conclusion": "failure",
+    }}
+
+
 def test_workflow_run_publisher_posts_one_sticky_comment(leg: Leg) -> None:
     """The fork-safe pair: the publisher runs in another workflow run, downloads the artifact of the
-    triggering run (run-id + token) and comments on the PR number the leg recorded."""
-    state = FakeState(repository="octo/ext", token="ghs_publisher", prs={42})
+    triggering run (run-id + token) and comments on the pull request whose head is that run's commit."""
+    state = FakeState(repository="octo/ext", token="ghs_publisher", prs=set())
+    state.add_pull(42, "a" * 40, head_ref="fix-leak", head_repo="contributor/ext")
     with FakeGitHub(state) as server:
         ws = leg.base / "publisher-ws"
         ws.mkdir()
-        event = {"workflow_run": {"id": int(RUN_ID), "event": "pull_request", "pull_requests": []}}
         common = dict(
             workspace=ws, action_path=leg.action, run_id="9999", artifacts_dir=leg.base / "artifacts",
-            job="publish", workflow="memcheck-publish", event_name="workflow_run", event=event,
+            job="publish", workflow="memcheck-publish", event_name="workflow_run",
+            event=workflow_run_event(RUN_ID, "a" * 40),
             token="ghs_publisher", env={"GITHUB_API_URL": server.url},
             inputs={"mode": "publish", "fail-on": "never", "comment-key": "memcheck"},
         )
@@ -209,8 +221,9 @@ def test_workflow_run_publisher_posts_one_sticky_comment(leg: Leg) -> None:
         assert first.step("Download the results of every leg").outcome == "skipped"
         bodies = state.all_bodies(42)
         assert len(bodies) == 1
-        assert "<!-- pg-ext-memcheck:memcheck" in bodies[0]
+        assert bodies[0].startswith(f"<!-- pg-ext-memcheck:memcheck run={RUN_ID} attempt=1 -->")
         assert "wrong_ctx_alloc" in bodies[0] or "ERROR" in bodies[0]
+        assert state.comments[42][0]["user"]["login"] == "github-actions[bot]"
         assert first.outputs["comment-url"].endswith(f"#issuecomment-{state.comments[42][0]['id']}")
         assert "ghs_publisher" not in first.log  # the token is never printed
 
@@ -218,3 +231,60 @@ def test_workflow_run_publisher_posts_one_sticky_comment(leg: Leg) -> None:
         assert second.outcome == "success", second.log[-4000:]
         assert len(state.all_bodies(42)) == 1  # sticky: edited, not a second comment
         assert second.outputs["comment-url"] == first.outputs["comment-url"]
+
+
+def test_forged_artifact_cannot_redirect_the_comment(leg: Leg) -> None:
+    """Issue 11, item 1, through the real action: the triggering run's artifact claims another pull request
+    (#7, with its real red comment) and a huge run id. Nothing is written to #7, and the job fails."""
+    state = FakeState(repository="octo/ext", token="ghs_publisher", prs=set())
+    state.add_pull(42, "a" * 40, head_ref="fix-leak", head_repo="contributor/ext")
+    state.add_pull(7, "7" * 40, head_ref="other")
+    red = state.add_comment(7, "<!-- pg-ext-memcheck:memcheck run=100 attempt=1 -->\n## ❌ 3 ERROR")
+    arts = leg.base / "artifacts-forged"
+    dst = arts / f"run-{RUN_ID}" / ARTIFACT
+    shutil.copytree(leg.base / "artifacts" / f"run-{RUN_ID}" / ARTIFACT, dst)
+    doc = json.loads((dst / "results.json").read_text())
+    doc["github"].update(pr_number=7, head_sha="7" * 40, run_id=str(10**15))
+    for w in doc["workloads"]:
+        w["violations"], w["status"] = [], "passed"  # "all clear"
+    (dst / "results.json").write_text(json.dumps(doc))
+    with FakeGitHub(state) as server:
+        ws = leg.base / "forged-ws"
+        ws.mkdir()
+        r = ActionRunner(
+            base_dir=leg.base / "job-forged", workspace=ws, action_path=leg.action, run_id="9998",
+            artifacts_dir=arts, job="publish", workflow="memcheck-publish", event_name="workflow_run",
+            event=workflow_run_event(RUN_ID, "a" * 40), token="ghs_publisher", env={"GITHUB_API_URL": server.url},
+            inputs={"mode": "publish", "fail-on": "never", "comment-key": "memcheck"},
+        ).run()
+    assert r.outcome == "failure"
+    assert any("claims pull request #7, but the triggering event's is #42" in e for e in r.errors()), r.errors()
+    assert state.find(red["id"])["body"].endswith("3 ERROR")  # type: ignore[index]
+    assert state.all_bodies(42) == []
+    assert not [q for q in state.requests if q.method != "GET"]
+    assert "ghs_publisher" not in r.log
+
+
+def test_cleanup_never_signals_a_pid_from_an_artifact(leg: Leg) -> None:
+    """Issue 11, item 3: a postmaster.pid inside a downloaded artifact names an unrelated process; the
+    clean-up step must leave it alone (it used to send it SIGINT)."""
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        arts = leg.base / "artifacts-pidfile"
+        dst = arts / f"run-{RUN_ID}" / ARTIFACT
+        shutil.copytree(leg.base / "artifacts" / f"run-{RUN_ID}" / ARTIFACT, dst)
+        for where in (dst / "data", dst / "tmp" / "pgmc-x" / "data"):
+            where.mkdir(parents=True)
+            (where / "postmaster.pid").write_text(f"{bystander.pid}\n{where}\n")
+        ws = leg.base / "pidfile-ws"
+        ws.mkdir()
+        r = ActionRunner(
+            base_dir=leg.base / "job-pidfile", workspace=ws, action_path=leg.action, run_id=RUN_ID,
+            artifacts_dir=arts, job="publish", inputs={"mode": "publish", "comment": "never", "fail-on": "never"},
+        ).run()
+        assert r.step("Clean up").outcome == "success", r.log[-3000:]
+        assert bystander.poll() is None, "the clean-up step signalled a PID read from an artifact"
+        assert "0 leftover server(s) stopped" in r.step("Clean up").log
+    finally:
+        bystander.kill()
+        bystander.wait()

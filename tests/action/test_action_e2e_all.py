@@ -37,7 +37,7 @@ def test_mode_all_debian_fail_on_never_passes_and_reports() -> None:
         assert r.outputs["max-severity"] == "ERROR"  # found, but fail-on never
         assert int(r.outputs["errors"]) >= 1
         assert r.outputs["comment-url"] == ""
-        assert "no pull request to comment on" in r.step("report").log
+        assert "no pull request number (not a pull_request event)" in r.step("report").log
         assert "wrong_ctx_alloc" in html.unescape(r.summary)
         assert (r.artifacts_dir / "run-1000" / f"pg-ext-memcheck-single-pg{MAJOR}" / "results.json").is_file()
         assert Path(r.outputs["junit-path"]).is_file()

@@ -81,12 +81,18 @@ def test_preload_order_from_config(tmp_path: Path) -> None:
     path = tmp_path / "memcheck.yml"
     path.write_text(
         "extension: {name: myext}\n"
-        "settings: {shared_preload_libraries: 'pg_stat_statements,pg_ext_memcheck', work_mem: 1MB}\n"
+        "preload: [pg_stat_statements, pg_ext_memcheck]\nsettings: {work_mem: 1MB}\n"
         "workloads: [{name: a, sql: x}]\n"
     )
-    libs, settings = runner.preload_libraries(config.load(path))
-    assert libs[0] == "pg_ext_memcheck" and libs[1] == "myext" and "pg_stat_statements" in libs
-    assert settings == {"work_mem": "1MB"}
+    cfg = config.load(path)
+    # the config placed the hook library: its place is kept
+    assert runner.preload_libraries(cfg) == ["myext", "pg_stat_statements", "pg_ext_memcheck"]
+    path.write_text("extension: {name: myext}\npreload: [pg_stat_statements, myext]\nworkloads: [{name: a, sql: x}]\n")
+    # otherwise it goes last, so that the first place stays the extension's; nothing is listed twice
+    assert runner.preload_libraries(config.load(path)) == ["myext", "pg_stat_statements", "pg_ext_memcheck"]
+    path.write_text("preload: [pg_ext_memcheck, pg_stat_statements]\nworkloads: [{name: a, sql: x}]\n")
+    assert runner.preload_libraries(config.load(path)) == ["pg_ext_memcheck", "pg_stat_statements"]
+    assert cfg.settings == {"work_mem": "1MB"}
 
 
 def fake(path: str, major: int) -> PgConfig:

@@ -112,6 +112,9 @@ def test_example_growth_scenario_reports_rates(example_run: Tuple[str, Dict]) ->
     top = one(w, "context_leak", "TopMemoryContext")
     assert top["severity"] == "ERROR" and top["lifetime"] == "backend"
     assert top["bytes_per_iteration"] == pytest.approx(8208, rel=0.05)
+    # the growth behind the sparkline: what the library held in TopMemoryContext at each checkpoint
+    samples = top["samples"]
+    assert len(samples) == 17 and samples[-1] - samples[0] == pytest.approx(200 * 8208, rel=0.05)
     # the CALL is one client message: every iteration's leaked planner context stays under MessageContext
     planner = one(w, "context_leak", "BuggyPlannerLeakCtx")
     assert planner["severity"] == "ERROR" and planner["lifetime"] == "statement"

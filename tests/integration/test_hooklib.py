@@ -17,13 +17,15 @@ import pytest
 
 from reporter.cluster import Cluster, ClusterError
 
-pytestmark = pytest.mark.integration
+# The hook library's suite runs on every PostgreSQL under test (the version matrix).
+pytestmark = [pytest.mark.integration, pytest.mark.all_majors]
 
 SETUP_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_ext_memcheck;
 CREATE TABLE IF NOT EXISTS companies AS SELECT g AS id, 'company ' || g AS name FROM generate_series(1, 100) g;
 CREATE OR REPLACE FUNCTION two_step(int) RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT $1 + 1 $$;
 CREATE TABLE IF NOT EXISTS t_sub (x int);
+CREATE SEQUENCE IF NOT EXISTS s_abort;
 CREATE OR REPLACE FUNCTION with_subxact(int) RETURNS int LANGUAGE plpgsql AS
   $$ BEGIN BEGIN RETURN $1; EXCEPTION WHEN others THEN RETURN 0; END; END $$;
 """
@@ -42,7 +44,7 @@ LOAD_ORDERS: Dict[str, Tuple[List[str], bool]] = {
 def start_cluster(pg_config: str, tmp_path_factory: pytest.TempPathFactory, preload: Sequence[str],
                   settings: Optional[Dict[str, object]] = None, create_example: bool = True) -> Cluster:
     cluster = Cluster(pg_config, base_dir=tmp_path_factory.mktemp("hooklib"), preload=list(preload),
-                      settings=settings or {}, reorder=False)
+                      settings=settings or {})
     cluster.init()
     cluster.start()
     with cluster.connect() as conn:
@@ -287,6 +289,20 @@ def test_one_time_cache_never_warns_but_top_ctx_alloc_errors(buggy: Cluster) -> 
     top = only(found, check_type="context_leak", context_name="TopMemoryContext")
     assert len(top) == 1 and top[0]["severity"] == "ERROR" and top[0]["verdict"] == "leak"
     assert top[0]["rate_unit"] == "call" and within(top[0]["rate_bytes"], 8192)
+
+
+def test_scenario_samples_what_the_library_holds_at_each_checkpoint(buggy: Cluster) -> None:
+    with session(buggy, "top_ctx_alloc") as conn:
+        result = conn.execute("CALL ext_memcheck.scenario('growth_benchmark', 160, 'SELECT count(*) FROM companies')"
+                              ).fetchone()[0]
+    assert result["checkpoints"] == list(range(0, 161, 10))
+    top = [c for c in result["contexts"] if c["path"] == "TopMemoryContext"]
+    assert len(top) == 1, result["contexts"]
+    samples = top[0]["samples"]
+    assert len(samples) == 17
+    # 8 KiB per call, held for good: ten calls between checkpoints
+    steps = [b - a for a, b in zip(samples, samples[1:])]
+    assert all(within(step, 10 * 8192) for step in steps), samples
 
 
 def test_transaction_memory_is_never_backend_memory(buggy: Cluster) -> None:
@@ -665,7 +681,12 @@ def test_tx_abort_loop(buggy: Cluster) -> None:
     with session(buggy, "") as conn:
         result = conn.execute("SELECT ext_memcheck.run_scenario('tx_abort_loop', 10,"
                               " 'SELECT 1/(g % 2) FROM generate_series(1, 1) g')").fetchone()[0]
-        assert result["errors"] == 0
+        assert result["errors"] == 0 and "first_error" not in result
+        # some iterations fail: counted, and the first error named with its SQLSTATE
+        result = conn.execute("SELECT ext_memcheck.run_scenario('tx_abort_loop', 10,"
+                              " 'SELECT 1/(nextval(''s_abort'') % 2)::int')").fetchone()[0]
+        assert result["errors"] == 5 and result["first_sqlstate"] == "22012"
+        assert result["first_error"] == "division by zero"
     with session(buggy, "top_ctx_alloc", mode="executor") as conn:
         conn.execute("SELECT ext_memcheck.begin('')")
         result = conn.execute("SELECT ext_memcheck.run_scenario('tx_abort_loop', 200,"
@@ -723,7 +744,7 @@ def test_resource_leaks(buggy: Cluster, bug: str, resource: str) -> None:
 def test_library_that_insists_on_being_first(installed_pg_config: str,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     refused = Cluster(installed_pg_config, base_dir=tmp_path_factory.mktemp("first"),
-                      preload=["pg_ext_memcheck", "buggy_pg_ext"], reorder=False,
+                      preload=["pg_ext_memcheck", "buggy_pg_ext"],
                       settings={"buggy_pg_ext.require_first": "on"})
     refused.init()
     try:

@@ -65,7 +65,7 @@ def test_source_build_is_cached_and_reused() -> None:
 @pytest.mark.parametrize("version", ["99", "17"])
 def test_version_not_in_the_archive(version: str) -> None:
     result = cli([version, "--method", "source"], timeout=600)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert f"PostgreSQL {version} cannot be had" in result.stderr
     assert "trixie" in result.stderr and "sid" in result.stderr  # the suites it tried
@@ -80,7 +80,7 @@ def test_too_old_version_is_a_usage_error() -> None:
 
 def test_debian_method_without_package() -> None:
     result = cli(["17", "--method", "debian"], timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "apt has no package postgresql-17" in result.stderr
     assert "--method source" in result.stderr
 
@@ -98,7 +98,7 @@ def test_pgdg_fails_here_with_its_reason() -> None:
         # Running the script would really add PGDG to this machine's apt sources and install 18.
         pytest.skip(f"{host} may be reachable from here; this test covers machines without PGDG access")
     result = cli(["18", "--method", "pgdg"], timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "not reachable" in result.stderr
     assert "--method debian" in result.stderr and "--method source" in result.stderr
     assert not Path("/etc/apt/sources.list.d/pgdg.sources").exists()

@@ -426,9 +426,9 @@ def test_growth_benchmark_ctx_bloat_linear(buggy: Cluster) -> None:
     result, found = windowed(buggy, "top_ctx_alloc", "SELECT ext_memcheck.run_scenario(scenario_name :="
                                                      " 'growth_benchmark', iterations := 100, workload :="
                                                      " 'SELECT count(*) FROM companies')")
-    assert result["checkpoints"] == [0, 1, 2, 4, 8, 16, 32, 64, 100]
-    ctx = [c for c in result["contexts"] if c["path"] == "TopMemoryContext"]
-    assert len(ctx) == 1 and ctx[0]["shape"] == "linear" and ctx[0]["ctx_bloat"]
+    assert result["ctx_bloat"]["checkpoints"] == [0, 1, 2, 4, 8, 16, 32, 64, 100]
+    ctx = [c for c in result["ctx_bloat"]["contexts"] if c["path"] == "TopMemoryContext"]
+    assert len(ctx) == 1 and ctx[0]["shape"] == "linear" and ctx[0]["reported"]
     samples = ctx[0]["samples"]
     unit = samples[1] - samples[0]  # 8 kB and the chunk header, which depends on the version
     assert 8192 < unit < 8192 + 64
@@ -447,7 +447,7 @@ def test_growth_benchmark_ctx_bloat_superlinear_is_one_level_higher(buggy: Clust
         conn.execute("SELECT ext_memcheck.begin('')")
         result = scenario(conn, "SELECT ext_memcheck.run_scenario('growth_benchmark', 40, %s)", workload)
         found = rows(conn.execute('SELECT * FROM ext_memcheck."end"()'))
-    ctx = [c for c in result["contexts"] if c["path"] == "TopMemoryContext"]
+    ctx = [c for c in result["ctx_bloat"]["contexts"] if c["path"] == "TopMemoryContext"]
     assert ctx[0]["shape"] == "superlinear"
     hits = bloat(found, "TopMemoryContext")
     # 1 kB x 820 calls is above warning_bytes: WARNING, raised to ERROR for the superlinear shape

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +16,7 @@ from fakegithub import FakeGitHub, FakeState, Scripted  # noqa: E402
 
 TOKEN = "ghs_comment_token"
 KEY = "memcheck"
+BOT = "github-actions[bot]"  # who GITHUB_TOKEN writes as
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_marker_round_trip_and_key_normalization() -> None:
 
 def test_creates_when_none(server: FakeGitHub) -> None:
     server.state.add_comment(42, "an unrelated human comment")
-    out = sticky.upsert(client(server), 42, KEY, (10, 1), "report A")
+    out = sticky.upsert(client(server), 42, KEY, (10, 1), "report A", BOT)
     assert out.action == "created" and out.deleted == []
     bodies = server.state.all_bodies(42)
     assert bodies[1] == f"{sticky.marker(KEY, (10, 1))}\nreport A"
@@ -53,7 +53,7 @@ def test_updates_oldest_and_deletes_younger_duplicates(server: FakeGitHub) -> No
     server.state.add_comment(42, "human")
     dup = server.state.add_comment(42, marked(6))
     other_key = server.state.add_comment(42, marked(99, key="other-workflow"))
-    out = sticky.upsert(client(server), 42, KEY, (7, 1), "report B")
+    out = sticky.upsert(client(server), 42, KEY, (7, 1), "report B", BOT)
     assert out.action == "updated" and out.comment_id == first["id"] and out.deleted == [dup["id"]]
     ids = [c["id"] for c in server.state.comments[42]]
     assert dup["id"] not in ids and other_key["id"] in ids  # another key's comment is left alone
@@ -62,19 +62,19 @@ def test_updates_oldest_and_deletes_younger_duplicates(server: FakeGitHub) -> No
 
 def test_all_clear_replaces_a_red_comment(server: FakeGitHub) -> None:
     first = server.state.add_comment(42, marked(5) + "\n❌ 3 violations")
-    sticky.upsert(client(server), 42, KEY, (6, 1), "## ✅ pg-ext-memcheck: all clear")
+    sticky.upsert(client(server), 42, KEY, (6, 1), "## ✅ pg-ext-memcheck: all clear", BOT)
     assert "all clear" in server.state.find(first["id"])["body"]  # type: ignore[index]
 
 
 def test_older_run_never_overwrites_newer(server: FakeGitHub) -> None:
     first = server.state.add_comment(42, marked(20, 2))
-    out = sticky.upsert(client(server), 42, KEY, (20, 1), "stale report")
+    out = sticky.upsert(client(server), 42, KEY, (20, 1), "stale report", BOT)
     assert out.action == "stale" and out.notice and "run 20 attempt 2" in out.notice
     assert server.state.find(first["id"])["body"] == marked(20, 2)  # type: ignore[index]
     assert not [r for r in server.state.requests if r.method == "PATCH"]
-    out = sticky.upsert(client(server), 42, KEY, (19, 5), "older run")
+    out = sticky.upsert(client(server), 42, KEY, (19, 5), "older run", BOT)
     assert out.action == "stale"
-    out = sticky.upsert(client(server), 42, KEY, (20, 3), "retry of the same run")
+    out = sticky.upsert(client(server), 42, KEY, (20, 3), "retry of the same run", BOT)
     assert out.action == "updated"
 
 
@@ -88,7 +88,7 @@ def test_race_converges_on_one_comment(server: FakeGitHub) -> None:
         state.comments[pr].append(ours)
 
     server.state.after_create = racer
-    out = sticky.upsert(client(server), 42, KEY, (30, 1), "our report")
+    out = sticky.upsert(client(server), 42, KEY, (30, 1), "our report", BOT)
     bodies = server.state.all_bodies(42)
     assert len(bodies) == 1 and bodies[0] == marked(31)  # newer run's comment survives, ours removed
     assert out.action == "stale" and len(out.deleted) == 1
@@ -102,7 +102,7 @@ def test_race_with_older_run_updates_the_survivor(server: FakeGitHub) -> None:
         state.comments[pr].append(ours)
 
     server.state.after_create = racer
-    out = sticky.upsert(client(server), 42, KEY, (30, 1), "our report")
+    out = sticky.upsert(client(server), 42, KEY, (30, 1), "our report", BOT)
     bodies = server.state.all_bodies(42)
     assert len(bodies) == 1 and bodies[0].endswith("our report") and out.action == "updated"
 
@@ -122,7 +122,7 @@ def test_degrades_on_missing_pr_or_no_pr_or_no_client(server: FakeGitHub) -> Non
 
 def test_body_over_the_limit_is_refused_by_server_and_degrades(server: FakeGitHub) -> None:
     with pytest.raises(ValueError):
-        sticky.upsert(client(server), 42, KEY, (1, 1), "x" * 70_000)
+        sticky.upsert(client(server), 42, KEY, (1, 1), "x" * 70_000, BOT)
     gh = client(server)
     with pytest.raises(BodyTooLong, match="maximum is 65536"):
         gh.create_comment(42, "y" * 65_537)  # the server's own 422
@@ -138,27 +138,65 @@ def test_retries_a_502_during_upsert(server: FakeGitHub) -> None:
     assert out.action == "created"
 
 
-def test_pr_number_sources(tmp_path: Path) -> None:
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": 17}}))
-    assert sticky.pr_from_event(str(event)) == 17
-    event.write_text(json.dumps({"issue": {"number": 18, "pull_request": {}}}))
-    assert sticky.pr_from_event(str(event)) == 18
-    for bad in ({"pull_request": {"number": -1}}, {"pull_request": {"number": True}},
-                {"pull_request": {"number": "12; rm"}}, {"push": {}}, []):
-        event.write_text(json.dumps(bad))
-        assert sticky.pr_from_event(str(event)) is None
-    assert sticky.pr_from_event(str(tmp_path / "missing.json")) is None
-    sha = "a" * 40
-    legs = [{"github": {"pr_number": 5, "head_sha": sha}}, {"github": {"pr_number": 5, "head_sha": sha}}]
-    assert sticky.pr_from_results(legs) == 5
-    assert sticky.pr_from_results([{"github": {"pr_number": 5, "head_sha": "nothex"}}]) is None
-    assert sticky.pr_from_results(legs + [{"github": {"pr_number": 6, "head_sha": sha}}]) is None
-    assert sticky.head_sha_from_results(legs) == sha
+# ---- item 2 of issue 11: only our own comments count, and "newest" is decided after the clean-up ---------
 
 
-def test_run_identity_prefers_results_then_env() -> None:
-    env = {"GITHUB_RUN_ID": "500", "GITHUB_RUN_ATTEMPT": "3"}
-    assert sticky.run_identity(env, []) == (500, 3)
-    assert sticky.run_identity(env, [{"github": {"run_id": "400", "run_attempt": 2}}]) == (400, 2)
-    assert sticky.run_identity(env, [{"github": {"run_id": "x", "run_attempt": 2}}]) == (500, 3)
+def test_someone_elses_marker_is_never_adopted(server: FakeGitHub) -> None:
+    forged = server.state.add_comment(42, marked(10**12) + "\nall clear, says mallory", login="mallory")
+    out = sticky.publish(client(server), 42, KEY, (10, 1), "the real report")
+    assert out.action == "created"  # not "stale" (blocked by the forged run id), not "updated" (PATCHed)
+    assert server.state.find(forged["id"])["body"].endswith("says mallory")  # type: ignore[index]
+    assert [r.method for r in server.state.requests if r.method != "GET"] == ["POST"]  # no PATCH, no DELETE
+    ours = [c for c in server.state.comments[42] if c["user"]["login"] == BOT]
+    assert len(ours) == 1 and ours[0]["body"].endswith("the real report")
+
+
+def test_someone_elses_younger_duplicate_is_not_deleted(server: FakeGitHub) -> None:
+    first = server.state.add_comment(42, marked(5))
+    other = server.state.add_comment(42, marked(6), login="mallory")
+    out = sticky.publish(client(server), 42, KEY, (7, 1), "report")
+    assert out.action == "updated" and out.comment_id == first["id"] and out.deleted == []
+    assert server.state.find(other["id"]) is not None
+
+
+def test_newest_run_is_decided_after_the_cleanup(server: FakeGitHub) -> None:
+    # Ours, both: the sticky one (run 5) and a younger duplicate (run 40) that a crashed publisher left.
+    sticky_one = server.state.add_comment(42, marked(5))
+    dup = server.state.add_comment(42, marked(40))
+    out = sticky.publish(client(server), 42, KEY, (7, 1), "run 7")
+    # The duplicate goes; the pull request then shows run 5, so run 7 replaces it (before: refused as stale).
+    assert out.action == "updated" and out.deleted == [dup["id"]]
+    assert server.state.find(sticky_one["id"])["body"].endswith("run 7")  # type: ignore[index]
+
+
+def test_identity_of_an_installation_token_and_of_a_personal_token(server: FakeGitHub) -> None:
+    gh = client(server)
+    assert sticky.identity(gh) == "github-actions[bot]"  # GET /user is 403 for GITHUB_TOKEN
+    statuses = [(r.method, r.path) for r in server.state.requests]
+    assert statuses == [("GET", "/user"), ("GET", "/apps/github-actions")]
+    server.state.app_slug = "dependabot"
+    assert sticky.identity(gh, "dependabot") == "dependabot[bot]"
+    server.state.apps = {}  # a GitHub Enterprise Server without the public app page
+    assert sticky.identity(gh) == "github-actions[bot]"
+    server.state.installation_token = False
+    server.state.user_login = "release-bot-user"
+    assert sticky.identity(gh) == "release-bot-user"
+
+
+def test_personal_token_owns_its_comments_not_the_bots(server: FakeGitHub) -> None:
+    server.state.installation_token = False
+    server.state.user_login = "alice"
+    bots = server.state.add_comment(42, marked(3))  # by github-actions[bot]: not ours with this token
+    out = sticky.publish(client(server), 42, KEY, (4, 1), "alice's report")
+    assert out.action == "created"
+    assert server.state.comments[42][-1]["user"]["login"] == "alice"
+    assert server.state.find(bots["id"])["body"] == marked(3)  # type: ignore[index]
+    out = sticky.publish(client(server), 42, KEY, (5, 1), "again")
+    assert out.action == "updated" and len(server.state.all_bodies(42)) == 2
+
+
+def test_unknown_app_slug_degrades_with_the_way_out(server: FakeGitHub) -> None:
+    out = sticky.publish(client(server), 42, KEY, (1, 1), "x", app_slug="no-such-app")
+    assert out.action == "degraded"
+    assert "--comment-app" in (out.notice or "") and "no app 'no-such-app'" in (out.notice or "")
+    assert server.state.all_bodies(42) == []

@@ -18,6 +18,7 @@ from fakegithub import FakeGitHub, FakeState  # noqa: E402
 
 LEGS = Path(__file__).resolve().parents[1] / "fixtures" / "legs"
 TOKEN = "ghs_command_token_do_not_print"
+LEG_SHA = "0123456789abcdef0123456789abcdef01234567"  # the head_sha the fixture legs record
 GH_VARS = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_EVENT_PATH", "GITHUB_TOKEN",
            "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_WORKFLOW",
            "GITHUB_SERVER_URL")
@@ -73,7 +74,7 @@ def test_fail_on_defaults_to_the_results(tmp_path: Path) -> None:
 @pytest.mark.parametrize("names,needle", [
     (("no_such_leg",), "no_such_leg: no such file or directory"),
     (("invalid",), "invalid/results.json: not a valid results file"),
-    (("clean_pg15", "duplicate_pg15"), "two results for PostgreSQL 15"),
+    (("clean_pg15", "duplicate_pg15"), "a second result for PostgreSQL 15"),
 ])
 def test_input_errors_exit_2(names: tuple, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(*legs(*names)) == 2
@@ -148,13 +149,13 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitH
         monkeypatch.setenv("GITHUB_API_URL", gh.url)
         monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
         monkeypatch.setenv("GITHUB_REPOSITORY", gh.state.repository)
-        monkeypatch.setenv("GITHUB_RUN_ID", "9100")
+        monkeypatch.setenv("GITHUB_RUN_ID", "9001")  # the run the legs' results.json say they come from
         monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "1")
         monkeypatch.setenv("GITHUB_WORKFLOW", "memcheck CI")
         monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out.txt"))
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
         event = tmp_path / "event.json"
-        event.write_text(json.dumps({"pull_request": {"number": 77}}))
+        event.write_text(json.dumps({"pull_request": {"number": 42, "head": {"sha": LEG_SHA}}}))
         monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
         yield gh
 
@@ -164,21 +165,40 @@ def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
     args = [*legs("violations_pg15", "violations_pg18"), "--comment", "--step-summary"]
     assert run(*args) == 1
     assert run(*args) == 1  # publishing again updates, never adds
-    bodies = github.state.all_bodies(77)
+    bodies = github.state.all_bodies(42)
     assert len(bodies) == 1
     assert bodies[0].startswith("<!-- pg-ext-memcheck:memcheck_CI run=9001 attempt=1 -->\n## ❌")
     assert len(bodies[0]) < 60_100
     values = parse_outputs((tmp_path / "out.txt").read_text())
-    assert values["comment-url"].endswith(f"#issuecomment-{github.state.comments[77][0]['id']}")
+    assert values["comment-url"].endswith(f"#issuecomment-{github.state.comments[42][0]['id']}")
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
 
 
-def test_comment_pr_from_results_for_workflow_run(github: FakeGitHub,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_and_duplicate_legs_are_skipped_and_the_others_published(
+        github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    md = tmp_path / "report.md"
+    args = [*legs("violations_pg15", "duplicate_pg15", "invalid", "violations_pg18"), "--comment",
+            "--step-summary", "--markdown", str(md)]
+    assert run(*args) == 2  # bad input, named: not "findings"
+    err = capsys.readouterr().err
+    assert "a second result for PostgreSQL 15" in err and "invalid/results.json: not a valid results file" in err
+    # the good legs are still published, with the rejected ones named
+    [body] = github.state.all_bodies(42)
+    for text in (body, md.read_text(), (tmp_path / "summary.md").read_text()):
+        assert "15." in text and "18." in text
+        assert "Rejected: " in text and "duplicate&#95;pg15" in text
+    values = parse_outputs((tmp_path / "out.txt").read_text())
+    assert values["conclusion"] == "failure"
+
+
+def test_no_pr_from_the_results_on_a_push(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # The legs say PR 42, but a push event has no pull request: results never choose where to post.
     monkeypatch.delenv("GITHUB_EVENT_PATH")
     assert run(*legs("clean_pg15"), "--comment", "--comment-key", "k") == 0
-    assert len(github.state.all_bodies(42)) == 1 and "all clear" in github.state.all_bodies(42)[0]
+    assert github.state.all_bodies(42) == []
+    assert "no pull request number" in capsys.readouterr().out
 
 
 def test_read_only_token_degrades_without_failing(github: FakeGitHub, tmp_path: Path,
@@ -202,7 +222,9 @@ def test_no_pr_degrades(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp
     (tmp_path / "leg").mkdir()
     (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
     assert run(str(tmp_path / "leg"), "--comment") == 0
-    assert "no pull request number" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pg-ext-memcheck: no pull request number" in out
+    assert "::notice" not in out  # a push is not worth an annotation on every run
     assert not [r for r in github.state.requests if r.method != "GET"]
 
 

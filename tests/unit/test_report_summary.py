@@ -112,20 +112,29 @@ def test_merge_artifact_folder_layout(tmp_path: Path) -> None:
     assert len(single.legs) == 1  # the same leg named twice is not a duplicate
 
 
-def test_merge_duplicate_major_names_both() -> None:
-    with pytest.raises(MergeError) as exc:
-        load_legs([LEGS / "clean_pg15", LEGS / "duplicate_pg15"])
-    assert "clean_pg15" in str(exc.value) and "duplicate_pg15" in str(exc.value)
+def test_merge_duplicate_major_is_rejected_and_the_rest_kept() -> None:
+    merged = load_legs([LEGS / "clean_pg15", LEGS / "duplicate_pg15", LEGS / "errors_pg16"])
+    assert [leg.major for leg in merged.legs if leg.results is not None] == [16, 15]
+    [bad] = merged.rejected
+    assert bad.source.name == "duplicate_pg15" and bad.results is None
+    assert "clean_pg15" in bad.problem and "a second result for PostgreSQL 15" in bad.problem
+    assert merged.missing == [bad]  # counted as missing: the conclusion cannot pass over it
 
 
 @pytest.mark.parametrize("name,needle", [
     ("invalid", "invalid/results.json: not a valid results file"),
     ("broken_json", "broken_json/results.json: line 2: invalid JSON"),
-    ("no_such_dir", "no_such_dir: no such file or directory"),
 ])
-def test_merge_bad_input_names_the_file(name: str, needle: str) -> None:
-    with pytest.raises(MergeError, match=needle):
-        load_legs([LEGS / name])
+def test_merge_bad_leg_is_rejected_with_the_file_named(name: str, needle: str) -> None:
+    merged = load_legs([LEGS / name, LEGS / "clean_pg15"])
+    assert [leg.major for leg in merged.legs if leg.results is not None] == [15]
+    [bad] = merged.rejected
+    assert needle in bad.problem
+
+
+def test_merge_no_such_dir_is_an_error() -> None:
+    with pytest.raises(MergeError, match="no_such_dir: no such file or directory"):
+        load_legs([LEGS / "no_such_dir"])
 
 
 # ---- terminal ------------------------------------------------------------------------------------------

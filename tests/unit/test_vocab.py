@@ -32,6 +32,7 @@ EXPECTED: Dict[Tuple[str, str], Tuple[Any, ...]] = {
     ("results", "/$defs/violation/properties/rate/properties/unit"): vocab.RATE_UNITS,
     ("memcheck", "/properties/fail-on"): vocab.FAIL_ON_LEVELS,
     ("memcheck", "/$defs/workload/properties/scenario"): vocab.SCENARIOS,
+    ("memcheck", "/$defs/workload/properties/protocol"): vocab.PROTOCOLS,
     ("memcheck", "/$defs/workload/properties/mode"): vocab.MODES + tuple(vocab.MODE_ALIASES),
     ("memcheck", "/$defs/suppression/properties/check"): vocab.CHECK_TYPES,
 }

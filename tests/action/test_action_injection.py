@@ -1,0 +1,37 @@
+"""No input of action.yml reaches a shell as code (the hostile-input table of issue 11, kept as a test): every
+input, one at a time, carries command substitutions, quotes and a workflow-command injection; none of them runs,
+and no annotation is forged. The action runs for real through the harness, up to where its first step stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import pytest
+import yaml
+from harness import ACTION_YML, ActionRunner, default_pg_config
+
+PG_CONFIG = default_pg_config()
+GOOD: Dict[str, str] = {"install-method": "none", "pg-config": PG_CONFIG, "mode": "run",
+                        "config": "examples/buggy_pg_ext/memcheck.yml"}
+# Nothing gets past validation into a real install: the action path does not exist.
+NOWHERE = Path("/nonexistent/pg-ext-memcheck-action")
+INPUTS = sorted(yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))["inputs"])
+
+
+def payload(marker: Path) -> str:
+    return (f"x$(touch {marker}.dollar)`touch {marker}.tick`';touch {marker}.single;'\";touch {marker}.double;\""
+            f"${{{{ github.token }}}}\n::warning title=forged::injected%0A::error::forged")
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_input_is_never_executed(name: str, base_dir: Path, workspace: Path) -> None:
+    marker = base_dir / f"pwned-{name}"
+    result = ActionRunner(
+        base_dir=base_dir / "job", workspace=workspace, action_path=NOWHERE, action_yml=ACTION_YML,
+        inputs={**GOOD, name: payload(marker)}, token="ghs_injection_test_token",
+    ).run()
+    created = sorted(p.name for p in base_dir.iterdir() if p.name.startswith("pwned-"))
+    assert created == [], f"input {name} was executed: {created}"
+    assert not [a for a in result.annotations if a.title == "forged" or a.message in ("injected", "forged")]
+    assert "ghs_injection_test_token" not in result.log
