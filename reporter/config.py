@@ -92,6 +92,7 @@ class Workload:
     timeout_s: float
     file: Path | None = None
     protocol: str = DEFAULT_PROTOCOL  # simple | extended | prepared (see the schema)
+    concurrency: int = 1  # sessions that run it at the same time
 
 
 @dataclass(frozen=True)
@@ -513,6 +514,7 @@ def _build(
                 timeout_s=parse_duration(wl["timeout"]) if "timeout" in wl else DEFAULT_TIMEOUT_S,
                 file=sql_file,
                 protocol=wl.get("protocol", DEFAULT_PROTOCOL),
+                concurrency=wl.get("concurrency", 1),
             )
         )
     suppressions = tuple(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,10 @@ _WATCHED_SETTINGS = ("memcheck_mode", "min_leak_bytes", "warning_bytes", "error_
 _SETTINGS_SQL = ("SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN ("
                  + ", ".join(f"'{HOOK_LIBRARY}.{name}'" for name in _WATCHED_SETTINGS) + ")")
 _END_SQL = 'SELECT * FROM ext_memcheck."end"()'
+# Errors of concurrent sessions that are findings about concurrency, not failures of the workload.
+_CONCURRENCY_SQLSTATES = {"40P01": "deadlock", "55P03": "lock timeout"}
+# How long concurrent sessions wait for each other at the start line.
+_START_LINE_S = 30.0
 
 
 def utc_now() -> str:
@@ -376,6 +381,9 @@ class Runner:
     def _execute(self, wl: Workload, result: Dict[str, Any], label: str) -> None:
         """Run the workload's SQL under its watchdog; exceptions propagate to the caller, which classifies
         them (the watchdog, attached to the exception, says whether the deadline fired)."""
+        if wl.concurrency > 1:
+            self._execute_sessions(wl, result, label)
+            return
         with self._workload_connection(wl, result) as conn:
             result["_pid"] = conn.info.backend_pid
             dog = Watchdog(self.admin.execute, conn, wl.timeout_s, self.cancel_grace_s, self.progress)
@@ -385,6 +393,66 @@ class Runner:
             except BaseException as exc:
                 exc.watchdog = dog  # type: ignore[attr-defined]
                 raise
+
+    def _session(self, wl: Workload, sub: Dict[str, Any], label: str, start_line: threading.Barrier) -> None:
+        """One of `concurrency` sessions, in its own thread: its own window, watchdog and end(). An error ends
+        this session's iterations only; it is kept in sub["_exc"] for _execute_sessions to classify."""
+        try:
+            with self._workload_connection(wl, sub) as conn:
+                sub["_pid"] = conn.info.backend_pid
+                dog = Watchdog(self.admin.execute, conn, wl.timeout_s, self.cancel_grace_s, self.progress)
+                try:
+                    with dog:
+                        start_line.wait(_START_LINE_S)
+                        self._statements(conn, wl, sub, label, dog)
+                except (psycopg.Error, _WorkloadTimeout, threading.BrokenBarrierError) as exc:
+                    exc.watchdog = dog  # type: ignore[attr-defined]
+                    sub["_exc"] = exc
+        except psycopg.Error as exc:  # a broken session (the server crashed): no end() for it
+            sub.setdefault("_exc", exc)
+            sub.pop("_end_rows", None)
+
+    def _execute_sessions(self, wl: Workload, result: Dict[str, Any], label: str) -> None:
+        """`concurrency: N`: N sessions run the workload at the same time (they start together). Every
+        session's findings are kept (each row carries its backend's pid); deadlocks and lock timeouts become
+        concurrency_error findings; a crash, a timeout or another error is the workload's status, as for one
+        session. Raises the most serious session error (crash, then timeout, then any other)."""
+        n = wl.concurrency
+        self.progress(f"{label}: {n} concurrent sessions")
+        subs: List[Dict[str, Any]] = [{"iterations": 0} for _ in range(n)]
+        start_line = threading.Barrier(n)
+        threads = [threading.Thread(target=self._session, args=(wl, subs[k], f"{label} [session {k + 1}]",
+                                                                 start_line), name=f"session-{k + 1}")
+                   for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        result["iterations"] = sum(sub.get("iterations", 0) for sub in subs)
+        if wl.scenario is not None:
+            result["scenario"] = next((sub["scenario"] for sub in subs if sub.get("scenario")), None)
+        result["_pid"] = next((sub["_pid"] for sub in subs if sub.get("_pid")), None)
+        result["_settings_changed"] = [c for sub in subs for c in sub.get("_settings_changed", [])]
+        # every session's end(); a session without one (it broke) makes the runner read the ring instead
+        if all("_end_rows" in sub for sub in subs):
+            result["_end_rows"] = [row for sub in subs for row in sub["_end_rows"]]
+        errors = [(sub.get("_pid"), sub["_exc"]) for sub in subs if "_exc" in sub]
+        result["concurrency"] = n
+        result["sessions"] = [_session_summary(sub) for sub in subs]
+        found: Dict[str, List[Tuple[Any, psycopg.Error]]] = {}
+        fatal: List[BaseException] = []
+        for pid, exc in errors:
+            kind = _CONCURRENCY_SQLSTATES.get(getattr(exc, "sqlstate", None) or "")
+            if kind is not None and isinstance(exc, psycopg.Error) and not getattr(exc.watchdog, "fired", None):
+                found.setdefault(kind, []).append((pid, exc))
+            else:
+                fatal.append(exc)
+        result["_extra_violations"] = [concurrency_violation(kind, hits, n) for kind, hits in found.items()]
+        if fatal:
+            crashed = [e for e in fatal if isinstance(e, psycopg.Error) and self._crashed(e)]
+            timeouts = [e for e in fatal if isinstance(e, (_WorkloadTimeout, psycopg.errors.QueryCanceled))
+                        or getattr(getattr(e, "watchdog", None), "fired", None)]
+            raise (crashed or timeouts or fatal)[0]
 
     def _statements(
         self, conn: psycopg.Connection, wl: Workload, result: Dict[str, Any], label: str, dog: Watchdog
@@ -456,6 +524,7 @@ class Runner:
         result["violations"] = [to_violation(r, samples) for r in rows if keep_violation(r, wl)]
         if changed:
             result["violations"].append(settings_changed_violation(changed, pid))
+        result["violations"].extend(result.pop("_extra_violations", []))
         if result["status"] == "passed" and result["violations"]:
             result["status"] = "violations"
         return result
@@ -513,6 +582,39 @@ def settings_changed_violation(changed: List[str], pid: int | None) -> Dict[str,
         "verdict": None, "rate": None, "calls": None, "rows": None, "occurrences": 1, "entry": None, "sites": [],
         "finding_id": None,
     }
+
+
+def concurrency_violation(kind: str, hits: List[Tuple[Any, psycopg.Error]], sessions: int) -> Dict[str, Any]:
+    """Deadlocks or lock timeouts among concurrent sessions: a finding about how the code takes its locks."""
+    pid, first = hits[0]
+    return {
+        "check_type": "concurrency_error", "severity": "WARNING", "context": kind,
+        "context_path": f"concurrency/{kind}", "depth": None, "used_delta": None, "allocated_delta": None,
+        "bytes_per_iteration": None, "iterations": None, "source_lib": None, "phase": "other",
+        "detail": (f"{len(hits)} of {sessions} concurrent sessions stopped on a {kind}: "
+                   f"{_error(first)['message']} (SQLSTATE {first.sqlstate})"),
+        "backend_pid": pid, "ts": utc_now(), "samples": None, "suppressed_by": None, "lifetime": None,
+        "verdict": None, "rate": None, "calls": None, "rows": None, "occurrences": len(hits), "entry": None,
+        "sites": [], "finding_id": None,
+    }
+
+
+def _session_summary(sub: Dict[str, Any]) -> Dict[str, Any]:
+    """One concurrent session in results.json: its backend, how far it got, and how it ended."""
+    exc = sub.get("_exc")
+    status = "passed"
+    error = None
+    if exc is not None:
+        error = _error(exc) if isinstance(exc, psycopg.Error) else {"message": str(exc) or type(exc).__name__,
+                                                                     "sqlstate": None}
+        dog = getattr(exc, "watchdog", None)
+        if isinstance(exc, (_WorkloadTimeout, psycopg.errors.QueryCanceled)) or getattr(dog, "fired", None):
+            status = "timeout"
+        elif isinstance(exc, psycopg.Error) and exc.sqlstate is None and isinstance(exc, psycopg.OperationalError):
+            status = "crashed"
+        else:
+            status = "error"
+    return {"pid": sub.get("_pid"), "iterations": int(sub.get("iterations", 0)), "status": status, "error": error}
 
 
 # Every sender passes `prepare` explicitly: left to psycopg, a statement run 5 times (prepare_threshold)

@@ -49,6 +49,8 @@ RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement")
 STATUSES: Tuple[str, ...] = ("passed", "violations", "error", "timeout", "crashed")
 # Statuses that mean the workload did not finish: JUnit errors, and a failure unless fail-on is never.
 BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed")
+# How one of a workload's concurrent sessions (`concurrency: N`) ended.
+SESSION_STATUSES: Tuple[str, ...] = ("passed", "error", "timeout", "crashed")
 WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario")
 SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop", "shmem_sentinel_probe", "wrong_context_probe",
                                "context_reset_storm", "concurrent_backends", "dsm_lifecycle_check")
@@ -93,6 +95,7 @@ def export() -> Dict[str, Tuple[str, ...]]:
         "verdicts": VERDICTS,
         "rate_units": RATE_UNITS,
         "statuses": STATUSES,
+        "session_statuses": SESSION_STATUSES,
         "workload_kinds": WORKLOAD_KINDS,
         "scenarios": SCENARIOS,
         "modes": MODES,

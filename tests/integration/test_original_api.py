@@ -23,7 +23,7 @@ import pytest
 from reporter.cluster import Cluster
 from tests.integration.test_hooklib import LIB, LOAD_ORDERS, only, rows, session, severe, start_cluster, window
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.all_majors]
 
 Row = Dict[str, Any]
 PRELOADED = ("first", "after")  # shared memory exists only when the example is preloaded

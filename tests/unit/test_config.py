@@ -171,3 +171,13 @@ def test_threshold_order(tmp_path: Path) -> None:
 
 def test_schema_file_is_valid_json() -> None:
     json.loads((REPO / "reporter" / "schemas" / "memcheck.schema.json").read_text())
+
+
+def test_concurrency(tmp_path: Path) -> None:
+    path = write(tmp_path, "workloads:\n  - {name: a, sql: SELECT 1}\n  - {name: b, sql: SELECT 1, concurrency: 4}\n")
+    cfg = config.load(path)
+    assert [w.concurrency for w in cfg.workloads] == [1, 4]
+    for bad in (0, 65, "two"):
+        path = write(tmp_path, f"workloads:\n  - name: b\n    sql: SELECT 1\n    concurrency: {bad}\n")
+        (error,) = errors_of(path)
+        assert error.startswith(f"{path}:4: workloads[0].concurrency"), error

@@ -24,6 +24,7 @@ EXPECTED: Dict[Tuple[str, str], Tuple[Any, ...]] = {
     ("results", "/properties/schema_version"): (1, 2),
     ("results", "/$defs/workload/properties/kind"): vocab.WORKLOAD_KINDS,
     ("results", "/$defs/workload/properties/status"): vocab.STATUSES,
+    ("results", "/$defs/workload/properties/sessions/items/properties/status"): vocab.SESSION_STATUSES,
     ("results", "/$defs/workload/properties/mode"): vocab.MODES,
     ("results", "/$defs/violation/properties/check_type"): vocab.CHECK_TYPES,
     ("results", "/$defs/violation/properties/severity"): vocab.SEVERITIES,
