@@ -156,7 +156,7 @@ static void
 mc_probe_held_visit(const McGroupInfo *info, void *arg)
 {
 	McProbe    *p = (McProbe *) arg;
-	bool		before = p->nheld >= 0 && iteration == 0;
+	bool		before = iteration == 0;	/* visited from start, else from finish */
 	int			i;
 
 	if (info->ctx == MC_MALLOC_HEAP || !mc_probe_watches(info->ctx))
@@ -245,6 +245,7 @@ mc_ctxprobe_finish(McScenario *sc)
 
 	mc_probe_watching = false;
 	mc_track_visit_groups(mc_probe_held_visit, p);
+	nwatched = 0;				/* sc->watched is gone with the scenario */
 
 	/* one finding per (context, library) */
 	for (i = 0; i < nhits; i++)

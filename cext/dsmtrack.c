@@ -22,8 +22,10 @@
  *
  * The wrappers call the real function first and record nothing when it
  * fails (it raises its own error).  The detach callback runs inside
- * dsm_detach, possibly during abort or exit: it only sets flags and copies
- * a row under the table's lock.
+ * dsm_detach, possibly during abort or exit: it only sets flags in this
+ * backend's record; the shared row follows at the next call that reads or
+ * writes the table (mc_dsm_sync), and the rows of a backend that has
+ * exited are shown detached, since its exit unmapped everything.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +38,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -101,9 +104,11 @@ typedef struct McDsmRec
 	bool		detached;
 	bool		explicit_detach;	/* by the library's own dsm_detach */
 	int			row;			/* shared row, or -1 */
+	bool		row_detached;	/* what the shared row says */
 } McDsmRec;
 
 static McDsmRec recs[MC_DSM_LOCAL];
+static bool rows_dirty = false;	/* a detach not yet copied to the shared rows */
 static uint64 next_serial = 1;
 static bool overflow_noted = false;
 static const dsm_segment *detaching = NULL;	/* inside a foreign dsm_detach */
@@ -177,14 +182,14 @@ mc_dsm_row_insert(McDsmRec *r, bool external)
 	LWLockRelease(shared->lock);
 }
 
+/* copy r's state to its shared row (caller holds the lock) */
 static void
-mc_dsm_row_update(McDsmRec *r)
+mc_dsm_row_copy(McDsmRec *r)
 {
 	McDsmRow   *w;
 
-	if (shared == NULL || r->row < 0 || MyProc == NULL)
+	if (r->row < 0)
 		return;
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	w = &shared->rows[r->row];
 	if (w->pid == MyProcPid && w->serial == r->serial)
 	{
@@ -192,6 +197,32 @@ mc_dsm_row_update(McDsmRec *r)
 		w->pinned = r->pinned;
 		w->user = r->user;
 	}
+	r->row_detached = r->detached;
+}
+
+static void
+mc_dsm_row_update(McDsmRec *r)
+{
+	if (shared == NULL || r->row < 0 || MyProc == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	mc_dsm_row_copy(r);
+	LWLockRelease(shared->lock);
+}
+
+/* detaches seen by the callback since the last sync, into the shared rows (never during abort or exit) */
+static void
+mc_dsm_sync(void)
+{
+	int			i;
+
+	if (!rows_dirty || shared == NULL || MyProc == NULL)
+		return;
+	rows_dirty = false;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < MC_DSM_LOCAL; i++)
+		if (recs[i].used && recs[i].row >= 0 && recs[i].row_detached != recs[i].detached)
+			mc_dsm_row_copy(&recs[i]);
 	LWLockRelease(shared->lock);
 }
 
@@ -243,7 +274,7 @@ mc_dsm_on_detach(dsm_segment *seg, Datum arg)
 		return;
 	r->detached = true;
 	r->explicit_detach = (detaching == seg);
-	mc_dsm_row_update(r);
+	rows_dirty = true;
 }
 
 /* follow seg from now on */
@@ -297,8 +328,11 @@ mc_dsm_create(Size size, int flags)
 	dsm_segment *seg = dsm_create(size, flags);
 
 	if (seg != NULL && mc_active)
+	{
+		mc_dsm_sync();
 		mc_dsm_follow(seg, true, false, mc_lib_of_address(__builtin_return_address(0)),
 					  (uintptr_t) __builtin_return_address(0));
+	}
 	return seg;
 }
 
@@ -308,8 +342,11 @@ mc_dsm_attach(dsm_handle h)
 	dsm_segment *seg = dsm_attach(h);
 
 	if (seg != NULL && mc_active)
+	{
+		mc_dsm_sync();
 		mc_dsm_follow(seg, false, false, mc_lib_of_address(__builtin_return_address(0)),
 					  (uintptr_t) __builtin_return_address(0));
+	}
 	return seg;
 }
 
@@ -501,6 +538,7 @@ mc_dsm_in_window(const McDsmRec *r, void *arg)
 void
 mc_dsm_window_begin(void)
 {
+	mc_dsm_sync();
 	window_started = GetCurrentTimestamp();
 }
 
@@ -508,6 +546,7 @@ mc_dsm_window_begin(void)
 void
 mc_dsm_window_end(void)
 {
+	mc_dsm_sync();
 	if (window_started != 0)
 		mc_dsm_report(mc_dsm_in_window, NULL, "during the measured window, and at its end");
 }
@@ -533,6 +572,7 @@ mc_track_dsm_handle(PG_FUNCTION_ARGS)
 	char		msg[200];
 
 	mc_require_dsm();
+	mc_dsm_sync();
 	if (h <= 0 || h > (int64) PG_UINT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -604,6 +644,7 @@ mc_dsm_tracking(PG_FUNCTION_ARGS)
 	int			i;
 
 	mc_require_dsm();
+	mc_dsm_sync();
 	tupstore = mc_srf_begin(fcinfo, &tupdesc);
 	copy = palloc(sizeof(McDsmRow) * MC_DSM_ROWS);
 	LWLockAcquire(shared->lock, LW_SHARED);
@@ -621,7 +662,9 @@ mc_dsm_tracking(PG_FUNCTION_ARGS)
 		values[1] = Int32GetDatum(w->pid);
 		values[2] = TimestampTzGetDatum(w->attach_at);
 		values[3] = Int64GetDatum(w->size);
-		values[4] = BoolGetDatum(w->external ? !mc_dsm_exists(w->handle) : w->detached);
+		/* a backend that exited unmapped everything it had */
+		values[4] = BoolGetDatum(w->external ? !mc_dsm_exists(w->handle) :
+								 (w->detached || (w->pid != MyProcPid && BackendPidGetProc(w->pid) == NULL)));
 		values[5] = CStringGetTextDatum(w->lib);
 		if (w->lib[0] == '\0')
 			nulls[5] = true;
@@ -640,6 +683,7 @@ mc_clear_dsm_tracking(PG_FUNCTION_ARGS)
 
 	(void) fcinfo;
 	mc_require_dsm();
+	rows_dirty = false;
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	memset(shared->rows, 0, sizeof(shared->rows));
 	shared->dropped = 0;

@@ -22,7 +22,15 @@
  *	  deleted (memory that piled up for a statement or a transaction), and
  *	  after every transaction (memory that outlives it: backend lifetime);
  *	- findings.c turns judgments into findings (backend-local, so nothing is
- *	  lost when the shared ring is full) and publishes them to ring.c.
+ *	  lost when the shared ring is full) and publishes them to ring.c;
+ *	- shmemguard.c puts guard bytes behind shared-memory allocations
+ *	  (shmem_overrun), dsmtrack.c follows the DSM segments foreign code maps
+ *	  (dsm_leak);
+ *	- scenario.c repeats a workload (scenario.h), with bloat.c (ctx_bloat at
+ *	  log-spaced checkpoints), ctxprobe.c (wrong_context_probe) and the DSM
+ *	  and guard probes; worker.c runs a workload in background workers that
+ *	  survive their own crash, for resetstorm.c (use_after_reset) and
+ *	  concurrent.c (concurrent_backends).
  *
  * Nothing on a per-query path walks a context or the context tree.
  *

@@ -267,6 +267,16 @@ def test_context_reset_storm_survives_a_crash(buggy: Cluster) -> None:
     assert "exited with exit code 1" in buggy.read_log()
 
 
+def test_context_reset_storm_error_after_reset(buggy: Cluster) -> None:
+    result, found = windowed(buggy, "use_after_reset", "SELECT ext_memcheck.run_scenario('context_reset_storm',"
+                                                       " workload => 'SELECT 1 / CASE WHEN buggy_pg_ext_cached()"
+                                                       " = 42 THEN 1 ELSE 0 END', iterations => 10)")
+    failure = result["storm"]["failure"]
+    assert failure["kind"] == "error" and failure["run"] == 2 and "division by zero" in failure["got"]
+    hits = only(found, check_type="use_after_reset")
+    assert len(hits) == 1 and "failed: \"division by zero\"" in hits[0]["detail"]
+
+
 def test_context_reset_storm_clean_and_reset_frequency(buggy: Cluster) -> None:
     result, found = windowed(buggy, "", "SELECT ext_memcheck.run_scenario('context_reset_storm',"
                                         " target => 'public.buggy_pg_ext_cached', iterations => 30,"
