@@ -1032,7 +1032,13 @@ mc_report_backend(uint32 gi)
 		w = mc_finding_get(&key, &created);
 		if (w == NULL)
 			return;
-		*w = *v;
+		{
+			/* the same facts, but a finding of its own: its id stays */
+			int32		id = w->finding_id;
+
+			*w = *v;
+			w->finding_id = id;
+		}
 		w->check = MC_CHECK_WRONG_CTX_ALLOC;
 		w->severity = leak ? MC_SEV_WARNING : MC_SEV_INFO;
 		snprintf(w->detail, MC_DETAIL_LEN,
