@@ -58,6 +58,7 @@ typedef struct McChunk
 	uint32		bucket;
 	uint32		call_id;
 	uint32		xact;
+	uint32		epoch;			/* the judgment interval it was allocated in */
 	uint8		kind;
 	uint32		req;			/* bytes asked for (capped): what may be poisoned */
 } McChunk;
@@ -100,8 +101,6 @@ typedef struct McGroup
 	uint32		oldest_xact;	/* transaction of the oldest live chunk (approx.) */
 	/* what happened since the last judgment */
 	int64		allocs_since;
-	int64		calls_since;
-	uint32		last_call;
 	/* the backend-lifetime series */
 	int64		judged_bytes;
 	int32		intervals;
@@ -164,6 +163,7 @@ static int16 last_freed_lib = MC_NO_LIB;
 static uintptr_t last_freed_site = 0;
 static bool untracked_noted = false;
 static uint32 xact_seq = 1;
+static uint32 judge_epoch = 1;	/* counts judgments: chunks of this interval */
 static bool judge_pending = false;
 
 /* stack traces for allocations PostgreSQL made on foreign code's behalf */
@@ -636,6 +636,7 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 	c->bucket = bi;
 	c->call_id = call_id;
 	c->xact = xact_seq;
+	c->epoch = judge_epoch;
 	c->kind = (uint8) kind;
 	c->bnext = b->chunks;
 	if (b->chunks != 0)
@@ -657,11 +658,6 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 	g->live_bytes += size;
 	g->live_count++;
 	g->allocs_since++;
-	if (g->last_call != call_id)
-	{
-		g->calls_since++;
-		g->last_call = call_id;
-	}
 	if (chunk_out)
 		*chunk_out = ci;
 	mc_mcxt_set_free_wrapped(true);
@@ -963,7 +959,16 @@ mc_report_backend(uint32 gi)
 	McGroup    *g = &groups[gi];
 	McCtx	   *r = &ctxs[g->ctx];
 	int32		span = g->intervals - g->first_growth + 1;
-	bool		leak = g->growths >= 3 && g->growths * 2 >= span;
+	bool		steady = g->growths * 2 >= span;
+
+	/*
+	 * Growth that repeats is a leak: in at least 3 quiet-point intervals, or
+	 * within fewer, by at least 3 separate calls that each kept memory (a
+	 * statement calling the library 1000 times).  Either way it must keep
+	 * growing in at least half the intervals since it started: growth that
+	 * stopped is a cache that filled.
+	 */
+	bool		leak = steady && (g->growths >= 3 || g->growth_calls >= 3);
 	double		per_interval = (double) g->growth_bytes / Max(span, 1);
 	double		per_call = g->growth_calls > 0 ? (double) g->growth_bytes / g->growth_calls : -1;
 	char		name[MC_NAME_LEN];
@@ -1208,6 +1213,33 @@ mc_track_transaction_end(bool commit)
 }
 
 /*
+ * The calls whose allocations into group gi since the last judgment are still
+ * live: growth that repeats call after call, as opposed to one call that kept
+ * memory while others only allocated and freed.  Walks only this interval's
+ * chunks (a bucket's list is newest first), so its cost follows the growth.
+ */
+static int64
+mc_group_kept_calls(uint32 gi)
+{
+	uint32		bi;
+	int64		kept = 0;
+
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		uint32		ci;
+		uint32		last = 0;
+
+		for (ci = buckets[bi].chunks; ci != 0 && chunks[ci].epoch == judge_epoch; ci = chunks[ci].bnext)
+		{
+			if (chunks[ci].call_id != last)
+				kept++;
+			last = chunks[ci].call_id;
+		}
+	}
+	return kept;
+}
+
+/*
  * Judge every group.  Child contexts deleted by PostgreSQL outside their
  * parent's cleanup are released findings; memory in long-lived contexts is
  * measured against the last judgment.  Memory of the transaction or the
@@ -1260,14 +1292,14 @@ mc_track_judge(bool at_iteration)
 			if (g->first_growth < 0)
 				g->first_growth = g->intervals;
 			g->growth_bytes += delta;
-			g->growth_calls += g->calls_since;
+			g->growth_calls += mc_group_kept_calls(gi);
 		}
 		g->judged_bytes = g->live_bytes;
 		g->allocs_since = 0;
-		g->calls_since = 0;
 		if (g->growths > 0)
 			mc_report_backend(gi);
 	}
+	judge_epoch++;
 }
 
 void
@@ -1355,7 +1387,7 @@ mc_track_series_reset(void)
 		g->intervals = g->growths = 0;
 		g->first_growth = -1;
 		g->growth_bytes = g->growth_calls = 0;
-		g->allocs_since = g->calls_since = 0;
+		g->allocs_since = 0;
 		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
 		{
 			buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_calls = 0;

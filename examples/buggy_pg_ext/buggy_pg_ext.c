@@ -34,7 +34,9 @@
  *						(CurrentMemoryContext there is the query's own executor
  *						memory, freed at its ExecutorEnd: no leak.)
  *	one_time_cache		a 16 kB context created once under TopMemoryContext on
- *						first use and reused: a cache, not a bug
+ *						first use and reused, plus a 16 kB index kept in
+ *						TopMemoryContext; every ExecutorStart also allocates
+ *						1 kB of scratch there and frees it: a cache, not a bug
  *	dsm_leak			ExecutorEnd creates a DSM segment and never detaches
  *	relcache_leak		ExecutorEnd opens pg_class's relcache entry and never
  *						closes it
@@ -140,6 +142,7 @@ static bool require_first = false;
 static int	run_depth = 0;
 static MemoryContext private_ctx = NULL;
 static MemoryContext cache_ctx = NULL;
+static void *cache_index = NULL;	/* one_time_cache's index, kept in TopMemoryContext */
 static void *volatile last_malloc = NULL;	/* keeps the compiler from dropping it */
 static char *shared_state = NULL;	/* BUGGY_SHMEM_SIZE bytes of shared memory */
 static dsm_handle last_dsm_handle = 0;
@@ -324,11 +327,17 @@ buggy_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		p[n] = 'x';
 		pfree(p);
 	}
-	if ((bugs & BUG_ONE_TIME_CACHE) && cache_ctx == NULL)
+	if (bugs & BUG_ONE_TIME_CACHE)
 	{
-		cache_ctx = AllocSetContextCreate(TopMemoryContext, "BuggyOneTimeCache",
-										  ALLOCSET_DEFAULT_SIZES);
-		(void) MemoryContextAlloc(cache_ctx, 16384);
+		if (cache_ctx == NULL)
+		{
+			cache_ctx = AllocSetContextCreate(TopMemoryContext, "BuggyOneTimeCache",
+											  ALLOCSET_DEFAULT_SIZES);
+			(void) MemoryContextAlloc(cache_ctx, 16384);
+			cache_index = MemoryContextAlloc(TopMemoryContext, 16384);
+		}
+		/* scratch space in TopMemoryContext, given back before returning */
+		pfree(MemoryContextAlloc(TopMemoryContext, 1024));
 	}
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);

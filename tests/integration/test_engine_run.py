@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import yaml
 
-from reporter import results
+from reporter import findings, results
 from reporter.pgconfig import PgConfig
 
 pytestmark = pytest.mark.integration
@@ -85,6 +85,18 @@ def one(w: Dict[str, Any], check: str, context: str) -> Dict[str, Any]:
     found = [v for v in w["violations"] if v["check_type"] == check and v["context"] == context]
     assert len(found) == 1, kinds(w)
     return found[0]
+
+
+def test_example_report_has_one_finding_per_bug(example_run: Tuple[str, Dict], installed_pg_config: str) -> None:
+    """The findings the report leads with, from a real run: one per switched-on bug, each an ERROR leak at the
+    bug's line (a restating wrong_ctx_alloc folded into its leak, never shown instead of it)."""
+    shown = findings.build([example_run[1]])
+    got = sorted((f.check_type, f.context, f.severity, f.lifetime) for f in shown if f.severity != "INFO")
+    want = [("context_leak", "BuggyPlannerLeakCtx", "ERROR", "statement"),
+            ("context_leak", "TopMemoryContext", "ERROR", "backend")]
+    if PgConfig.from_path(installed_pg_config).major < 18:
+        want.insert(1, ("context_leak", "SQL function", "ERROR", "statement"))
+    assert got == want, [(f.check_type, f.context, f.severity, f.lifetime) for f in shown]
 
 
 def test_example_top_ctx_alloc_and_planner_leak(example_run: Tuple[str, Dict]) -> None:

@@ -291,6 +291,21 @@ def test_one_time_cache_never_warns_but_top_ctx_alloc_errors(buggy: Cluster) -> 
     assert top[0]["rate_unit"] == "call" and within(top[0]["rate_bytes"], 8192)
 
 
+def test_one_statement_that_keeps_memory_call_after_call_is_a_leak(buggy: Cluster) -> None:
+    """Growth kept until backend exit by 1000 calls of one statement repeats per call: a leak at its per-call
+    rate, although the statement ran once. One call that kept memory while the others only allocated and freed
+    scratch space there is a cache."""
+    found = window(buggy, [NESTED_500], bugs="top_ctx_alloc")
+    top = only(found, check_type="context_leak", context_name="TopMemoryContext")
+    assert len(top) == 1 and top[0]["verdict"] == "leak" and top[0]["lifetime"] == "backend", top
+    assert top[0]["severity"] == "ERROR" and top[0]["rate_unit"] == "call" and within(top[0]["rate_bytes"], 8192)
+    # switched on inside the window, so that its first use is measured
+    found = window(buggy, ["SELECT set_config('buggy_pg_ext.bugs', 'one_time_cache', false)", NESTED_500])
+    top = only(found, context_name="TopMemoryContext")
+    assert top and all(r["verdict"] == "cache" and r["severity"] == "INFO" for r in top), found
+    assert severe(found) == []
+
+
 def test_scenario_samples_what_the_library_holds_at_each_checkpoint(buggy: Cluster) -> None:
     with session(buggy, "top_ctx_alloc") as conn:
         result = conn.execute("CALL ext_memcheck.scenario('growth_benchmark', 160, 'SELECT count(*) FROM companies')"
