@@ -15,10 +15,11 @@
  * allocator: no palloc, no lock, no error; the table is static.
  *
  * At the end each (context, library) becomes a wrong_ctx_alloc finding:
- * WARNING when the library allocated there in more than one iteration and
- * still holds more there than before the probe (memory that lives until
- * the backend exits and grows with the workload); INFO otherwise (a cache
- * filled once, or memory given back), so that the report still lists it.
+ * WARNING when one of its call sites allocated there in more than one
+ * iteration and still holds more there than before the probe (memory that
+ * lives until the backend exits and grows with the workload); INFO
+ * otherwise (a cache filled once, scratch space given back), so that the
+ * report still lists every allocation.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,6 +45,8 @@ typedef struct McProbeHit
 	int64		bytes;
 	int32		iterations;		/* distinct iterations that allocated here */
 	int32		last_iteration;
+	int64		live_before;	/* what this site held there when first seen */
+	int64		kept;			/* what it holds at the end, above that */
 	char		name[MC_NAME_LEN];
 	char		path[MC_PATH_LEN];
 } McProbeHit;
@@ -138,6 +141,7 @@ mc_probe_note(MemoryContext ctx, int lib, uintptr_t *site, Size size, const char
 		h->ctx = ctx;
 		h->lib = (int16) lib;
 		h->site = *site;
+		h->live_before = child_name ? 0 : mc_track_live_at(ctx, lib, *site);
 		mc_strlcpy(h->name, mc_context_display_name(ctx), MC_NAME_LEN);
 		mc_context_path(ctx, h->path, MC_PATH_LEN);
 	}
@@ -246,6 +250,9 @@ mc_ctxprobe_finish(McScenario *sc)
 	mc_probe_watching = false;
 	mc_track_visit_groups(mc_probe_held_visit, p);
 	nwatched = 0;				/* sc->watched is gone with the scenario */
+	for (i = 0; i < nhits; i++)
+		hits[i].kept = hits[i].site == 0 ? 0 :
+			mc_track_live_at(hits[i].ctx, hits[i].lib, hits[i].site) - hits[i].live_before;
 
 	/* one finding per (context, library) */
 	for (i = 0; i < nhits; i++)
@@ -256,6 +263,7 @@ mc_ctxprobe_finish(McScenario *sc)
 		int64		bytes = 0;
 		int32		iters = 0;
 		int64		grew = 0;
+		bool		repeats_kept = false;	/* a site that allocated again and again and kept it */
 		McFindingKey key;
 		McViolation *v;
 		bool		created;
@@ -272,6 +280,8 @@ mc_ctxprobe_finish(McScenario *sc)
 				count += hits[j].count;
 				bytes += hits[j].bytes;
 				iters = Max(iters, hits[j].iterations);
+				if (hits[j].iterations >= 2 && hits[j].kept > 0)
+					repeats_kept = true;
 			}
 		for (j = 0; j < p->nheld; j++)
 			if (p->held[j].ctx == h->ctx && p->held[j].lib == h->lib)
@@ -289,8 +299,8 @@ mc_ctxprobe_finish(McScenario *sc)
 		mc_strlcpy(v->source_lib, mc_lib_name(h->lib), MC_LIB_LEN);
 		v->depth = (int16) mc_context_depth(h->ctx);
 		v->phase = MC_PHASE_SCENARIO;
-		v->severity = (iters >= 2 && grew > 0) ? MC_SEV_WARNING : MC_SEV_INFO;
-		v->verdict = iters >= 2 ? (grew > 0 ? MC_VERDICT_LEAK : MC_VERDICT_NONE) : MC_VERDICT_CACHE;
+		v->severity = repeats_kept ? MC_SEV_WARNING : MC_SEV_INFO;
+		v->verdict = repeats_kept ? MC_VERDICT_LEAK : (grew > 0 ? MC_VERDICT_CACHE : MC_VERDICT_NONE);
 		v->calls = count;
 		v->occurrences = count;
 		v->iterations = sc->done;
@@ -337,8 +347,8 @@ mc_ctxprobe_result(McScenario *sc, StringInfo out)
 							 (unsigned long long) (h->site - mc_lib_base(l)));
 		else
 			appendStringInfoString(out, ", \"offset\": null");
-		appendStringInfo(out, ", \"count\": %lld, \"bytes\": %lld, \"iterations\": %d}",
-						 (long long) h->count, (long long) h->bytes, h->iterations);
+		appendStringInfo(out, ", \"count\": %lld, \"bytes\": %lld, \"iterations\": %d, \"kept\": %lld}",
+						 (long long) h->count, (long long) h->bytes, h->iterations, (long long) h->kept);
 	}
 	appendStringInfoChar(out, ']');
 	if (nhits > MC_PROBE_LISTED || dropped > 0)

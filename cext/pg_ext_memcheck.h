@@ -431,6 +431,7 @@ typedef struct McGroupInfo
 typedef void (*McGroupVisitor) (const McGroupInfo *info, void *arg);
 extern void mc_track_visit_groups(McGroupVisitor visit, void *arg);
 extern void mc_track_group_fill(uint32 group, McViolation *v);
+extern int64 mc_track_live_at(MemoryContext ctx, int lib, uintptr_t site);
 
 /* shmemguard.c: guard bytes behind shared-memory allocations */
 extern void mc_guards_request_shmem(void);

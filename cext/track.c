@@ -1433,3 +1433,29 @@ mc_track_group_fill(uint32 group, McViolation *v)
 		return;
 	mc_fill_common(v, group, false);
 }
+
+/*
+ * What lib's allocations at site still hold in ctx (wrong_context_probe:
+ * kept or given back).  A lookup, no allocation: safe inside the allocator.
+ */
+int64
+mc_track_live_at(MemoryContext ctx, int lib, uintptr_t site)
+{
+	uint32		ri = mc_ctx_find(ctx);
+	uint32		gi;
+	int64		bytes = 0;
+
+	if (ri == 0)
+		return 0;
+	for (gi = ctxs[ri].groups; gi != 0; gi = groups[gi].cnext)
+	{
+		uint32		bi;
+
+		if (groups[gi].lib != lib)
+			continue;
+		for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+			if (buckets[bi].site == site)
+				bytes += buckets[bi].live_bytes;
+	}
+	return bytes;
+}
