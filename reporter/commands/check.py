@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
-from reporter import build
+from reporter import build, defaults
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.commands.run import execute, interrupted_status, prepare_output, progress
@@ -48,13 +48,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def find_config(explicit: Path | None) -> Path:
+def find_config(explicit: Path | None) -> Path | None:
+    """--config, else ./memcheck.yml; None: the extension here has none, so its regression suite runs; with
+    neither a memcheck.yml nor a Makefile here, the bundled example."""
     if explicit is not None:
         return explicit
     local = Path.cwd() / CONFIG_NAME
     if local.is_file():
         return local
-    progress(f"no {CONFIG_NAME} here: running the bundled example {EXAMPLE_DIR}")
+    if (Path.cwd() / "Makefile").is_file():
+        progress(f"no {CONFIG_NAME} here: running the extension's regression suite (make installcheck)")
+        return None
+    progress(f"no {CONFIG_NAME} and no Makefile here: running the bundled example {EXAMPLE_DIR}")
     return EXAMPLE_DIR / CONFIG_NAME
 
 
@@ -93,9 +98,10 @@ def main(args: argparse.Namespace) -> int:
     out = output_dir(args.output)
     prepare_output(out)  # before anything can fail: no earlier results.json is left to pass for this run's
     config_path = find_config(args.config)
-    cfg = load_config(config_path)
+    cfg = load_config(config_path) if config_path is not None else None
     pg_config = find_pg_config(args.pg_config)
     info = pg_info(pg_config, None)
+    cfg = cfg or defaults.for_directory(Path.cwd(), pg_config)
     progress(f"PostgreSQL {info.version} ({pg_config})")
     extensions = [cfg.extension.path] if cfg.extension and cfg.extension.path else []
     build.install_hook_library(info, log=progress)  # a BuildError is exit 2 at the CLI boundary

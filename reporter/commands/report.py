@@ -14,11 +14,11 @@ from reporter.cli import UsageError
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
-from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import Conclusion, compare, incomplete_note
+from reporter.merge import Merged, MergeError, attach_comparison, leg_bases, load_baseline, load_legs
+from reporter.summary import Conclusion, incomplete_note
 from reporter.terminal import render_terminal, style_for
 from reporter.text import clean, strip_controls
-from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
+from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, strictest_fail_on
 
 
 def add_parser(sub: Any) -> None:
@@ -49,6 +49,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--baseline", action="append", type=Path, metavar="DIR", default=[],
                    help="previous results (e.g. the base branch or an earlier attempt) to show what this "
                         "change made worse; repeat for several legs")
+    p.add_argument("--fail-on-scope", choices=FAIL_ON_SCOPES,
+                   help="with a base to compare with (a leg's base/ from `run --base`, or --baseline): new = only "
+                        "findings this change introduced or made worse (and workloads it broke) fail; all = every "
+                        "finding does (default: new when there is a base, else all)")
     p.add_argument("--annotations", choices=ANNOTATION_MODES, default="auto",
                    help="emit ::error/::warning lines (auto: when GITHUB_ACTIONS=true)")
     p.set_defaults(func=main)
@@ -112,12 +116,17 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     err = err or sys.stderr
     try:
         merged = load_legs(args.dirs)
-        baseline = load_baseline(args.baseline) if args.baseline else None
+        if args.baseline:
+            baseline, label = load_baseline(args.baseline), "the --baseline results"
+        else:
+            baseline, label = leg_bases(merged)
     except MergeError as exc:
         raise UsageError(strip_controls(str(exc))) from None
     merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
-    for notice in merged.notices + (baseline.notices if baseline else []):
+    merged.notices.extend(baseline.notices)
+    for notice in merged.notices:
         print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
+    attach_comparison(merged, baseline, args.fail_on_scope, label)
     if args.comment:
         comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
@@ -127,7 +136,6 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     ctx = Context(
         fail_on=fail_on, run_url=_run_url(env, found.run[0]),
         head_sha=found.head_sha or origin.head_sha_from_results(merged.present),
-        comparison=compare(merged.present, baseline.present, merged.findings) if baseline else None,
         notices=list(merged.notices), workspace=root,
     )
     outputs: Dict[str, str | None] = {}

@@ -217,9 +217,15 @@ def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
     code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md))
     assert code == 1
     text = md.read_text()
-    assert "### Compared with the baseline (PostgreSQL 15)" in text
+    assert "### What this change did, compared with the --baseline results (PostgreSQL 15)" in text
     assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
     assert "| 1 | ❌ ERROR | 🆕 [context_leak] | BuggyPlannerLeakCtx |" in text
+    assert text.startswith("## ❌ pg-ext-memcheck: this change adds 1 finding (1 ERROR)\n")
+    # with a base, fail-on judges only what is new (default fail-on-scope new); all judges everything
+    assert "- 1 new or worse finding(s) at or above error; worst is ERROR" in text
+    code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md),
+               "--fail-on-scope", "all")
+    assert code == 1 and "- 2 finding(s) at or above error; worst is ERROR" in md.read_text()
 
 
 # ---- findings, the comment file, the comment key, hostile text -------------------------------------------
