@@ -167,7 +167,7 @@ def _finding_row(n: int, f: Finding, ctx: Context, cls: Optional[str], site: str
         "severity": ("❌ " if failing else _SEVERITY_ICON[f.severity] + " ") + f.severity,
         # a reference link (defined once at the end): the URL is not repeated in every row of the table
         "check": _CLASS_ICON.get(cls or "", "") + f"[{f.check_type}]",
-        "context": md_inline(f.context, 60),
+        "context": md_inline(describe.short_path(f), 80),
         "amount": md_inline(describe.amount(f), 40),
         "lifetime": md_inline(describe.lifetime_text(f), 60),
         "site": site,
@@ -208,7 +208,7 @@ def _details(n: int, f: Finding, variant: Variant, ctx: Context, site: str,
         "growth": sparkline(f.samples),
         "detail": md_inline(f.detail, variant.text_limit),
         "advice": describe.advice_url(f.check_type), "check": f.check_type,
-        "evidence": [_evidence_row(e) for e in f.evidence[: variant.evidence_limit]],
+        "evidence": [_evidence_row(e) for e in f.evidence_worst_first()[: variant.evidence_limit]],
         "evidence_more": max(0, len(f.evidence) - variant.evidence_limit),
     }
 
