@@ -20,6 +20,9 @@ CI_APT_PACKAGES=(
 # "major method" pairs; the order is that of PG_EXT_MEMCHECK_PG_CONFIGS. Debian's 15 goes first: tests that
 # need a single PostgreSQL take the first entry, and some of them install it with --method debian.
 CI_POSTGRES=("15 debian" "13 source" "18 source")
+# An assertion-enabled source build (cached like the others) for the memory_corruption tests:
+# exported as PG_EXT_MEMCHECK_CASSERT_PG_CONFIG, not part of PG_EXT_MEMCHECK_PG_CONFIGS.
+CI_CASSERT_MAJOR=15
 
 ci_log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -71,5 +74,8 @@ ci_setup() {
   done
   PG_EXT_MEMCHECK_PG_CONFIGS=$(IFS=:; echo "${configs[*]}")
   export PG_EXT_MEMCHECK_PG_CONFIGS
+  ci_log "install-postgres $CI_CASSERT_MAJOR --method source --cassert"
+  PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$(pg-ext-memcheck install-postgres "$CI_CASSERT_MAJOR" --method source --cassert </dev/null | tail -n 1)
+  export PG_EXT_MEMCHECK_CASSERT_PG_CONFIG
   ci_log "PG_EXT_MEMCHECK_PG_CONFIGS=$PG_EXT_MEMCHECK_PG_CONFIGS (setup took $((SECONDS - t0))s)"
 }
