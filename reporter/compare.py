@@ -14,8 +14,8 @@ Classes (vocab.COMPARISON_CLASSES):
 - not compared: seen only on majors the base did not run (counted as in scope: it cannot be shown to be old).
 
 NOISE_MARGIN: the same build run three times on PostgreSQL 15 and 18 (the buggy example with ten bugs switched
-on, five workloads, and its regression suite) gave identical rates, to the byte, on every one of 77 violation
-rows and 17 findings (docs/compare.md); rates count the bytes of the extension's own allocations, not timings.
+on, five workloads, and its regression suite) gave identical rates, to the byte, on every one of 89 violation
+rows and 21 findings (docs/compare.md); rates count the bytes of the extension's own allocations, not timings.
 The 5% margin leaves room for what three runs cannot show: a rate averaged over calls moves a little when a
 one-time allocation (a cache) is spread over a different number of calls.
 """

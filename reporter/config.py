@@ -34,7 +34,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_YAML_DEPTH = 32
 # A regression test file runs once as pg_regress runs it, then iterations - 1 more times in one session of its
 # own: the C side calls growth a leak after 3 growths, so that session needs 3 passes of a file whose leaky
-# statement runs once (docs/regress.md has the measurement).
+# statement runs once (docs/compare.md has the measurement).
 DEFAULT_REGRESS_ITERATIONS = 4
 # The name of a regress entry without one (its tests are named after their files).
 REGRESS_NAME = "regress"

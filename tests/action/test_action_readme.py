@@ -66,7 +66,8 @@ def test_memcheck_yml_reference_example_is_valid(tmp_path: Path) -> None:
     (tmp_path / "workloads").mkdir()
     (tmp_path / "workloads" / "report.sql").write_text("SELECT 1;\n", encoding="utf-8")
     cfg = config.load(path)
-    assert [w.name for w in cfg.workloads] == ["select_companies", "from_file", "growth"]
+    assert [w.name for w in cfg.workloads] == ["select_companies", "from_file", "growth", "regress"]
+    assert cfg.workloads[-1].kind == "regress" and cfg.workloads[-1].iterations == config.DEFAULT_REGRESS_ITERATIONS
     schema = config_schema_keys()
     doc = yaml.safe_load(block)
     used = set(doc) | {f"extension.{k}" for k in doc["extension"]} | {f"thresholds.{k}" for k in doc["thresholds"]}
