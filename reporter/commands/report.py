@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
                    help="for an installation token: the app whose bot writes the comments (default: "
                         "$PG_EXT_MEMCHECK_COMMENT_APP, else github-actions, the app of GITHUB_TOKEN)")
     p.add_argument("--fail-on", choices=FAIL_ON_LEVELS,
-                   help="exit 1 at this severity (default: memcheck.yml's fail-on, as the results record it, else error)")
+                   help="exit 1 at this severity (default: memcheck.yml's fail-on, recorded in the results)")
     # Repeatable rather than nargs="+": a greedy option list would swallow the positional DIRs after it.
     p.add_argument("--baseline", action="append", type=Path, metavar="DIR", default=[],
                    help="previous results (e.g. the base branch or an earlier attempt) to show what this "
