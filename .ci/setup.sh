@@ -27,6 +27,9 @@ CI_APT_PACKAGES=(
 # way to each on this kind of machine: 15 Debian's packages, 13/18 source builds, 16 a PyPI wheel, 17 a trixie tree.
 CI_MAJORS=(15 13 16 17 18)
 CI_DEMO_MAJORS=(15)
+# An assertion-enabled source build (cached like the others) for the memory_corruption tests:
+# exported as PG_EXT_MEMCHECK_CASSERT_PG_CONFIG, not part of PG_EXT_MEMCHECK_PG_CONFIGS.
+CI_CASSERT_MAJOR=15
 
 ci_log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -115,11 +118,21 @@ ci_install_postgres() {
   ci_log "PG_EXT_MEMCHECK_PG_CONFIGS=$PG_EXT_MEMCHECK_PG_CONFIGS"
 }
 
+# ci_install_cassert: the assertion-enabled build, exported as PG_EXT_MEMCHECK_CASSERT_PG_CONFIG.
+ci_install_cassert() {
+  ci_log "install-postgres $CI_CASSERT_MAJOR --method source --cassert"
+  PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$(pg-ext-memcheck install-postgres "$CI_CASSERT_MAJOR" --method source --cassert </dev/null | tail -n 1)
+  [ -x "$PG_EXT_MEMCHECK_CASSERT_PG_CONFIG" ] || { ci_log "the cassert build printed no usable pg_config"; return 1; }
+  export PG_EXT_MEMCHECK_CASSERT_PG_CONFIG
+  ci_log "PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$PG_EXT_MEMCHECK_CASSERT_PG_CONFIG"
+}
+
 ci_setup() {
   set -euo pipefail
   local t0=$SECONDS
   ci_prepare "[test]" "${CI_APT_PACKAGES[@]}"
   ci_install_postgres "${CI_MAJORS[@]}"
+  ci_install_cassert
   ci_log "setup took $((SECONDS - t0))s"
 }
 

@@ -77,13 +77,16 @@ def make_install(
     make_args: Sequence[str] = (),
     log: Callable[[str], None] = lambda _msg: None,
     siblings: Sequence[str] = (),
+    source_root: Path | None = None,
 ) -> None:
     """Build and install one PGXS tree with PG_CONFIG pinned to `info.path`.
 
     The build runs in a private copy of the tree (plus `siblings`, directories next to it that its Makefile
     reaches with ../): object files left in the tree by a build against another major would otherwise be
     considered up to date and linked into this one, and two builds (or a developer's) could not share it.
-    It compiles with debug information (see debug_make_args) so allocation sites resolve to source lines.
+    It compiles with debug information (see debug_make_args) so allocation sites resolve to source lines;
+    `source_root` (default: the tree's parent) is where the debug information says the sources are: a base
+    revision checked out elsewhere names the files of the working tree, so that its sites read like HEAD's.
     """
     directory = Path(directory).resolve()
     if not (directory / "Makefile").is_file():
@@ -94,7 +97,7 @@ def make_install(
         shutil.copytree(directory, build_dir, symlinks=True, ignore=ignore)
         for sibling in siblings:
             shutil.copytree(directory.parent / sibling, Path(tmp) / sibling, symlinks=True, ignore=ignore)
-        args = debug_make_args(make_args, Path(tmp).resolve(), directory.parent)
+        args = debug_make_args(make_args, Path(tmp).resolve(), source_root or directory.parent)
         base = ["make", "-C", str(build_dir), f"PG_CONFIG={info.path}", *args]
         for target in ([], ["install"]):
             cmd = base + target

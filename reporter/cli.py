@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from reporter import __version__
 
 # Each subcommand lives in its own module under reporter.commands; the order is the help order.
-SUBCOMMANDS = ("install_postgres", "build", "run", "report", "check", "cleanup")
+SUBCOMMANDS = ("install_postgres", "build", "run", "report", "check", "cleanup", "validate_inputs")
 
 
 class UsageError(Exception):

@@ -1,6 +1,8 @@
 """One sticky pull-request comment per key: find it by a hidden marker, upsert it, converge after races.
 
-Marker: ``<!-- pg-ext-memcheck:KEY run=RUN_ID attempt=N -->``. Only comments written by the token's own
+Marker: ``<!-- pg-ext-memcheck:KEY run=RUN_ID attempt=N digest=HEX -->``, KEY the comment key with every run of
+characters other than letters, digits and ``. _ / -`` turned into ``_`` (``CI tests`` -> ``CI_tests``), HEX a
+digest of the findings the comment shows (comment: changes compares it). Only comments written by the token's own
 identity count: anyone can paste a marker into a comment of theirs. Among ours, the OLDEST marked comment is
 the sticky one; younger duplicates (two publishers racing) are deleted; then, if the survivor shows a newer
 run (run id, then attempt), it is not overwritten by an older one. Anything that makes commenting impossible
@@ -14,34 +16,53 @@ PG_EXT_MEMCHECK_COMMENT_APP); GET /apps/{slug} confirms it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
+from reporter.commentkey import key_problem, normalize_key
 from reporter.github import BodyTooLong, GitHubClient, GitHubError, NotFound, ReadOnlyToken
 
 MAX_BODY = 65_536
 DEFAULT_APP = "github-actions"  # GITHUB_TOKEN's app: its comments are by github-actions[bot]
-_MARKER = re.compile(r"<!-- pg-ext-memcheck:(?P<key>\S+) run=(?P<run>\d+) attempt=(?P<attempt>\d+) -->")
+_MARKER = re.compile(r"<!-- pg-ext-memcheck:(?P<key>\S+) run=(?P<run>\d+) attempt=(?P<attempt>\d+)"
+                     r"(?: digest=(?P<digest>[0-9a-f]{1,64}))? -->")
+
+__all__ = ["key_problem", "normalize_key"]  # re-exported: the comment's users need one import
 
 RunId = Tuple[int, int]  # (run id, attempt): compared as a tuple, newest is largest
 
 
-def normalize_key(key: str) -> str:
-    """Keys come from workflow names ('CI tests'): keep them one token that cannot close the HTML comment."""
-    cleaned = re.sub(r"[^A-Za-z0-9._/-]+", "_", key.strip()).replace("--", "-_")
-    return cleaned[:100] or "default"
-
-
-def marker(key: str, run: RunId) -> str:
-    return f"<!-- pg-ext-memcheck:{normalize_key(key)} run={run[0]} attempt={run[1]} -->"
+def marker(key: str, run: RunId, digest: str | None = None) -> str:
+    tail = f" digest={digest}" if digest else ""
+    return f"<!-- pg-ext-memcheck:{normalize_key(key)} run={run[0]} attempt={run[1]}{tail} -->"
 
 
 def parse_marker(body: str, key: str) -> RunId | None:
+    found = _parse(body, key)
+    return found[0] if found else None
+
+
+def marker_digest(body: str, key: str) -> str | None:
+    found = _parse(body, key)
+    return found[1] if found else None
+
+
+def _parse(body: str, key: str) -> Tuple[RunId, str | None] | None:
     for m in _MARKER.finditer(body or ""):
         if m.group("key") == normalize_key(key):
-            return int(m.group("run")), int(m.group("attempt"))
+            return (int(m.group("run")), int(m.group("attempt"))), m.group("digest")
     return None
+
+
+def digest(lines: Iterable[str]) -> str:
+    """What a report says, as 16 hex digits: the same findings (and classes, severities, broken workloads,
+    conclusion) give the same digest whatever the run."""
+    h = hashlib.sha256()
+    for line in sorted(lines):
+        h.update(line.encode("utf-8") + b"\n")
+    return h.hexdigest()[:16]
 
 
 # ---- who the token is -----------------------------------------------------------------------------------
@@ -79,7 +100,7 @@ def _author(comment: Dict[str, Any]) -> str:
 
 @dataclass
 class Outcome:
-    action: str  # created | updated | stale | degraded
+    action: str  # created | updated | stale | unchanged | skipped | degraded
     comment_id: int | None = None
     url: str | None = None
     deleted: List[int] = field(default_factory=list)
@@ -117,11 +138,28 @@ def _stale_notice(newest: RunId, ours: RunId) -> str:
             f"run {ours[0]} attempt {ours[1]} did not overwrite it")
 
 
-def upsert(client: GitHubClient, pr: int, key: str, run: RunId, body: str, author: str) -> Outcome:
-    full = f"{marker(key, run)}\n{body}"
+@dataclass(frozen=True)
+class Changes:
+    """comment: changes: post or update only when the findings changed. `digest` is what this report shows;
+    `worth_a_new_comment` whether there is anything to say where no comment exists yet (a change against the
+    base, or without a base any finding or failure)."""
+
+    digest: str
+    worth_a_new_comment: bool
+
+
+def upsert(client: GitHubClient, pr: int, key: str, run: RunId, body: str, author: str,
+           changes: Changes | None = None, digest_: str | None = None) -> Outcome:
+    digest_ = changes.digest if changes else digest_
+    full = f"{marker(key, run, digest_)}\n{body}"
     if len(full) > MAX_BODY:
         raise ValueError(f"comment body of {len(full)} characters exceeds {MAX_BODY}")
     marked = _marked(client, pr, key, author)
+    if changes is not None and not marked and not changes.worth_a_new_comment:
+        return Outcome("skipped", notice="comment: changes, and nothing changed: no comment posted")
+    if changes is not None and marked and marker_digest(marked[0][0].get("body") or "", key) == changes.digest:
+        oldest = marked[0][0]
+        return Outcome("unchanged", int(oldest["id"]), oldest.get("html_url"))
     created = None
     if not marked:
         created = client.create_comment(pr, full)
@@ -141,7 +179,8 @@ def upsert(client: GitHubClient, pr: int, key: str, run: RunId, body: str, autho
 
 
 def publish(client: GitHubClient | None, pr: int | None, key: str, run: RunId, body: str,
-            app_slug: str = DEFAULT_APP, why_no_pr: str | None = None) -> Outcome:
+            app_slug: str = DEFAULT_APP, why_no_pr: str | None = None, changes: Changes | None = None,
+            digest_: str | None = None) -> Outcome:
     """upsert() with every 'cannot comment here' case turned into a one-line notice."""
     if pr is None:
         return Outcome("degraded", notice=why_no_pr or "no pull request number (not a pull_request event): "
@@ -150,7 +189,7 @@ def publish(client: GitHubClient | None, pr: int | None, key: str, run: RunId, b
         return Outcome("degraded", notice="no GITHUB_TOKEN/GITHUB_REPOSITORY: the report is in the "
                                           "job summary only")
     try:
-        return upsert(client, pr, key, run, body, identity(client, app_slug))
+        return upsert(client, pr, key, run, body, identity(client, app_slug), changes, digest_)
     except ReadOnlyToken:
         return Outcome("degraded", notice="the token is read-only here (fork or Dependabot pull request): "
                                           "the report is in the job summary; publish from a workflow_run "

@@ -32,6 +32,12 @@ MAX_TIMEOUT_S = (2**31 - 1) // 1000
 # schema's iterations maximum says the same for every workload.
 MAX_ITERATIONS = 10_000_000
 MAX_YAML_DEPTH = 32
+# A regression test file runs once as pg_regress runs it, then iterations - 1 more times in one session of its
+# own: the C side calls growth a leak after 3 growths, so that session needs 3 passes of a file whose leaky
+# statement runs once (docs/compare.md has the measurement).
+DEFAULT_REGRESS_ITERATIONS = 4
+# The name of a regress entry without one (its tests are named after their files).
+REGRESS_NAME = "regress"
 
 # postgresql.conf settings memcheck.yml may not set: the runner owns them. Connection settings keep the private
 # cluster on its unix socket with no TCP (its superuser has no password); loading settings would put code in
@@ -82,7 +88,7 @@ class Extension:
 @dataclass(frozen=True)
 class Workload:
     name: str
-    kind: str  # sql | file | scenario
+    kind: str  # sql | file | scenario | regress
     sql: str  # the SQL text (read from the file for kind file)
     scenario: str | None
     iterations: int
@@ -93,6 +99,7 @@ class Workload:
     file: Path | None = None
     protocol: str = DEFAULT_PROTOCOL  # simple | extended | prepared (see the schema)
     concurrency: int = 1  # sessions that run it at the same time
+    named: bool = True  # False: a regress entry without a name (its tests keep their own names)
 
 
 @dataclass(frozen=True)
@@ -278,12 +285,15 @@ def _settings_value(value: Any) -> str:
     return str(value)
 
 
-def load(path: Union[str, Path]) -> Config:
-    """Read and validate memcheck.yml; raise ConfigError listing every problem found."""
+def load(path: Union[str, Path], text: str | None = None) -> Config:
+    """Read and validate memcheck.yml; raise ConfigError listing every problem found.
+
+    `text`: the document itself, for a configuration that has no file (the default one, see reporter.defaults);
+    `path` then only places it (relative paths start from its directory) and names it in messages."""
     path = Path(path)
     source = str(path)
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if text is None else text.encode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError([f"{source}: no such file"]) from exc
     except OSError as exc:
@@ -382,12 +392,18 @@ def _semantic_messages(
         if reason is not None:
             problem(("settings", key), f"'{key}' cannot be set here: {reason}")
     names: Dict[str, int] = {}
+    regress: List[int] = []
     for i, wl in enumerate(doc.get("workloads", [])):
-        if wl["name"] in names:
-            problem(("workloads", i, "name"), f"duplicate workload name '{wl['name']}'")
-        names[wl["name"]] = i
+        name = wl.get("name", REGRESS_NAME)
+        if name in names:
+            problem(("workloads", i, "name"), f"duplicate workload name '{name}'")
+        names[name] = i
         if "timeout" in wl:
             out += _timeout_messages(wl["timeout"], ("workloads", i, "timeout"), positions)
+        if "regress" in wl:
+            regress.append(i)
+            out += _regress_messages(wl, i, ext, regress, positions)
+            continue
         text = _workload_sql(wl, i, base, positions, out)
         if text is not None:
             sql_texts[i] = text
@@ -405,6 +421,27 @@ def _semantic_messages(
                 dt.date.fromisoformat(sup["expiry"])
             except ValueError:
                 problem(("suppressions", i, "expiry"), f"not a date: {sup['expiry']!r}")
+    return out
+
+
+def _regress_messages(wl: Dict[str, Any], i: int, ext: Dict[str, Any], seen: List[int],
+                      positions: _Positions) -> List[Tuple[int, str]]:
+    """A regress entry runs the extension's `make installcheck`: it needs the extension's directory, and runs
+    its SQL through psql, so the options of sql/file workloads do not apply."""
+    out: List[Tuple[int, str]] = []
+    where = ("workloads", i, "regress")
+    if "path" not in ext:
+        out.append((positions.line_of(where), f"{key_path(where)}: runs the extension's regression suite (`make "
+                                              "installcheck`), so it needs extension.path, the directory of the "
+                                              "extension's Makefile"))
+    if len(seen) > 1:
+        out.append((positions.line_of(where), f"{key_path(where)}: the regression suite is already run by "
+                                              f"workloads[{seen[0]}]; list it once"))
+    for key, why in (("scenario", "a regression test file is run by psql, not by ext_memcheck.run_scenario()"),
+                     ("protocol", "a regression test file is sent by psql the way pg_regress sends it")):
+        if key in wl:
+            at = ("workloads", i, key)
+            out.append((positions.line_of(at), f"{key_path(at)}: not with regress: {why}"))
     return out
 
 
@@ -499,15 +536,17 @@ def _build(
     workloads = []
     for i, wl in enumerate(doc["workloads"]):
         sql_file = (base / wl["file"]).resolve() if "file" in wl else None
-        sql = sql_texts[i]
+        regress = "regress" in wl
+        sql = "" if regress else sql_texts[i]
         mode = wl.get("mode", "all")
+        kind = "regress" if regress else "scenario" if "scenario" in wl else ("file" if sql_file else "sql")
         workloads.append(
             Workload(
-                name=wl["name"],
-                kind="scenario" if "scenario" in wl else ("file" if sql_file else "sql"),
+                name=wl.get("name", REGRESS_NAME),
+                kind=kind,
                 sql=sql,
                 scenario=wl.get("scenario"),
-                iterations=wl.get("iterations", 1),
+                iterations=wl.get("iterations", DEFAULT_REGRESS_ITERATIONS if regress else 1),
                 mode=vocab.MODE_ALIASES.get(mode, mode),
                 context_pattern=wl.get("context_pattern", ""),
                 allowed_contexts=tuple(wl.get("allowed_contexts", ())),
@@ -515,6 +554,7 @@ def _build(
                 file=sql_file,
                 protocol=wl.get("protocol", DEFAULT_PROTOCOL),
                 concurrency=wl.get("concurrency", 1),
+                named="name" in wl,
             )
         )
     suppressions = tuple(

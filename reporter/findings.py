@@ -383,9 +383,17 @@ class Finding:
         return self.severities_by_major().get(major)
 
     def sort_key(self) -> Tuple[Any, ...]:
-        """Worst first; ties keep the order of the input (legs newest major first, workloads, rows)."""
+        """Worst first: unsuppressed before suppressed, then severity, then growth that repeats before growth
+        that happened once (a cache), then the longest lifetime (backend, transaction, statement), then the
+        most bytes; ties keep the order of the input (legs newest major first, workloads, rows)."""
+        life = self.representative.get("lifetime")
         return (self.key[0], -SEVERITY_RANK[self.severity], self.representative.get("verdict") == "cache",
-                -self.magnitude)
+                -(LIFETIME_RANK.get(life, 0) if life else 0), -self.magnitude)
+
+    def evidence_worst_first(self) -> List[Evidence]:
+        """The evidence rows for a reader: the finding's own rows before folded ones, each worst first."""
+        return sorted(self.evidence, key=lambda e: (e.folded is not None, -SEVERITY_RANK[e.row["severity"]],
+                                                    -magnitude(e.row)))
 
 
 @bulk

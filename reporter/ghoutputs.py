@@ -83,6 +83,11 @@ class Annotation:
     line: Optional[int] = None
 
 
+def escape_data(text: str) -> str:
+    """Text for the message part of a workflow command: it cannot end the line or start another command."""
+    return _escape_data(text)
+
+
 def _escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 

@@ -103,8 +103,8 @@ def _testcase(w: Dict[str, Any], classname: str, fail_on: str, slices: Sequence[
         message = f"{w['status']}: {clean(err.get('message'), 300)}" if err else w["status"]
         if err.get("sqlstate"):
             message += f" (SQLSTATE {clean(err['sqlstate'], 10)})"
-        output = cap("\n".join(clean_block(x, BODY_LIMIT // 2) for x in (err.get("message"), w.get("log_excerpt"))
-                               if x), BODY_LIMIT)
+        output = cap("\n".join(clean_block(x, BODY_LIMIT // 2)
+                               for x in (err.get("message"), w.get("diff"), w.get("log_excerpt")) if x), BODY_LIMIT)
         case.add_error_info(message=_x(message), output=_x(output) or None, error_type=w["status"])
     if failing:
         f, evidence, sev = failing[0]

@@ -1,8 +1,10 @@
 """Markdown report (PR comment and job summary variants) from merged results, within a size budget.
 
-Layout: the conclusion, one row of counts per PostgreSQL version, the baseline comparison, ONE table of findings
-across the whole matrix (failing findings first, worst first, with a column of majors), the failed workloads, the
-details of each finding (allocation sites, lifetime, evidence rows, what to do), then what passed.
+Layout: the conclusion; when a base revision was compared, what this change made worse (new and worse findings,
+workloads it broke, what it fixed) right under it; one row of counts per PostgreSQL version; ONE table of findings
+across the whole matrix (with a base: new and worse first; then failing findings first, worst first, with a column
+of majors), the failed workloads, the details of each finding (allocation sites, lifetime, evidence rows worst
+first, what to do), then what passed.
 
 Every string that came from the database, a results file or the environment is escaped here, in the view model,
 before it reaches a template: templates only lay out already-safe text. Items (failed workloads, then findings worst
@@ -22,10 +24,11 @@ from urllib.parse import quote
 import jinja2
 
 from reporter import describe
+from reporter.compare import NEW, WORSE, Comparison
 from reporter.findings import Evidence, Finding
 from reporter.merge import Merged
 from reporter.perf import bulk
-from reporter.summary import Comparison, judge, workload_counts
+from reporter.summary import judge, workload_counts
 from reporter.text import ELLIPSIS, format_bytes, format_rate, plural, sparkline, strip_controls
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES
 
@@ -95,7 +98,6 @@ class Context:
     fail_on: str = "error"
     run_url: Optional[str] = None
     head_sha: Optional[str] = None
-    comparison: Optional[Comparison] = None
     notices: List[str] = field(default_factory=list)
     workspace: Optional[str] = None  # the repository checkout: site files inside it are shown relative to it
 
@@ -106,7 +108,8 @@ Item = Tuple[str, Any]  # ("broken", (leg index, workload index)) or ("finding",
 
 
 def _items(merged: Merged) -> List[Item]:
-    """Everything that can be listed, most important first: failed workloads, then findings worst first."""
+    """Everything that can be listed, most important first: failed workloads, then findings worst first (with
+    a base: what this change made new or worse first)."""
     broken: List[Item] = []
     for li, leg in enumerate(merged.legs):
         if leg.results is None:
@@ -114,12 +117,17 @@ def _items(merged: Merged) -> List[Item]:
         for wi, w in enumerate(leg.results["workloads"]):
             if w["status"] in BROKEN_STATUSES:
                 broken.append(("broken", (li, wi)))
-    return broken + [("finding", f) for f in merged.findings if not f.key[0]]
+    found = [f for f in merged.findings if not f.key[0]]
+    c = merged.comparison
+    if c is not None:
+        rank = {NEW: 0, WORSE: 1}
+        found.sort(key=lambda f: rank.get(c.class_of(f), 2))  # stable: worst first within each class
+    return broken + [("finding", f) for f in found]
 
 
 # ---- view model ----------------------------------------------------------------------------------------
 
-_STATUS_ICON = {"passed": "✅", "violations": "⚠️", "error": "💥", "timeout": "⏱️", "crashed": "💥"}
+_STATUS_ICON = {"passed": "✅", "violations": "⚠️", "error": "💥", "timeout": "⏱️", "crashed": "💥", "failed": "❌"}
 _SEVERITY_ICON = {"ERROR": "🟥", "WARNING": "🟧", "INFO": "🟦"}
 
 
@@ -149,14 +157,17 @@ def _names(names: Sequence[str], shown: int = 3) -> str:
     return head + (f" (+{len(names) - shown})" if len(names) > shown else "")
 
 
-def _finding_row(n: int, f: Finding, ctx: Context, new: bool, site: str) -> Dict[str, str]:
+_CLASS_ICON = {NEW: "🆕 ", WORSE: "📈 "}
+
+
+def _finding_row(n: int, f: Finding, ctx: Context, cls: Optional[str], site: str) -> Dict[str, str]:
     failing = f.reaches(ctx.fail_on)
     return {
         "n": str(n),
         "severity": ("❌ " if failing else _SEVERITY_ICON[f.severity] + " ") + f.severity,
         # a reference link (defined once at the end): the URL is not repeated in every row of the table
-        "check": ("🆕 " if new else "") + f"[{f.check_type}]",
-        "context": md_inline(f.context, 60),
+        "check": _CLASS_ICON.get(cls or "", "") + f"[{f.check_type}]",
+        "context": md_inline(describe.short_path(f), 80),
         "amount": md_inline(describe.amount(f), 40),
         "lifetime": md_inline(describe.lifetime_text(f), 60),
         "site": site,
@@ -197,7 +208,7 @@ def _details(n: int, f: Finding, variant: Variant, ctx: Context, site: str,
         "growth": sparkline(f.samples),
         "detail": md_inline(f.detail, variant.text_limit),
         "advice": describe.advice_url(f.check_type), "check": f.check_type,
-        "evidence": [_evidence_row(e) for e in f.evidence[: variant.evidence_limit]],
+        "evidence": [_evidence_row(e) for e in f.evidence_worst_first()[: variant.evidence_limit]],
         "evidence_more": max(0, len(f.evidence) - variant.evidence_limit),
     }
 
@@ -214,6 +225,7 @@ def _broken(merged: Merged, li: int, wi: int, variant: Variant) -> Dict[str, Any
         "error": md_pre(err["message"], variant.text_limit) if err else None,
         "sqlstate": md_inline(err.get("sqlstate"), 10) if err and err.get("sqlstate") else None,
         "log": md_pre(w["log_excerpt"], variant.log_limit) if w.get("log_excerpt") else None,
+        "diff": md_pre(w["diff"], variant.log_limit) if w.get("diff") else None,
     }
 
 
@@ -231,7 +243,7 @@ def _legs_view(merged: Merged, ctx: Context,
         res = leg.results
         major = int(res["postgresql"]["major"])
         counts = by_major[major]
-        verdict = judge(counts, 0, ctx.fail_on)
+        verdict = judge(counts, 0, ctx.fail_on, scope=merged.judged_scope, major=major)
         table.append(_counts_row(md_inline(res["postgresql"]["version"], 30), counts,
                                  "❌ failed" if verdict.failed else "✅ passed") | {"missing": False})
         passed = []
@@ -248,7 +260,7 @@ def _legs_view(merged: Merged, ctx: Context,
 def _view(merged: Merged, ctx: Context, variant: Variant, keep: int, items: Sequence[Item],
           fixed: Dict[str, Any], memo: Dict[int, Any]) -> Dict[str, Any]:
     """The view with the first `keep` items; `memo` keeps each item's rendering across attempts."""
-    new_keys = ctx.comparison.new_keys if ctx.comparison else set()
+    comparison = merged.comparison
     repo_url, sha = _repo_url(fixed["run_url"]), fixed["sha"]
     rows, details, broken = [], [], []
     n = 0
@@ -263,7 +275,8 @@ def _view(merged: Merged, ctx: Context, variant: Variant, keep: int, items: Sequ
         if index not in memo:
             site = _site_md(item.site, ctx, repo_url, sha)
             want = variant.details_limit is None or n <= variant.details_limit
-            memo[index] = (_finding_row(n, item, ctx, item.key in new_keys, site),
+            cls = comparison.class_of(item) if comparison else None
+            memo[index] = (_finding_row(n, item, ctx, cls, site),
                            _details(n, item, variant, ctx, site, repo_url, sha) if want else None)
         row, detail = memo[index]
         rows.append(row)
@@ -298,7 +311,8 @@ def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[
         "reasons": [md_inline(r, 300) for r in verdict.reasons],
         "fail_on": verdict.fail_on,
         "active": total.findings,
-        "headline": _headline(total, len(merged.missing)),
+        "headline": _change_headline(merged.comparison, verdict.failed) or _headline(total, len(merged.missing)),
+        "change_headline": _change_headline(merged.comparison, verdict.failed),
         "table": table,
         "total": _counts_row("**all**", total, "❌ **failure**" if verdict.failed else "✅ **success**"),
         "legs": legs,
@@ -307,7 +321,7 @@ def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[
         "sha": _full_sha(ctx.head_sha),
         "head_sha": (_full_sha(ctx.head_sha) or "")[:12] or None,
         "versions": ", ".join(md_inline(leg.version, 30) for leg in merged.legs if leg.results is not None),
-        "comparison": _comparison_view(ctx.comparison) if ctx.comparison else None,
+        "comparison": _comparison_view(merged.comparison) if merged.comparison else None,
         "notices": [md_inline(n, 300) for n in ctx.notices],
         "suppressed": [{"text": md_inline(describe.headline(f, ctx.workspace), 200),
                         "reason": md_inline(f.suppressed_by, 200)} for f in suppressed[:20]],
@@ -327,6 +341,33 @@ def _headline(total: Any, missing: int) -> str:
     return ", ".join(parts) or "failed"
 
 
+def _change_headline(c: Optional[Comparison], failed: bool) -> Optional[str]:
+    """With a base: the headline says what this change did ("this change adds 1 finding (1 ERROR)")."""
+    if c is None:
+        return None
+    parts = []
+    if c.new:
+        by = _by_severity(c.new)
+        parts.append(f"adds {plural(len(c.new), 'finding')} ({by})")
+    if c.worse:
+        parts.append(f"makes {plural(len(c.worse), 'finding')} worse")
+    if c.broken_new:
+        parts.append(f"breaks {plural(len(c.broken_new), 'workload')}")
+    if parts:
+        return "this change " + ", ".join(parts)
+    if failed:
+        return None  # it fails on existing findings (fail-on-scope all): say what fails, as without a base
+    existing = len(c.unchanged) + len(c.not_compared)
+    notes = [f"{plural(existing, 'existing finding')}" if existing else "",
+             f"{plural(len(c.fixed), 'finding')} fixed" if c.fixed else ""]
+    notes = [n for n in notes if n]
+    return "nothing new in this change" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _by_severity(found: Sequence[Finding]) -> str:
+    return ", ".join(f"{n} {s}" for s in reversed(SEVERITIES) if (n := sum(1 for f in found if f.severity == s)))
+
+
 def _full_sha(sha: Optional[str]) -> Optional[str]:
     return sha if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
@@ -337,13 +378,24 @@ def _finding_text(f: Finding) -> str:
             + f" on PostgreSQL {describe.majors_text(f.majors)}")
 
 
+def _change_text(f: Finding) -> str:
+    rate = describe.amount(f)
+    return f"{f.severity} " + _finding_text(f) + (f": {md_inline(rate, 40)}" if rate and rate != "-" else "")
+
+
 def _comparison_view(c: Comparison) -> Dict[str, Any]:
     return {
+        "label": md_inline(c.label, 120) if c.label else None,
         "majors": ", ".join(str(m) for m in c.compared_majors) or "none",
-        "new": len(c.new), "fixed": len(c.fixed), "worse": len(c.worse), "unchanged": c.unchanged,
+        "new": len(c.new), "fixed": len(c.fixed), "worse": len(c.worse), "unchanged": len(c.unchanged),
+        "not_compared": len(c.not_compared), "broken": len(c.broken_new),
         "unstable": c.unstable,
-        "new_list": [_finding_text(f) for f in c.new[:10]],
-        "fixed_list": [_finding_text(f) for f in c.fixed[:10]],
+        "new_list": [_change_text(f) for f in c.new[:10]],
+        "worse_list": [f"{_change_text(f)} ({md_inline(c.why_worse.get(f.key), 120)})" for f in c.worse[:10]],
+        "fixed_list": [_change_text(f) for f in c.fixed[:10]],
+        "broken_list": [f"{md_inline(name, 80)} on PostgreSQL {major}" for major, name in sorted(c.broken_new)[:10]],
+        "more": max(0, len(c.new) - 10) + max(0, len(c.worse) - 10) + max(0, len(c.fixed) - 10),
+        "margin": f"{c.margin:.0%}",
     }
 
 

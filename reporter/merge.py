@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from reporter import findings, summary
+from reporter import baseinfo, findings, summary
+from reporter.compare import Comparison, compare
 from reporter.results import Results, ResultsError, load
 
 RESULTS_FILE = "results.json"
+# A leg's base run (check --compare, run --base) lives in this subdirectory of the leg: base/results.json, and
+# base/base.json saying which revision it was and whether it ran.
+BASE_DIR = "base"
 
 
 class MergeError(Exception):
@@ -42,6 +46,8 @@ class Leg:
 class Merged:
     legs: List[Leg]  # present legs newest major first, then missing legs by path
     notices: List[str] = field(default_factory=list)  # one line each, for stderr and the report
+    comparison: Optional[Comparison] = None  # with the base run, when there was one
+    scope: str = "all"  # fail-on-scope: "new" judges only comparison.in_scope (see summary.Scope)
     _findings: Optional[List[findings.Finding]] = field(default=None, init=False, repr=False)
     _by_major: Optional[Dict[int, summary.Counts]] = field(default=None, init=False, repr=False)
 
@@ -59,11 +65,18 @@ class Merged:
             self._by_major = summary.count_by_major(self.present, self.findings)
         return self._by_major
 
+    @property
+    def judged_scope(self) -> Optional[summary.Scope]:
+        """What fail-on judges when only the change's own findings count; None: everything."""
+        if self.comparison is None or self.scope != "new":
+            return None
+        return summary.Scope(self.comparison.in_scope, self.comparison.broken_new)
+
     def conclude(self, fail_on: str) -> summary.Conclusion:
         """summary.conclude over every leg (missing ones included), from the cached counts."""
         total = summary.total_counts(self.counts_by_major, self.findings)
         incomplete = [summary.incomplete_note(res) for res in self.present if res.get("complete") is False]
-        return summary.judge(total, len(self.missing), fail_on, incomplete)
+        return summary.judge(total, len(self.missing), fail_on, incomplete, self.judged_scope)
 
     @property
     def present(self) -> List[Results]:
@@ -84,7 +97,7 @@ def _expand(arg: Path) -> List[Path]:
         raise MergeError(f"{arg}: no such file or directory")
     if arg.is_file() or (arg / RESULTS_FILE).is_file():
         return [arg]
-    subdirs = sorted(p for p in arg.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subdirs = sorted(p for p in arg.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != BASE_DIR)
     if not subdirs:
         return [arg]  # an empty leg folder: missing leg
     return subdirs
@@ -133,3 +146,38 @@ def load_baseline(args: Sequence[Path]) -> Merged:
     merged = load_legs(args)
     merged.notices = [f"baseline {n}" for n in merged.notices]
     return merged
+
+
+def leg_bases(merged: Merged) -> Tuple[Merged, Optional[str]]:
+    """The base runs the legs carry (LEG/base/results.json, made by `run --base`), and what revision they are
+    ("main (0123456789ab)"); a leg whose base was skipped or left nothing adds a notice instead."""
+    legs: List[Leg] = []
+    notices: List[str] = []
+    labels: List[str] = []
+    for leg in merged.legs:
+        if leg.results is None or not leg.source.is_dir():
+            continue
+        where = leg.source / BASE_DIR
+        info = baseinfo.read(where)
+        if info is None:
+            continue
+        version = leg.results["postgresql"]["version"]
+        if info.status != baseinfo.RAN:
+            notices.append(f"PostgreSQL {version}: not compared with the base {info.label}: {info.reason}")
+            continue
+        loaded = _load_leg(where)
+        if loaded.results is None:
+            notices.append(f"PostgreSQL {version}: the base {info.label} left no {RESULTS_FILE}; not compared")
+            continue
+        legs.append(loaded)
+        labels.append(info.label)
+    return Merged(legs, notices), ", ".join(dict.fromkeys(labels)) or None
+
+
+def attach_comparison(merged: Merged, baseline: Optional[Merged], scope: Optional[str],
+                      label: Optional[str] = None) -> None:
+    """Compare merged with baseline (if it has any leg) and set the fail-on scope: `scope` when given, else
+    "new" when there was something to compare with, else "all"."""
+    if baseline is not None and baseline.present:
+        merged.comparison = compare(merged.present, baseline.present, merged.findings, label=label)
+    merged.scope = scope or ("new" if merged.comparison is not None else "all")

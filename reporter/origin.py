@@ -12,12 +12,11 @@ only cross-checked against these facts: a leg that claims another pull request, 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from reporter.event import load_event
 from reporter.github import GitHubClient, NotFound
 
 RunId = Tuple[int, int]  # (run id, attempt), as in reporter.comment
@@ -50,17 +49,6 @@ def _positive_int(value: Any) -> Optional[int]:
 
 def _sha(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and _SHA.fullmatch(value) else None
-
-
-def load_event(event_path: Optional[str]) -> Dict[str, Any]:
-    """The event payload the runner wrote; {} when absent or malformed."""
-    if not event_path:
-        return {}
-    try:
-        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return event if isinstance(event, dict) else {}
 
 
 def pr_from_event(event: Mapping[str, Any]) -> Optional[int]:

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from reporter import __version__
-from reporter.cluster import HOOK_LIBRARY, Cluster, ClusterError
+from reporter import __version__, regress
+from reporter.cluster import HOOK_LIBRARY, PORT, Cluster, ClusterError
 from reporter.config import Config, ConfigError, Workload
 from reporter.results import SCHEMA_VERSION, Results
 from reporter.watchdog import Watchdog
@@ -90,7 +90,7 @@ def like_to_regex(pattern: str) -> re.Pattern:
 def keep_violation(row: Dict[str, Any], wl: Workload) -> bool:
     """The workload's context pattern and allowlist: an allowed context may be allocated in
     (wrong_ctx_alloc is dropped there) but still may not grow without bound (context_leak stays)."""
-    name = row.get("context_name") or ""
+    name = row.get("context_name") or row.get("context") or ""
     if wl.context_pattern and not like_to_regex(wl.context_pattern).fullmatch(name):
         return False
     return not (row.get("check_type") == "wrong_ctx_alloc" and name in wl.allowed_contexts)
@@ -277,6 +277,7 @@ class Runner:
         self.admin = Admin(cluster)
         self.progress = progress
         self.cancel_grace_s = cancel_grace_s
+        self.suites: Dict[str, regress.Suite] = {}
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -332,6 +333,21 @@ class Runner:
                             + (f" (server log: {reason})" if reason else ""))
         if problems:
             raise ConfigError(problems)
+
+    # -- the regression suite -------------------------------------------------------------------
+
+    def run_regress(self, wl: Workload, label: str) -> List[Dict[str, Any]]:
+        """Every test file of the extension's suite, each a workload (reporter/regress.py)."""
+        suite = self.suites[wl.name]
+        self.admin.flush()  # what ran before belongs to earlier workloads
+        # The launcher waits for every other session to end between tests: ours too (it reconnects later).
+        self.admin.close()
+        tests = regress.run_suite(suite, self.cfg, self.cluster.pg_config, str(self.cluster.socket_dir), PORT,
+                                  self.cluster.superuser, self.cluster.log_path, self.progress)
+        for t in tests:
+            self.progress(f"{label}: {t['name']}: {t['status']} ({len(t['violations'])} violation(s), "
+                          f"{t['duration_s']}s)")
+        return tests
 
     # -- one workload ---------------------------------------------------------------------------
 
@@ -719,6 +735,7 @@ def run(
     """
     output = Path(output)
     check_protocols(cfg)
+    suites = regress.plan(cfg, pg_config)  # the Makefile's REGRESS, read before anything starts
     started_at = utc_now()
     cluster = Cluster(pg_config, preload=preload_libraries(cfg), settings=dict(cfg.settings))
     results: Results = {
@@ -751,6 +768,7 @@ def run(
             results["complete"] = True
             return results
         runner = Runner(cfg, cluster, progress, cancel_grace_s)
+        runner.suites = {s.workload.name: s for s in suites}
         try:
             _run_all(runner, cfg, results, progress, checkpoint)
             results["complete"] = True
@@ -796,6 +814,16 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
     for n, wl in enumerate(cfg.workloads, 1):
         label = f"[{n}/{total}] {wl.name}"
         progress(f"{label}: {wl.kind}, {wl.iterations} iteration(s), mode {wl.mode}")
+        if wl.kind == "regress":
+            try:
+                tests = runner.run_regress(wl, label)
+            except Interrupted as exc:
+                results["workloads"].append(_not_run(wl, f"interrupted by {exc.signal_name} while running", exc))
+                raise
+            results["workloads"].extend(tests)
+            results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
+            checkpoint(results)
+            continue
         try:
             result = runner.run_workload(wl, label)
         except Interrupted as exc:

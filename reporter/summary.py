@@ -1,4 +1,5 @@
-"""Pure aggregation over results dicts and their findings: counts, conclusion, baseline comparison.
+"""Pure aggregation over results dicts and their findings: counts and the conclusion (reporter/compare.py has
+the comparison with a base run; with fail-on-scope `new` the conclusion judges only what it says is new).
 
 Counts by severity count findings (reporter/findings.py), not rows; `violations` counts the rows behind them.
 Suppressed violations (``suppressed_by`` set) are counted apart and never count against fail-on.
@@ -7,11 +8,11 @@ Nothing here reads files, talks to PostgreSQL or formats output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from reporter import findings as fnd
-from reporter.findings import Finding, FindingKey
+from reporter.findings import Finding
 from reporter.results import current_violations
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES, SEVERITY_RANK, reaches
 
@@ -41,7 +42,7 @@ class Counts:
     suppressed: int = 0  # suppressed rows
     dropped: int = 0  # lost in the ring buffer: the report must say the counts are a lower bound
     workloads: int = 0
-    broken: int = 0  # workloads that errored, timed out or crashed
+    broken: int = 0  # workloads that errored, timed out, crashed or failed their regression test
 
     @property
     def findings(self) -> int:
@@ -145,16 +146,41 @@ def conclude(legs: Sequence[Optional[Dict[str, Any]]], fail_on: str,
     return judge(count(present, found), len(legs) - len(present), fail_on, incomplete)
 
 
-def judge(total: Counts, missing: int, fail_on: str, incomplete: Sequence[str] = ()) -> Conclusion:
+@dataclass(frozen=True)
+class Scope:
+    """fail-on-scope `new` after a comparison with a base run: only these findings and broken workloads are
+    judged (everything is still counted and shown)."""
+
+    findings: Sequence[Finding]  # new, worse, or not comparable
+    broken: Set[Tuple[int, str]]  # (major, workload) broken here and not in the base
+
+    def counts(self, total: Counts, major: Optional[int] = None) -> Counts:
+        """`total` with the severities and broken workloads of what is in scope (on one major if given)."""
+        c = replace(total, by_severity={s: 0 for s in SEVERITIES})
+        for f in self.findings:
+            sev = f.severity if major is None else f.severity_on(major)
+            if sev is not None and not f.key[0]:
+                c.by_severity[sev] += 1
+        c.broken = sum(1 for m, _ in self.broken if major is None or m == major)
+        return c
+
+
+def judge(total: Counts, missing: int, fail_on: str, incomplete: Sequence[str] = (),
+          scope: Optional[Scope] = None, major: Optional[int] = None) -> Conclusion:
     """The conclusion from counts (see conclude); also used for one leg's counts on its own major.
-    `incomplete`: one note per run that did not finish."""
+    `incomplete`: one note per run that did not finish. With `scope`, fail-on judges only what it holds
+    (on `major` when given); the conclusion's counts stay `total`."""
     reasons: List[str] = []
-    worst = total.worst
+    judged = scope.counts(total, major) if scope is not None else total
+    what = "new or worse finding(s)" if scope is not None else "finding(s)"
+    worst = judged.worst
     if reaches(worst, fail_on):
-        n = sum(total.by_severity[s] for s in SEVERITIES if reaches(s, fail_on))
-        reasons.append(f"{n} finding(s) at or above {fail_on}; worst is {worst}")
-    if fail_on != "never" and total.broken:
-        reasons.append(f"{total.broken} workload(s) errored, timed out or crashed")
+        n = sum(judged.by_severity[s] for s in SEVERITIES if reaches(s, fail_on))
+        reasons.append(f"{n} {what} at or above {fail_on}; worst is {worst}")
+    if fail_on != "never" and judged.broken:
+        since = " (and not in the base)" if scope is not None else ""
+        reasons.append(f"{judged.broken} workload(s) errored, timed out, crashed or failed their regression "
+                       f"test{since}")
     if fail_on != "never" and missing:
         reasons.append(f"{missing} matrix leg(s) produced no results")
     if fail_on != "never":
@@ -169,54 +195,3 @@ def incomplete_note(results: Dict[str, Any]) -> str:
     how = f"interrupted by {results['interrupted']}" if results.get("interrupted") else "did not finish"
     return (f"the run on PostgreSQL {results['postgresql']['version']} {how}: only {len(results['workloads'])} "
             "workload(s) have results")
-
-
-# ---- baseline comparison (what THIS change made worse) -------------------------------------------------
-
-
-@dataclass
-class Comparison:
-    new: List[Finding]  # findings of this run the baseline did not have (on a major both ran)
-    fixed: List[Finding]  # baseline findings gone now
-    unchanged: int
-    worse: List[Finding]  # same finding, higher severity than before
-    unstable: bool  # the baseline is an earlier attempt of the same run: 'fixed' findings vanished on retry
-    compared_majors: List[int]
-
-    @property
-    def new_keys(self) -> Set[FindingKey]:
-        return {f.key for f in self.new}
-
-
-def compare(current: Sequence[Dict[str, Any]], baseline: Sequence[Dict[str, Any]],
-            now: Optional[Sequence[Finding]] = None) -> Comparison:
-    """Compare unsuppressed findings on the PostgreSQL majors present on both sides."""
-    base_by_major = {int(b["postgresql"]["major"]): b for b in baseline}
-    majors = sorted(int(c["postgresql"]["major"]) for c in current if int(c["postgresql"]["major"]) in base_by_major)
-    unstable = any(_same_run(c, base_by_major[int(c["postgresql"]["major"])]) for c in current
-                   if int(c["postgresql"]["major"]) in base_by_major)
-    now_all = fnd.build(current) if now is None else now
-    before_all = fnd.build([base_by_major[m] for m in majors])
-    now_f = [f for f in fnd.active(now_all) if set(f.majors) & set(majors)]
-    before_f = fnd.active(before_all)
-    before_on = {(f.key, m): f for f in before_f for m in f.majors}
-    now_on = {(f.key, m) for f in now_f for m in f.majors}
-    new, worse = [], []
-    unchanged = 0
-    for f in now_f:
-        seen = [before_on[(f.key, m)] for m in f.majors if (f.key, m) in before_on]
-        if any(m in majors and (f.key, m) not in before_on for m in f.majors):
-            new.append(f)
-            continue
-        unchanged += 1
-        if SEVERITY_RANK[f.severity] > max(SEVERITY_RANK[b.severity] for b in seen):
-            worse.append(f)
-    fixed = [b for b in before_f if any((b.key, m) not in now_on for m in b.majors)]
-    return Comparison(new, fixed, unchanged, worse, unstable, majors)
-
-
-def _same_run(cur: Dict[str, Any], base: Dict[str, Any]) -> bool:
-    a, b = cur.get("github") or {}, base.get("github") or {}
-    return bool(a.get("run_id")) and a.get("run_id") == b.get("run_id") and a.get("run_attempt") != b.get(
-        "run_attempt"
-    )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple
 
 from reporter import describe
+from reporter.compare import NEW, WORSE, Comparison
 from reporter.findings import Finding
 from reporter.merge import Merged
 from reporter.perf import bulk
@@ -69,10 +70,11 @@ class _Lines:
         self.out.append("".join(parts).rstrip())
 
 
-def _finding(lines: _Lines, n: int, f: Finding, root: Optional[str]) -> None:
+def _finding(lines: _Lines, n: int, f: Finding, root: Optional[str], cls: Optional[str] = None) -> None:
     indent = " " * 12
     lives = describe.lifetime_text(f)
-    lines.add((f"{n:>3} ", None), (f"{f.severity:<8}", f.severity), (f"{f.check_type:<16} ", "bold"),
+    mark = {NEW: "NEW ", WORSE: "WORSE "}.get(cls or "", "")
+    lines.add((f"{n:>3} ", None), (mark, "fail"), (f"{f.severity:<8}", f.severity), (f"{f.check_type:<16} ", "bold"),
               (clean(f.context, 50) + "  ", None), (describe.amount(f), None),
               ("" if lives == "-" else f"  {lives}", "dim"))
     lines.add((indent + clean(f.where, 300) + f" ({clean(f.source_lib, 60)})", "dim"))
@@ -111,9 +113,30 @@ def _workloads(lines: _Lines, merged: Merged) -> None:
                 sqlstate = w["error"].get("sqlstate")
                 suffix = f" (SQLSTATE {clean(sqlstate, 10)})" if sqlstate else ""
                 lines.add((f"{'':16}error: {clean(w['error']['message'], 300)}{suffix}", None))
+            if w.get("diff"):
+                changed = [ln for ln in str(w["diff"]).splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+                for diff_line in changed[:8]:
+                    lines.add((f"{'':16}diff: {clean(diff_line, 300)}", "dim"))
             if w.get("log_excerpt"):
                 for log_line in str(w["log_excerpt"]).splitlines()[:5]:
                     lines.add((f"{'':16}log: {clean(log_line, 300)}", "dim"))
+
+
+def _comparison(lines: _Lines, c: Comparison) -> None:
+    """What this change did, first: new, worse, broken, fixed."""
+    against = f" with {clean(c.label, 80)}" if c.label else ""
+    majors = ", ".join(str(m) for m in c.compared_majors) or "none"
+    lines.add((f"Compared{against} on PostgreSQL {majors}: ", "bold"),
+              (f"{len(c.new)} new, {len(c.worse)} worse, {len(c.unchanged)} unchanged, {len(c.fixed)} fixed"
+               + (f", {plural(len(c.broken_new), 'workload')} broken" if c.broken_new else ""), None))
+    for f in c.new[:10]:
+        lines.add(("  NEW    ", "fail"), (describe.headline(f), None))
+    for f in c.worse[:10]:
+        lines.add(("  WORSE  ", "fail"), (f"{describe.headline(f)} ({clean(c.why_worse.get(f.key), 100)})", None))
+    for major, name in sorted(c.broken_new)[:10]:
+        lines.add(("  BROKEN ", "fail"), (f"{clean(name, 80)} on PostgreSQL {major}", None))
+    for f in c.fixed[:10]:
+        lines.add(("  FIXED  ", "pass"), (describe.headline(f), None))
 
 
 @bulk
@@ -128,9 +151,14 @@ def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style 
     lines.add((f"pg-ext-memcheck {tool} on PostgreSQL {versions} (fail-on: {fail_on})", "bold"))
     verdict = merged.conclude(fail_on)
     active = [f for f in merged.findings if not f.suppressed_by]
+    c = merged.comparison
+    if c is not None:
+        rank = {NEW: 0, WORSE: 1}
+        active.sort(key=lambda f: rank.get(c.class_of(f), 2))
+        _comparison(lines, c)
     lines.add(("", None))
     for n, f in enumerate(active[:MAX_FINDINGS], 1):
-        _finding(lines, n, f, root)
+        _finding(lines, n, f, root, c.class_of(f) if c else None)
     if len(active) > MAX_FINDINGS:
         lines.add((f"    … {len(active) - MAX_FINDINGS} more findings in results.json", "dim"))
     if active:

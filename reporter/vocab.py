@@ -46,12 +46,13 @@ RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement")
 
 # ---- workloads -----------------------------------------------------------------------------------------
 
-STATUSES: Tuple[str, ...] = ("passed", "violations", "error", "timeout", "crashed")
-# Statuses that mean the workload did not finish: JUnit errors, and a failure unless fail-on is never.
-BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed")
+# failed: a regression test file whose output differed from its expected file (the memory results still count).
+STATUSES: Tuple[str, ...] = ("passed", "violations", "error", "timeout", "crashed", "failed")
+# Statuses that mean the workload did not finish as it should: JUnit errors, and a failure unless fail-on is never.
+BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed", "failed")
 # How one of a workload's concurrent sessions (`concurrency: N`) ended.
 SESSION_STATUSES: Tuple[str, ...] = ("passed", "error", "timeout", "crashed")
-WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario")
+WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario", "regress")
 SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop", "shmem_sentinel_probe", "wrong_context_probe",
                                "context_reset_storm", "concurrent_backends", "dsm_lifecycle_check")
 # How a workload's SQL is sent: simple query, extended (unnamed statement), or a prepared statement.
@@ -70,6 +71,17 @@ FAIL_ON_RANK: Dict[str, Optional[int]] = {"never": None, "info": 1, "warning": 2
 DEFAULT_FAIL_ON = "error"
 
 ANNOTATION_MODES: Tuple[str, ...] = ("auto", "always", "never")
+
+# Which findings fail-on judges when a base revision was compared: only what the change introduced or made
+# worse (new), or every finding (all). Without a comparison it is always all.
+FAIL_ON_SCOPES: Tuple[str, ...] = ("new", "all")
+# How a finding compares with the base run (reporter/compare.py), in the order the report lists them.
+COMPARISON_CLASSES: Tuple[str, ...] = ("new", "worse", "unchanged", "fixed", "not compared")
+
+# ---- the action -----------------------------------------------------------------------------------------
+
+COMMENT_MODES: Tuple[str, ...] = ("auto", "always", "changes", "never")
+SWITCHES: Tuple[str, ...] = ("on", "off")
 
 
 def reaches(severity: Optional[str], fail_on: str) -> bool:

@@ -12,13 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
-from reporter import build
+from reporter import build, defaults
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
-from reporter.commands.run import execute, interrupted_status, prepare_output, progress
-from reporter.merge import Leg, Merged
-from reporter.summary import conclude
+from reporter.commands.run import execute, interrupted_status, prepare_output, progress, run_base
+from reporter.merge import BASE_DIR, Leg, Merged, attach_comparison, leg_bases
 from reporter.terminal import render_terminal, style_for
+from reporter.vocab import FAIL_ON_SCOPES
 
 CONFIG_NAME = "memcheck.yml"
 EXAMPLE_DIR = build.REPO_ROOT / "examples" / "buggy_pg_ext"
@@ -29,10 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check",
         help="build, run and summarise in the terminal (exit 1 on findings at or above fail-on)",
         description="Build the hook library and the extension, run the workloads of --config (default: "
-        "./memcheck.yml; without one, the bundled examples/buggy_pg_ext) on a private cluster and print a "
-        "summary. Exit status: 0 clean, 1 findings at or above fail-on or no workload ran, 2 bad input.",
+        "./memcheck.yml; without one, the extension's own regression suite (`make installcheck` of ./Makefile, "
+        "each test file a workload); with neither, the bundled examples/buggy_pg_ext) on a private cluster and "
+        "print a summary. With --compare REF, first build and run the base revision REF the same way and "
+        "report what this revision made worse. Exit status: 0 clean, 1 findings at or above fail-on (with "
+        "--compare: new or worse ones, see --fail-on-scope) or no workload ran, 2 bad input or an environment "
+        "problem (a build that fails, a server that cannot start), 128+N when signal N stopped it.",
     )
-    p.add_argument("--config", metavar="FILE", type=Path, help="memcheck.yml (default: ./memcheck.yml)")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="memcheck.yml (default: ./memcheck.yml; without one, the regression suite of ./Makefile)")
     p.add_argument(
         "--pg-config",
         metavar="PATH",
@@ -45,16 +50,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where results.json and server.log go (default: ./memcheck-results, or a temporary "
         "directory when that is not writable)",
     )
+    p.add_argument("--compare", metavar="REF",
+                   help="compare with the base revision REF of the extension's git repository (a commit, branch "
+                        "or tag; fetched from origin when the clone lacks it): it is checked out in a temporary "
+                        "worktree, built against the same PostgreSQL and run with the same workloads first. A "
+                        "base that cannot be built or run is reported and the comparison skipped")
+    p.add_argument("--fail-on-scope", choices=FAIL_ON_SCOPES,
+                   help="new: only findings this revision introduced or made worse (and workloads it broke) "
+                        "fail; all: every finding does (default: new when a base was compared, else all)")
     p.set_defaults(func=main)
 
 
-def find_config(explicit: Path | None) -> Path:
+def find_config(explicit: Path | None) -> Path | None:
+    """--config, else ./memcheck.yml; None: the extension here has none, so its regression suite runs; with
+    neither a memcheck.yml nor a Makefile here, the bundled example."""
     if explicit is not None:
         return explicit
     local = Path.cwd() / CONFIG_NAME
     if local.is_file():
         return local
-    progress(f"no {CONFIG_NAME} here: running the bundled example {EXAMPLE_DIR}")
+    if (Path.cwd() / "Makefile").is_file():
+        progress(f"no {CONFIG_NAME} here: running the extension's regression suite (make installcheck)")
+        return None
+    progress(f"no {CONFIG_NAME} and no Makefile here: running the bundled example {EXAMPLE_DIR}")
     return EXAMPLE_DIR / CONFIG_NAME
 
 
@@ -92,22 +110,31 @@ def output_dir(explicit: Path | None) -> Path:
 def main(args: argparse.Namespace) -> int:
     out = output_dir(args.output)
     prepare_output(out)  # before anything can fail: no earlier results.json is left to pass for this run's
+    shutil.rmtree(out / BASE_DIR, ignore_errors=True)  # nor an earlier base to compare with
     config_path = find_config(args.config)
-    cfg = load_config(config_path)
+    cfg = load_config(config_path) if config_path is not None else None
     pg_config = find_pg_config(args.pg_config)
     info = pg_info(pg_config, None)
+    cfg = cfg or defaults.for_directory(Path.cwd(), pg_config)
     progress(f"PostgreSQL {info.version} ({pg_config})")
+    if args.compare:
+        run_base(cfg, pg_config, args.compare, out)  # first: it installs the base's build, ours replaces it
     extensions = [cfg.extension.path] if cfg.extension and cfg.extension.path else []
     build.install_hook_library(info, log=progress)  # a BuildError is exit 2 at the CLI boundary
     for ext in extensions:
         build.make_install(ext, info, cfg.extension.make_args if cfg.extension else (), log=progress)
     doc = execute(cfg, pg_config, out)
-    print(render_terminal(Merged([Leg(out, doc)]), style=style_for(sys.stdout, os.environ), root=os.getcwd()))
+    merged = Merged([Leg(out, doc)])
+    baseline, label = leg_bases(merged)
+    for notice in baseline.notices:
+        progress(f"warning: {notice}")
+    attach_comparison(merged, baseline, args.fail_on_scope, label)
+    print(render_terminal(merged, style=style_for(sys.stdout, os.environ), root=os.getcwd()))
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
     stopped = interrupted_status(doc)
-    return stopped if stopped is not None else exit_status(doc)
+    return stopped if stopped is not None else exit_status(merged, doc)
 
 
-def exit_status(doc: Dict[str, Any]) -> int:
-    """The same rule as `report`: findings at or above fail-on, broken workloads, or nothing ran."""
-    return 1 if conclude([doc], doc["fail_on"]).failed else 0
+def exit_status(merged: Merged, doc: Dict[str, Any]) -> int:
+    """The same rule as `report`: findings at or above fail-on (in scope), broken workloads, or nothing ran."""
+    return 1 if merged.conclude(doc["fail_on"]).failed else 0

@@ -14,11 +14,11 @@ from reporter.cli import UsageError
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
-from reporter.merge import Merged, MergeError, load_baseline, load_legs
-from reporter.summary import Conclusion, compare, incomplete_note
+from reporter.merge import Merged, MergeError, attach_comparison, leg_bases, load_baseline, load_legs
+from reporter.summary import Conclusion, incomplete_note
 from reporter.terminal import render_terminal, style_for
 from reporter.text import clean, strip_controls
-from reporter.vocab import ANNOTATION_MODES, FAIL_ON_LEVELS, strictest_fail_on
+from reporter.vocab import ANNOTATION_MODES, BROKEN_STATUSES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, strictest_fail_on
 
 
 def add_parser(sub: Any) -> None:
@@ -39,16 +39,25 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--comment-key", metavar="KEY", help="sticky comment identity (default: $GITHUB_WORKFLOW)")
     p.add_argument("--require-comment", action="store_true",
                    help="with --comment: exit 2 when the comment cannot be posted (the action's comment: always)")
+    p.add_argument("--comment-changes", action="store_true",
+                   help="with --comment: post or update the comment only when the findings changed (the action's "
+                        "comment: changes): an existing comment is updated when what it shows differs (a digest "
+                        "in its marker); a new one is posted only when there is something to say (with a base: "
+                        "new, worse or fixed findings or a broken workload; without: any finding or failure)")
     p.add_argument("--comment-app", metavar="SLUG",
                    default=os.environ.get("PG_EXT_MEMCHECK_COMMENT_APP") or sticky.DEFAULT_APP,
                    help="for an installation token: the app whose bot writes the comments (default: "
                         "$PG_EXT_MEMCHECK_COMMENT_APP, else github-actions, the app of GITHUB_TOKEN)")
     p.add_argument("--fail-on", choices=FAIL_ON_LEVELS,
-                   help="exit 1 at this severity (default: the results' fail_on, else error)")
+                   help="exit 1 at this severity (default: memcheck.yml's fail-on, recorded in the results)")
     # Repeatable rather than nargs="+": a greedy option list would swallow the positional DIRs after it.
     p.add_argument("--baseline", action="append", type=Path, metavar="DIR", default=[],
                    help="previous results (e.g. the base branch or an earlier attempt) to show what this "
                         "change made worse; repeat for several legs")
+    p.add_argument("--fail-on-scope", choices=FAIL_ON_SCOPES,
+                   help="with a base to compare with (a leg's base/ from `run --base`, or --baseline): new = only "
+                        "findings this change introduced or made worse (and workloads it broke) fail; all = every "
+                        "finding does (default: new when there is a base, else all)")
     p.add_argument("--annotations", choices=ANNOTATION_MODES, default="auto",
                    help="emit ::error/::warning lines (auto: when GITHUB_ACTIONS=true)")
     p.set_defaults(func=main)
@@ -68,7 +77,7 @@ def comment_key(explicit: Optional[str], env: Mapping[str, str]) -> str:
     else:
         key = env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
         source = "the default comment key (the workflow name, GITHUB_WORKFLOW)"
-    if len(key) > 100 or "--" in key or "<" in key or ">" in key or "\n" in key or strip_controls(key) != key:
+    if sticky.key_problem(key):
         raise UsageError(f"{source} {key!r} cannot identify the PR comment: it must be at most 100 characters "
                          "without '--', '<', '>', line breaks or control characters; pass --comment-key")
     return key
@@ -101,8 +110,30 @@ def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: M
         if problems:
             return sticky.Outcome("refused", notice="not commenting: results that contradict the triggering "
                                                     "run: " + "; ".join(problems))
+    verdict = merged.conclude(ctx.fail_on)
+    digest = sticky.digest(digest_lines(merged, verdict.conclusion))
+    changes = None
+    if args.comment_changes:
+        worth = merged.comparison.changed if merged.comparison else (verdict.failed or bool(merged.findings))
+        changes = sticky.Changes(digest, worth)
     return sticky.publish(client, found.pr, key, found.run, render(merged, ctx, COMMENT), args.comment_app,
-                          found.why_no_pr)
+                          found.why_no_pr, changes, digest)
+
+
+def digest_lines(merged: Merged, conclusion: str) -> List[str]:
+    """What the comment shows, for comment: changes: each finding with its class and severity, what was
+    fixed, the broken workloads, the conclusion."""
+    c = merged.comparison
+    lines = [f"conclusion {conclusion}"]
+    for f in merged.findings:
+        if not f.key[0]:
+            lines.append(f"{c.class_of(f) if c else ''}|{f.key!r}|{f.severity}|{f.majors}")
+    lines += [f"fixed|{f.key!r}" for f in (c.fixed if c else [])]
+    for res in merged.present:
+        lines += [f"broken|{res['postgresql']['major']}|{w['name']}|{w['status']}" for w in res["workloads"]
+                  if w["status"] in BROKEN_STATUSES]
+    lines += [f"missing|{leg.source.name}" for leg in merged.missing]
+    return lines
 
 
 def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPolicy | None = None,
@@ -112,12 +143,17 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     err = err or sys.stderr
     try:
         merged = load_legs(args.dirs)
-        baseline = load_baseline(args.baseline) if args.baseline else None
+        if args.baseline:
+            baseline, label = load_baseline(args.baseline), "the --baseline results"
+        else:
+            baseline, label = leg_bases(merged)
     except MergeError as exc:
         raise UsageError(strip_controls(str(exc))) from None
     merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
-    for notice in merged.notices + (baseline.notices if baseline else []):
+    merged.notices.extend(baseline.notices)
+    for notice in merged.notices:
         print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
+    attach_comparison(merged, baseline, args.fail_on_scope, label)
     if args.comment:
         comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
@@ -127,7 +163,6 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     ctx = Context(
         fail_on=fail_on, run_url=_run_url(env, found.run[0]),
         head_sha=found.head_sha or origin.head_sha_from_results(merged.present),
-        comparison=compare(merged.present, baseline.present, merged.findings) if baseline else None,
         notices=list(merged.notices), workspace=root,
     )
     outputs: Dict[str, str | None] = {}
@@ -159,7 +194,8 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
             print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}"), file=out)
             ctx.notices.append(comment_failed)
             full_md = None
-        elif outcome.action == "degraded" and found.pr is None and not found.from_workflow_run:
+        elif outcome.action == "skipped" or (outcome.action == "degraded" and found.pr is None
+                                              and not found.from_workflow_run):
             # Nothing to comment on (a push, say): worth a line in the log, not an annotation on every run.
             print(f"pg-ext-memcheck: {outcome.notice}", file=out)
         elif outcome.notice:
@@ -181,8 +217,14 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         "findings": str(c.findings), "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
         "warnings": str(c.by_severity["WARNING"]), "infos": str(c.by_severity["INFO"]),
         "max-severity": c.worst or "none", "conclusion": verdict.conclusion,
+        # one line, escaped for a workflow command (the action's conclusion step prints it as an ::error::)
+        "reasons": ghoutputs.escape_data(clean("; ".join(verdict.reasons), 2000)),
         "junit-path": outputs.get("junit-path", ""), "markdown-path": outputs.get("markdown-path", ""),
         "comment-url": comment_url,
+        "new-findings": str(len(merged.comparison.new)) if merged.comparison else "",
+        "worse-findings": str(len(merged.comparison.worse)) if merged.comparison else "",
+        "fixed-findings": str(len(merged.comparison.fixed)) if merged.comparison else "",
+        "compared-with": (merged.comparison.label or "") if merged.comparison else "",
     })
     if env.get("GITHUB_OUTPUT"):
         ghoutputs.write_outputs(Path(env["GITHUB_OUTPUT"]), outputs)

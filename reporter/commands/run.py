@@ -10,10 +10,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Dict, Iterator, List, Optional
 
-from reporter import results, runner, sites, suppress
+from reporter import baseinfo, build, defaults, gitrev, results, runner, sites, suppress
 from reporter.cli import UsageError
+from reporter.cluster import ClusterError
 from reporter.commands.build import load_config, pg_info
-from reporter.config import Config
+from reporter.config import Config, ConfigError
+from reporter.merge import BASE_DIR
 
 RESULTS_FILE = "results.json"
 LOG_FILE = "server.log"
@@ -31,10 +33,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and on SIGINT/SIGTERM (then marked incomplete). Exit status 0 once results.json is written "
         "(judging it is the job of `report`), 2 for bad input, 128+N when signal N stopped the run.",
     )
-    p.add_argument("--config", required=True, metavar="FILE", type=Path, help="memcheck.yml")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="memcheck.yml (default: memcheck.yml in --extension's directory; without one, the "
+                        "extension's own regression suite: `make installcheck`, each test file a workload)")
+    p.add_argument("--extension", metavar="DIR", type=Path, default=Path("."),
+                   help="the extension's directory when there is no --config (default: the current directory)")
     p.add_argument("--pg-config", required=True, metavar="PATH", help="pg_config of the PostgreSQL to run")
     p.add_argument("--output", required=True, metavar="DIR", type=Path, help="directory for the results")
     p.add_argument("--expect-major", type=int, metavar="N", help="fail unless pg_config is major N")
+    p.add_argument("--base", metavar="REF",
+                   help="run the base revision REF instead, for `report` to compare with: check the extension's "
+                        "repository out at REF (a temporary git worktree; fetched from origin if the clone lacks "
+                        "it), build and install it against --pg-config, run the same workloads (this memcheck.yml, "
+                        "these test files) and write DIR/base/results.json and DIR/base/base.json. A base that "
+                        "cannot be checked out, built or run is recorded as skipped (exit 0): the comparison is "
+                        "skipped, the run is not failed. Build and install the current revision after it.")
     p.set_defaults(func=main)
 
 
@@ -128,10 +141,61 @@ def progress(message: str) -> None:
     print(f"pg-ext-memcheck: {message}", file=sys.stderr, flush=True)
 
 
+def run_base(cfg: Config, pg_config: str, ref: str, leg_dir: Path) -> baseinfo.BaseRun:
+    """The base revision `ref` of cfg's extension, built, installed and run with cfg's workloads into
+    leg_dir/base; whatever stops it is recorded (base.json) and returned as a skipped base, never raised."""
+    out = leg_dir / BASE_DIR
+    prepare_output(out)
+    (out / baseinfo.INFO_FILE).unlink(missing_ok=True)
+    if not gitrev.valid_ref(ref):
+        raise UsageError(f"--base/--compare {ref!r}: not a revision (a commit SHA, a branch or a tag)")
+    sha: str | None = None
+    try:
+        ext = cfg.extension
+        if ext is None or ext.path is None:
+            raise _Skip("memcheck.yml names no extension.path, so there is nothing to build at another revision")
+        repo = gitrev.toplevel(ext.path)
+        sha = gitrev.resolve(repo, ref)
+        progress(f"base: {ref} is {sha[:12]}; checking it out in a temporary worktree")
+        rel = ext.path.resolve().relative_to(repo)
+        with gitrev.worktree(repo, sha) as tree:
+            base_ext = tree / rel
+            if not (base_ext / "Makefile").is_file():
+                raise _Skip(f"{rel} has no Makefile at {ref}")
+            info = build.read_pg_config(pg_config)
+            build.install_hook_library(info, log=progress)
+            build.make_install(base_ext, info, ext.make_args, log=progress, source_root=ext.path.parent)
+        doc = execute(cfg, pg_config, out)
+        ran = [w for w in doc["workloads"] if w["status"] not in ("error", "crashed", "timeout")]
+        if not ran:
+            first = next((w["error"]["message"] for w in doc["workloads"] if w.get("error")), "no workload ran")
+            raise _Skip(f"no workload ran on the base: {first}")
+    except (_Skip, gitrev.GitError, build.BuildError, ConfigError, ClusterError, OSError) as exc:
+        reason = str(exc).strip().splitlines()
+        text = reason[0] if len(reason) == 1 else f"{reason[0]} ... {reason[-1]}" if reason else type(exc).__name__
+        progress(f"base {ref}: skipped, the comparison will be too: {text}")
+        (out / RESULTS_FILE).unlink(missing_ok=True)
+        run = baseinfo.BaseRun(ref, sha, baseinfo.SKIPPED, text)
+        baseinfo.write(out, run)
+        return run
+    run = baseinfo.BaseRun(ref, sha, baseinfo.RAN)
+    baseinfo.write(out, run)
+    progress(f"base {ref}: wrote {out / RESULTS_FILE}")
+    return run
+
+
+class _Skip(Exception):
+    """The base cannot be compared with; the message says why."""
+
+
 def main(args: argparse.Namespace) -> int:
     prepare_output(args.output)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config) if args.config is not None else None
     pg_info(args.pg_config, args.expect_major)
+    cfg = cfg or defaults.resolve(None, args.extension, args.pg_config)  # needs pg_config: make reads PGXS
+    if args.base:
+        run_base(cfg, args.pg_config, args.base, args.output)
+        return 0
     doc = execute(cfg, args.pg_config, args.output)
     stopped = interrupted_status(doc)
     if stopped is not None:

@@ -18,6 +18,9 @@ What it does, step by step, like the runner:
   SHA: actions/setup-python reports the current interpreter; actions/upload-artifact copies the path into
   an artifacts directory (per run id; a second upload of a name fails unless overwrite is true, as in v4);
   actions/download-artifact copies artifacts back (name or pattern, merge-multiple, run-id);
+  actions/cache/restore and actions/cache/save keep directories by key in a cache store (cache_dir; an
+  exact key only, a second save of a key is refused with a warning, a missing path saves nothing), so two
+  runs sharing the store see each other's caches as two jobs of a repository do;
 - continue-on-error, step outcome and conclusion, and the action's outputs are evaluated as the runner does.
 """
 
@@ -406,6 +409,7 @@ class ActionRunner:
     run_attempt: str = "1"
     token: str = "ghs_harness_token_not_real"
     artifacts_dir: Optional[Path] = None
+    cache_dir: Optional[Path] = None  # actions/cache's store (default: base_dir/actions-cache)
     step_timeout: float = 1800.0
     echo: bool = True  # copy step logs to stderr (pytest shows them for failed tests)
 
@@ -629,7 +633,33 @@ class ActionRunner:
             return self._upload(with_, artifacts)
         if action == "actions/download-artifact":
             return self._download(with_, artifacts)
+        if action in ("actions/cache/restore", "actions/cache/save"):
+            return self._cache(action.rsplit("/", 1)[1], with_)
         raise ValueError(f"the harness has no local equivalent for uses: {ref}")
+
+    def _cache(self, op: str, with_: Dict[str, str]) -> Tuple[str, int, Dict[str, str]]:
+        key = with_.get("key", "")
+        paths = [p.strip() for p in with_.get("path", "").splitlines() if p.strip()]
+        if not key or len(key) > 512 or "," in key or len(paths) != 1:
+            return f"::error::cache/{op}: a key (at most 512 characters, no commas) and one path are required", 1, {}
+        path = Path(os.path.expanduser(paths[0]))
+        store = Path(self.cache_dir or Path(self.base_dir) / "actions-cache")
+        store.mkdir(parents=True, exist_ok=True)
+        entry = store / key
+        if op == "restore":
+            if not entry.is_dir():
+                return f"Cache not found for input keys: {key}", 0, {"cache-hit": "false", "cache-primary-key": key}
+            shutil.copytree(entry, path, symlinks=True, dirs_exist_ok=True)
+            return (f"Cache restored from key: {key}", 0,
+                    {"cache-hit": "true", "cache-primary-key": key, "cache-matched-key": key})
+        if not path.exists():
+            return ("::warning::Path Validation Error: Path(s) specified in the action for caching do(es) not exist, "
+                    "hence no cache is being saved."), 0, {}
+        if entry.exists():
+            return (f"::warning::Failed to save: Unable to reserve cache with key {key}, another job may be "
+                    "creating this cache."), 0, {}
+        shutil.copytree(path, entry, symlinks=True)
+        return f"Cache saved with key: {key}", 0, {"cache-id": str(abs(hash(key)) % 10**9)}
 
     def _store(self, artifacts: Path, run_id: Optional[str] = None) -> Path:
         store = artifacts / f"run-{run_id or self.run_id}"

@@ -1,5 +1,6 @@
-"""action.yml rejects wrong inputs with a clear ::error:: before doing anything (its validate step, run for
-real with bash by the harness)."""
+"""action.yml rejects wrong inputs with a clear ::error:: before doing anything: its validate step runs
+`pg-ext-memcheck validate-inputs` (reporter/inputs.py, unit-tested in tests/unit/test_inputs.py) from the
+action's files, before the reporter is installed. A few end-to-end cases through the harness."""
 
 from __future__ import annotations
 
@@ -7,23 +8,16 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from harness import ACTION_YML, ActionResult, ActionRunner, default_pg_config
+from harness import ActionResult, ActionRunner, default_pg_config
 
 PG_CONFIG = default_pg_config()
 CONFIG = "examples/buggy_pg_ext/memcheck.yml"
 GOOD: Dict[str, str] = {"install-method": "none", "pg-config": PG_CONFIG, "config": CONFIG, "mode": "run"}
 
 
-def run(base_dir: Path, workspace: Path, **inputs: str) -> ActionResult:
+def run(base_dir: Path, workspace: Path, action: Path, **inputs: str) -> ActionResult:
     merged = {**GOOD, **inputs}
-    return ActionRunner(
-        base_dir=base_dir, workspace=workspace, inputs=merged, action_path=COPY_GUARD, action_yml=ACTION_YML
-    ).run()
-
-
-# Validation fails before anything is installed or built, so these runs may point at a path that does not
-# exist: if a step ever got past validation it would fail loudly instead of touching the working tree.
-COPY_GUARD = Path("/nonexistent/pg-ext-memcheck-action")
+    return ActionRunner(base_dir=base_dir, workspace=workspace, inputs=merged, action_path=action).run()
 
 
 def ran(result: ActionResult) -> List[str]:
@@ -34,54 +28,44 @@ def ran(result: ActionResult) -> List[str]:
     "inputs, message",
     [
         ({"fail-on": "sometimes"}, "fail-on must be one of never, info, warning, error"),
-        ({"mode": "publish-all"}, "mode must be one of run, publish, all (got 'publish-all')"),
-        ({"comment": "yes"}, "comment must be one of auto, always, never (got 'yes')"),
-        ({"install-method": "brew", "pg-config": ""}, "install-method must be one of pgdg, debian, source, none"),
-        ({"install-method": "pgdg", "pg-config": "", "postgres-version": "latest"},
-         "postgres-version must be a PostgreSQL major version such as 17 (got 'latest')"),
-        ({"install-method": "pgdg", "pg-config": ""}, "postgres-version must be a PostgreSQL major version"),
-        ({"install-method": "debian", "postgres-version": "15"},
-         "pg-config is only used with install-method: none"),
-        ({"pg-config": ""}, "install-method: none needs pg-config"),
-        ({"pg-config": "/nonexistent/pg_config"}, "pg-config '/nonexistent/pg_config' is not an executable file"),
+        ({"comment": "yes"}, "comment must be one of auto, always, changes, never (got 'yes')"),
+        ({"install-method": "pgdg", "pg-config": "", "postgres-version": "12"}, "PostgreSQL 12 is not supported"),
+        ({"compare": "--upload-pack=x"}, "compare must be a revision"),
+        ({"cassert": "true"}, "cassert: true, but pg-config"),
         ({"config": "nope/memcheck.yml"}, "config 'nope/memcheck.yml' not found"),
-        ({"extension-path": "no/such/dir"}, "extension-path 'no/such/dir' is not a directory"),
-        ({"comment-key": "a-->b"}, "comment-key must be at most 100 characters"),
-        ({"leg-name": "pg 15/x"}, "leg-name may hold only letters"),
-        ({"python-version": "3.12; rm -rf /"}, "python-version must be a version such as 3.12"),
-        ({"mode": "all", "comment": "always", "github-token": ""}, "comment: always needs github-token"),
     ],
 )
 def test_bad_input_fails_with_clear_error(
-    base_dir: Path, workspace: Path, inputs: Dict[str, str], message: str
+    base_dir: Path, workspace: Path, action_copy: Path, inputs: Dict[str, str], message: str
 ) -> None:
-    result = run(base_dir, workspace, **inputs)
+    result = run(base_dir, workspace, action_copy, **inputs)
     assert result.outcome == "failure"
     assert result.step("validate").outcome == "failure"
+    assert result.step("validate").returncode == 2  # bad input: 2, like the CLI (1 is for findings)
     assert any(message in e for e in result.errors()), result.errors()
     assert any("invalid inputs" in e for e in result.errors())
-    # Nothing else happened except the always() cleanup.
-    assert ran(result) == ["validate", "Clean up"]
+    # Nothing else happened (nothing installed) except the always() cleanup.
+    assert ran(result) == ["python", "validate", "Clean up"]
     assert result.outputs["conclusion"] == ""
 
 
-def test_fail_on_sometimes_message_is_exact(base_dir: Path, workspace: Path) -> None:
-    result = run(base_dir, workspace, **{"fail-on": "sometimes"})
+def test_fail_on_sometimes_message_is_exact(base_dir: Path, workspace: Path, action_copy: Path) -> None:
+    result = run(base_dir, workspace, action_copy, **{"fail-on": "sometimes"})
     assert result.errors()[0] == (
-        "fail-on must be one of never, info, warning, error, or empty for memcheck.yml's fail_on (got 'sometimes')"
+        "fail-on must be one of never, info, warning, error, or empty for memcheck.yml's fail-on (got 'sometimes')"
     )
     assert result.annotations[0].title == "pg-ext-memcheck invalid input"
 
 
-def test_every_bad_input_is_reported_at_once(base_dir: Path, workspace: Path) -> None:
-    result = run(base_dir, workspace, **{"fail-on": "x", "comment": "y", "mode": "z"})
+def test_every_bad_input_is_reported_at_once(base_dir: Path, workspace: Path, action_copy: Path) -> None:
+    result = run(base_dir, workspace, action_copy, **{"fail-on": "x", "comment": "y", "mode": "z"})
     errors = " | ".join(result.errors())
     for name in ("fail-on", "comment must", "mode must"):
         assert name in errors
 
 
-def test_error_messages_cannot_inject_workflow_commands(base_dir: Path, workspace: Path) -> None:
-    result = run(base_dir, workspace, **{"fail-on": "x\n::warning::injected"})
+def test_error_messages_cannot_inject_workflow_commands(base_dir: Path, workspace: Path, action_copy: Path) -> None:
+    result = run(base_dir, workspace, action_copy, **{"fail-on": "x\n::warning::injected"})
     assert not any(a.message == "injected" for a in result.annotations)
     assert "got 'x\n::warning::injected'" in result.errors()[0]  # escaped as %0A, one annotation
 
@@ -99,25 +83,27 @@ def test_valid_inputs_pass_validation(base_dir: Path, workspace: Path, action_co
     assert validate.outputs["config"] == str(workspace / CONFIG)
     assert validate.outputs["comment-key"] == "memcheck"  # the workflow name
     assert validate.outputs["results-dir"].startswith(str(result.runner_temp))
+    assert validate.outputs["compare"] == "" and "not a pull request (push event)" in validate.outputs["compare-note"]
+    assert validate.outputs["annotations"] == "always" and validate.outputs["step-summary"] == "true"
     assert result.step("python").outcome == "success"  # setup-python (local equivalent) ran for 3.12
 
 
 @pytest.mark.parametrize("workflow", ["CI -- memcheck", "memcheck <x>", "a" * 101, "bidi \u202e name"])
-def test_default_comment_key_is_validated_like_the_input(base_dir: Path, workspace: Path, workflow: str) -> None:
+def test_default_comment_key_is_validated_like_the_input(base_dir: Path, workspace: Path, action_copy: Path,
+                                                          workflow: str) -> None:
     result = ActionRunner(
-        base_dir=base_dir, workspace=workspace, inputs=dict(GOOD), workflow=workflow,
-        action_path=COPY_GUARD, action_yml=ACTION_YML,
+        base_dir=base_dir, workspace=workspace, inputs=dict(GOOD), workflow=workflow, action_path=action_copy,
     ).run()
     assert result.outcome == "failure"
-    assert ran(result) == ["validate", "Clean up"]
+    assert ran(result) == ["python", "validate", "Clean up"]
     assert any("comment-key (default: the workflow name)" in e and "set comment-key" in e
                for e in result.errors()), result.errors()
 
 
-def test_workflow_run_publish_needs_run_id(base_dir: Path, workspace: Path) -> None:
+def test_workflow_run_publish_needs_run_id(base_dir: Path, workspace: Path, action_copy: Path) -> None:
     result = ActionRunner(
         base_dir=base_dir, workspace=workspace, inputs={"mode": "publish"}, event_name="workflow_run",
-        action_path=COPY_GUARD, action_yml=ACTION_YML,
+        action_path=action_copy,
         event={"workflow_run": {"id": "12; echo"}},
     ).run()
     assert result.outcome == "failure"

@@ -22,7 +22,7 @@ OWN_ACTION = "pg-ext-memcheck/pg-ext-memcheck@v1"  # how the examples reference 
 PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+\s*$")
 REQUIRED_OUTPUTS = {
     "findings", "violations", "errors", "warnings", "infos", "max-severity", "conclusion", "junit-path",
-    "markdown-path", "comment-url",
+    "markdown-path", "comment-url", "new-findings", "worse-findings", "fixed-findings", "compared-with",
 }
 
 
@@ -73,7 +73,8 @@ def test_workflow_schema(path: Path) -> None:
 def test_schema_check_can_fail(tmp_path: Path) -> None:
     """The schema really is applied: a composite run step without shell is refused."""
     doc = action()
-    del doc["runs"]["steps"][0]["shell"]
+    first_run = next(step for step in doc["runs"]["steps"] if "run" in step)
+    del first_run["shell"]
     bad = tmp_path / "action.yml"
     bad.write_text(yaml.safe_dump(doc), encoding="utf-8")
     proc = subprocess.run(
@@ -105,7 +106,7 @@ def test_zizmor_no_medium_or_high_findings() -> None:
 def test_zizmor_can_fail(tmp_path: Path) -> None:
     """The linter really runs: an input interpolated into run: is a template-injection finding."""
     doc = action()
-    doc["runs"]["steps"][0]["run"] = 'echo "${{ inputs.mode }}"\n'
+    next(step for step in doc["runs"]["steps"] if "run" in step)["run"] = 'echo "${{ inputs.mode }}"\n'
     bad = tmp_path / "action.yml"
     bad.write_text(yaml.safe_dump(doc), encoding="utf-8")
     findings = zizmor([bad])

@@ -66,7 +66,8 @@ def test_memcheck_yml_reference_example_is_valid(tmp_path: Path) -> None:
     (tmp_path / "workloads").mkdir()
     (tmp_path / "workloads" / "report.sql").write_text("SELECT 1;\n", encoding="utf-8")
     cfg = config.load(path)
-    assert [w.name for w in cfg.workloads] == ["select_companies", "from_file", "growth"]
+    assert [w.name for w in cfg.workloads] == ["select_companies", "from_file", "growth", "regress"]
+    assert cfg.workloads[-1].kind == "regress" and cfg.workloads[-1].iterations == config.DEFAULT_REGRESS_ITERATIONS
     schema = config_schema_keys()
     doc = yaml.safe_load(block)
     used = set(doc) | {f"extension.{k}" for k in doc["extension"]} | {f"thresholds.{k}" for k in doc["thresholds"]}
@@ -100,3 +101,41 @@ def test_check_types_and_sql_api_documented() -> None:
         assert fn in md, fn
     for guc in ("memcheck_mode", "min_leak_bytes", "warning_bytes", "error_bytes", "ring_capacity"):
         assert f"`{guc}`" in md
+
+
+def input_row(name: str) -> str:
+    row = re.search(rf"^\| `{re.escape(name)}` \|.*$", section("Inputs"), re.MULTILINE)
+    assert row, name
+    return row.group(0)
+
+
+def test_choices_agree_between_action_readme_and_the_cli() -> None:
+    """One vocabulary: every value an input accepts is named in its README row and its action.yml description,
+    and the CLI flag the action passes it to offers the same choices (`--help`)."""
+    import subprocess
+    import sys
+
+    from reporter import inputs, vocab
+
+    action = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))["inputs"]
+    choices = {
+        "comment": vocab.COMMENT_MODES, "fail-on": vocab.FAIL_ON_LEVELS, "fail-on-scope": vocab.FAIL_ON_SCOPES,
+        "annotations": vocab.SWITCHES, "job-summary": vocab.SWITCHES, "mode": inputs.MODES,
+        "install-method": inputs.INSTALL_METHODS, "cassert": inputs.BOOLEANS,
+    }
+    for name, values in choices.items():
+        described = " ".join(action[name]["description"].split())
+        for value in values:
+            assert f"`{value}`" in input_row(name), (name, value)
+            assert re.search(rf"\b{re.escape(value)}\b", described), (name, value, described)
+    cli = [sys.executable, "-c", "import sys; from reporter.cli import main; sys.exit(main())"]
+    report = subprocess.run([*cli, "report", "--help"], capture_output=True, text=True, env={"COLUMNS": "200"}).stdout
+    check = subprocess.run([*cli, "check", "--help"], capture_output=True, text=True, env={"COLUMNS": "200"}).stdout
+    assert "--fail-on-scope {" + ",".join(vocab.FAIL_ON_SCOPES) + "}" in report
+    assert "--fail-on {" + ",".join(vocab.FAIL_ON_LEVELS) + "}" in report
+    assert "--annotations {" + ",".join(vocab.ANNOTATION_MODES) + "}" in report
+    for flag in ("--comment-changes", "--require-comment", "--baseline DIR", "--step-summary"):
+        assert flag in report, flag
+    assert "--compare REF" in check and "--fail-on-scope {new,all}" in check
+    for flag in ("--baseline", "--annotations", "--fail-on-scope", "--compare", "--base REF", "--comment-changes"):
+        assert flag in text(), f"{flag} is not in the README"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,19 @@ def test_usage_errors_exit_2() -> None:
     proc = cli("run", "--config", "x.yml")
     assert proc.returncode == 2
     assert "--pg-config" in proc.stderr
+
+
+def test_an_extension_that_does_not_compile_is_exit_2_not_1(tmp_path: Path, pg_config: str) -> None:
+    """A compile failure is an environment problem (2), never mistaken for findings (1): build, and check
+    without a memcheck.yml (the regression suite would have run)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "buggy_pg_ext"
+    ext = tmp_path / "broken_ext"
+    shutil.copytree(example, ext, ignore=shutil.ignore_patterns("*.o", "*.so", "*.bc", "memcheck.yml"))
+    (ext / "buggy_pg_ext.c").write_text((ext / "buggy_pg_ext.c").read_text() + "\nthis is not C;\n")
+    proc = cli("build", "--pg-config", pg_config, "--extension", str(ext))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"make build failed for {ext}" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("check", "--pg-config", pg_config, "--output", str(tmp_path / "out"), cwd=ext)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "make build failed" in proc.stderr
+    assert not (tmp_path / "out" / "results.json").exists()

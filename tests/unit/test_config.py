@@ -134,8 +134,8 @@ def test_required_and_exclusive_keys(tmp_path: Path) -> None:
     path = write(tmp_path, "extension:\n  path: .\nworkloads:\n  - name: a\n  - {name: b, sql: x, file: y}\n")
     errs = errors_of(path)
     assert f"{path}:1: extension.name: missing required key 'name'" in errs
-    assert f"{path}:4: workloads[0]: a workload needs exactly one of 'sql' or 'file'" in errs
-    assert f"{path}:5: workloads[1]: a workload needs exactly one of 'sql' or 'file'" in errs
+    assert f"{path}:4: workloads[0]: a workload needs exactly one of 'sql', 'file' or 'regress: true'" in errs
+    assert f"{path}:5: workloads[1]: a workload needs exactly one of 'sql', 'file' or 'regress: true'" in errs
 
 
 def test_empty_and_non_mapping(tmp_path: Path) -> None:

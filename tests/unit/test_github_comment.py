@@ -200,3 +200,38 @@ def test_unknown_app_slug_degrades_with_the_way_out(server: FakeGitHub) -> None:
     assert out.action == "degraded"
     assert "--comment-app" in (out.notice or "") and "no app 'no-such-app'" in (out.notice or "")
     assert server.state.all_bodies(42) == []
+
+
+# ---- comment: changes -----------------------------------------------------------------------------------
+
+
+def test_marker_carries_the_digest_and_old_markers_still_parse() -> None:
+    m = sticky.marker(KEY, (5, 1), "0123456789abcdef")
+    assert m == "<!-- pg-ext-memcheck:memcheck run=5 attempt=1 digest=0123456789abcdef -->"
+    assert sticky.parse_marker(m, KEY) == (5, 1) and sticky.marker_digest(m, KEY) == "0123456789abcdef"
+    assert sticky.marker_digest(sticky.marker(KEY, (5, 1)), KEY) is None
+    assert sticky.digest(["b", "a"]) == sticky.digest(["a", "b"]) != sticky.digest(["a", "c"])
+
+
+def test_changes_posts_nothing_new_when_there_is_nothing_to_say(server: FakeGitHub) -> None:
+    quiet = sticky.Changes(sticky.digest(["conclusion success"]), worth_a_new_comment=False)
+    out = sticky.upsert(client(server), 42, KEY, (10, 1), "## ✅ nothing new", BOT, quiet)
+    assert out.action == "skipped" and "nothing changed" in (out.notice or "")
+    assert server.state.all_bodies(42) == [] and not [r for r in server.state.requests if r.method != "GET"]
+    loud = sticky.Changes(sticky.digest(["new|leak"]), worth_a_new_comment=True)
+    assert sticky.upsert(client(server), 42, KEY, (11, 1), "## ❌ 1 new", BOT, loud).action == "created"
+
+
+def test_changes_updates_only_when_the_digest_differs(server: FakeGitHub) -> None:
+    same = sticky.digest(["new|leak"])
+    first = server.state.add_comment(42, f"{sticky.marker(KEY, (5, 1), same)}\n## ❌ 1 new")
+    out = sticky.upsert(client(server), 42, KEY, (6, 1), "## ❌ 1 new (run 6)", BOT,
+                        sticky.Changes(same, worth_a_new_comment=True))
+    assert out.action == "unchanged" and out.comment_id == first["id"]
+    assert server.state.find(first["id"])["body"].endswith("## ❌ 1 new")  # type: ignore[index]
+    # Fixed since: what the comment shows changed, so it is updated (and would be even if nothing is new now).
+    gone = sticky.Changes(sticky.digest(["conclusion success"]), worth_a_new_comment=False)
+    out = sticky.upsert(client(server), 42, KEY, (7, 1), "## ✅ nothing new", BOT, gone)
+    assert out.action == "updated"
+    body = server.state.find(first["id"])["body"]  # type: ignore[index]
+    assert body.endswith("## ✅ nothing new") and f"digest={gone.digest}" in body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -107,6 +108,8 @@ def test_files_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert values == {
         "findings": "5", "violations": "9", "errors": "2", "warnings": "2", "infos": "1", "max-severity": "ERROR",
         "conclusion": "failure", "junit-path": str(junit), "markdown-path": str(md), "comment-url": "",
+        "new-findings": "", "worse-findings": "", "fixed-findings": "", "compared-with": "",
+        "reasons": "2 finding(s) at or above error; worst is ERROR",
     }
     assert junit.read_text().startswith("<?xml")
     assert summary.read_text() == md.read_text()
@@ -167,7 +170,7 @@ def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
     assert run(*args) == 1  # publishing again updates, never adds
     bodies = github.state.all_bodies(42)
     assert len(bodies) == 1
-    assert bodies[0].startswith("<!-- pg-ext-memcheck:memcheck_CI run=9001 attempt=1 -->\n## ❌")
+    assert re.match(r"<!-- pg-ext-memcheck:memcheck_CI run=9001 attempt=1 digest=[0-9a-f]{16} -->\n## ❌", bodies[0])
     assert len(bodies[0]) < 60_100
     values = parse_outputs((tmp_path / "out.txt").read_text())
     assert values["comment-url"].endswith(f"#issuecomment-{github.state.comments[42][0]['id']}")
@@ -234,9 +237,15 @@ def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
     code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md))
     assert code == 1
     text = md.read_text()
-    assert "### Compared with the baseline (PostgreSQL 15)" in text
+    assert "### What this change did, compared with the --baseline results (PostgreSQL 15)" in text
     assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
     assert "| 1 | ❌ ERROR | 🆕 [context_leak] | BuggyPlannerLeakCtx |" in text
+    assert text.startswith("## ❌ pg-ext-memcheck: this change adds 1 finding (1 ERROR)\n")
+    # with a base, fail-on judges only what is new (default fail-on-scope new); all judges everything
+    assert "- 1 new or worse finding(s) at or above error; worst is ERROR" in text
+    code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md),
+               "--fail-on-scope", "all")
+    assert code == 1 and "- 2 finding(s) at or above error; worst is ERROR" in md.read_text()
 
 
 # ---- findings, the comment file, the comment key, hostile text -------------------------------------------

@@ -12,9 +12,8 @@ from typing import Any, Dict, List
 import pytest
 
 from reporter.markdown import COMMENT, SUMMARY, Context, Variant, md_inline, md_pre, render
-from reporter.merge import Leg, Merged, load_baseline, load_legs
+from reporter.merge import Leg, Merged, attach_comparison, load_baseline, load_legs
 from reporter.results import validate
-from reporter.summary import compare
 from reporter.text import sparkline
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -75,7 +74,8 @@ def test_golden_clean(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_golden_violations(monkeypatch: pytest.MonkeyPatch) -> None:
     merged = load(monkeypatch, "violations_pg15", "violations_pg18")
     baseline = load_baseline([Path("baseline")])
-    ctx = Context(run_url=RUN_URL, head_sha=SHA, comparison=compare(merged.present, baseline.present))
+    attach_comparison(merged, baseline, None, "main (0123456789ab)")
+    ctx = Context(run_url=RUN_URL, head_sha=SHA)
     check_golden("violations.md", render(merged, ctx, COMMENT))
 
 
@@ -274,5 +274,5 @@ def test_many_crashed_workloads_fit_and_are_counted() -> None:
     text = render(Merged([Leg(Path("x"), doc)]), Context(), COMMENT)
     assert len(text) < 60_000
     shown = text.count(": crashed\n")
-    m = re.search(r"… (\d+) more failed workloads \(error, timeout or crash\) not shown", text)
+    m = re.search(r"… (\d+) more failed workloads \(error, timeout, crash or failed regression test\) not shown", text)
     assert m and shown + int(m.group(1)) == 3000

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
@@ -95,7 +96,7 @@ def test_forged_pr_number_and_run_id_cannot_touch_another_pull_request(
     trigger(101, SHA_7, pulls=[{"number": 7, "head": {"sha": SHA_7}}], owner="acme",
                  branch="fix-cache")
     assert report(str(honest)) == 1  # violations: exit 1, comment posted
-    assert github.state.find(real["id"])["body"].startswith(sticky.marker(KEY, (101, 1)))  # type: ignore[index]
+    assert sticky.parse_marker(github.state.find(real["id"])["body"], KEY) == (101, 1)  # type: ignore[index]
 
 
 def test_fork_pull_request_found_through_the_api(github: FakeGitHub, tmp_path: Path, trigger: Trigger) -> None:
@@ -103,7 +104,8 @@ def test_fork_pull_request_found_through_the_api(github: FakeGitHub, tmp_path: P
     trigger(200, SHA_9, pulls=[], attempt=2)
     assert report(str(honest)) == 0
     (body,) = github.state.all_bodies(9)
-    assert body.startswith(sticky.marker(KEY, (200, 2)))  # the event's run and attempt, not this job's 555
+    assert sticky.parse_marker(body, KEY) == (200, 2)  # the event's run and attempt, not this job's 555
+    assert re.match(r"<!-- pg-ext-memcheck:memcheck-pr run=200 attempt=2 digest=[0-9a-f]{16} -->\n", body)
     paths = [r.path for r in github.state.requests]
     assert "/repos/acme/ext/pulls" in paths and "/repos/acme/ext/pulls/9" in paths
     listing = [r for r in github.state.requests if r.path == "/repos/acme/ext/pulls"][0]

@@ -1,0 +1,334 @@
+"""pg_regress's `--launcher`: measures one regression test file in a window of its own.
+
+pg_regress runs each test as `LAUNCHER psql -X -a -q -d DB ... < sql/NAME.sql > results/NAME.out 2>&1`, one
+at a time (`--max-concurrent-tests=1`). For a test (PGAPPNAME `pg_regress/NAME`) this program:
+
+1. waits until no other client session is left (the previous test's backend may still be exiting: it publishes
+   its findings on exit), flushes the ring and notes where violation_log ends;
+2. copies the test's database (CREATE DATABASE ... TEMPLATE), as it is before the test, for the repeats;
+3. runs psql exactly as pg_regress asked, on the same stdin and stdout: the output pg_regress compares with
+   expected/ is untouched by the measuring;
+4. runs the file `iterations - 1` more times in ONE session of its own on the copy, output discarded, so that
+   growth repeats within a backend (a leak) can be told from growth once (a cache) even when the leaky
+   statement runs once per file; the copy keeps the repeats' rows and objects away from the later tests;
+5. waits for quiet again, flushes, and writes the rows this test's backends published (each backend publishes
+   at statement boundaries and on exit), with its status, to DIR/NAME.json; drops the copy.
+
+Measuring is switched on by PGOPTIONS (`-c pg_ext_memcheck.memcheck_mode=...` and the thresholds), which the
+runner sets for pg_regress and every psql it starts. Anything that is not a test (no `pg_regress/NAME`
+application name) runs psql untouched. Whatever goes wrong in the measuring, psql still runs as asked and
+its exit status is pg_regress's: the test's outcome is never changed by this program.
+
+Settings come from the environment (see RegressEnv): the runner sets them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from reporter.regress import ENV_DIR, ENV_ITERATIONS, ENV_LOG, ENV_TIMEOUT
+from reporter.runner import Admin, latest_per_finding, log_excerpt, to_violation
+
+APP_PREFIX = "pg_regress/"
+COPY_DB = "pg_ext_memcheck_repeat"
+QUIET_TIMEOUT_S = 30.0
+RECOVERY_TIMEOUT_S = 120.0
+_CRASH_MARKERS = ("terminated by signal", "was terminated by exception", "server process (PID")
+
+
+@dataclass(frozen=True)
+class RegressEnv:
+    out_dir: Path
+    iterations: int
+    timeout_s: float
+    server_log: Optional[Path]
+
+    @classmethod
+    def from_env(cls, env: Dict[str, str]) -> Optional[RegressEnv]:
+        if not env.get(ENV_DIR):
+            return None
+        log = env.get(ENV_LOG)
+        return cls(Path(env[ENV_DIR]), max(1, int(env.get(ENV_ITERATIONS) or 1)),
+                   float(env.get(ENV_TIMEOUT) or 300), Path(log) if log else None)
+
+
+def test_name(env: Dict[str, str]) -> Optional[str]:
+    app = env.get("PGAPPNAME") or ""
+    if not app.startswith(APP_PREFIX):
+        return None
+    return app[len(APP_PREFIX):] or None
+
+
+def database_of(args: Sequence[str]) -> Optional[str]:
+    for i, arg in enumerate(args):
+        if arg == "-d" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--dbname="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def stdin_file() -> Optional[str]:
+    """The test file pg_regress redirected to our stdin (its path, for the repeats' `psql -f`)."""
+    try:
+        path = os.readlink("/proc/self/fd/0")
+    except OSError:
+        return None
+    return path if os.path.isfile(path) else None
+
+
+class _Connector:
+    """Connections for the bookkeeping: to the postgres database, never measured themselves (PGOPTIONS,
+    which switches measuring on for the tests, is overridden)."""
+
+    def connect(self, dbname: str = "postgres", **kw: Any) -> psycopg.Connection:
+        conninfo = make_conninfo(dbname=dbname, options="-c pg_ext_memcheck.memcheck_mode=off",
+                                 application_name="pg-ext-memcheck regress")
+        kw.setdefault("autocommit", True)
+        return psycopg.connect(conninfo, **kw)
+
+
+class Measure:
+    """The bookkeeping around one test; every method may raise psycopg.Error (the caller notes it)."""
+
+    def __init__(self) -> None:
+        self.connector = _Connector()
+        self.admin = Admin(self.connector)  # type: ignore[arg-type]
+
+    def others(self) -> int:
+        rows = self.admin.execute("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+                                  "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()")
+        return int(rows[0][0])
+
+    def wait_quiet(self, timeout: float = QUIET_TIMEOUT_S) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.others() == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait_ready(self, timeout: float = RECOVERY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.admin.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def terminate_others(self) -> None:
+        self.admin.execute("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                           "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()")
+
+    def mark(self) -> Dict[str, int]:
+        self.admin.flush()
+        status = self.admin.status()
+        return {"last_id": self.admin.last_id(), "dropped": status["dropped"], "next_seq": status["next_seq"]}
+
+    def collect(self, before: Dict[str, int]) -> tuple[List[Dict[str, Any]], int]:
+        self.admin.flush()
+        after = self.admin.status()
+        restarted = after["next_seq"] < before["next_seq"] or after["dropped"] < before["dropped"]
+        rows = latest_per_finding(self.admin.violations_after(before["last_id"], None))
+        dropped = after["dropped"] - (0 if restarted else before["dropped"])
+        return [to_violation(r, {}) for r in rows], max(0, dropped)
+
+    def copy_database(self, template: str) -> None:
+        self.drop_copy()
+        self.admin.execute(f"CREATE DATABASE {COPY_DB} TEMPLATE {_ident(template)}")
+
+    def drop_copy(self) -> None:
+        self.admin.execute(f"DROP DATABASE IF EXISTS {COPY_DB}")
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _log_size(path: Optional[Path]) -> int:
+    try:
+        return path.stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+def _read_log(path: Optional[Path], offset: int) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        proc.kill()
+    except OSError:
+        pass
+    proc.wait()
+
+
+def run_pass(cmd: List[str], timeout: float, **kw: Any) -> tuple[int, bool]:
+    """(exit status, timed out) of one psql (killed at the timeout)."""
+    proc = subprocess.Popen(cmd, **kw)
+    try:
+        return proc.wait(timeout=max(0.001, timeout)), False
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return proc.returncode if proc.returncode is not None else -9, True
+    except BaseException:
+        _kill(proc)
+        raise
+
+
+def repeat_command(psql: str, args: Sequence[str], test_file: str, times: int) -> List[str]:
+    """psql on the copy, the file `times` times in one session; pg_regress's variables kept, no echo."""
+    keep: List[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-d", "--dbname"):
+            skip = True
+            continue
+        if arg.startswith("--dbname=") or arg in ("-a", "--echo-all", "-e", "--echo-queries"):
+            continue
+        keep.append(arg)
+    files: List[str] = []
+    for _ in range(times):
+        files += ["-f", test_file]
+    return [psql, *keep, "-d", COPY_DB, *files]
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) < 2:
+        print("pg-ext-memcheck regress launcher: usage: regress_launch PSQL [ARGS...]", file=sys.stderr)
+        return 2
+    psql, args = argv[1], list(argv[2:])
+    env = dict(os.environ)
+    settings = RegressEnv.from_env(env)
+    name = test_name(env)
+    if settings is None or name is None:
+        os.execv(psql, [psql, *args])  # not a test of ours: exactly what pg_regress asked for
+    # Our own connections get PostgreSQL's defaults, not the tests' session settings (psql gets `env`).
+    for var in _SESSION_VARS:
+        os.environ.pop(var, None)
+    return measure_test(settings, name, psql, args, env)
+
+
+# pg_regress's session settings (and ours, PGOPTIONS) for the tests' psql, not for the bookkeeping connections.
+_SESSION_VARS = ("PGOPTIONS", "PGAPPNAME", "PGDATESTYLE", "PGTZ", "PGCLIENTENCODING", "PGDATABASE")
+
+
+def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], env: Dict[str, str]) -> int:
+    started = time.monotonic()
+    record: Dict[str, Any] = {"test": name, "status": "passed", "error": None, "passes": 0, "repeat_errors": 0,
+                              "notes": [], "violations": [], "dropped": 0, "log_excerpt": None, "psql_exit": None}
+    measure: Optional[Measure] = None
+    before: Optional[Dict[str, int]] = None
+    database = database_of(args)
+    test_file = stdin_file()
+    copied = False
+    log_offset = _log_size(settings.server_log)
+    try:
+        measure = Measure()
+        if not measure.wait_quiet():
+            record["notes"].append("other sessions were still open when the test started; their findings may "
+                                   "be counted here")
+        before = measure.mark()
+        if settings.iterations > 1 and database and test_file:
+            measure.copy_database(database)
+            copied = True
+    except psycopg.Error as exc:
+        record["notes"].append(f"could not prepare the measuring: {_first_line(exc)}")
+
+    # The pass pg_regress compares: psql as asked, on pg_regress's stdin and stdout.
+    rc, timed_out = run_pass([psql, *args], settings.timeout_s, env=env)
+    record["psql_exit"] = rc
+    record["passes"] = 1
+    if timed_out:
+        record.update(status="timeout", error=f"the test ran past its timeout of {settings.timeout_s:g}s")
+    remaining = settings.timeout_s - (time.monotonic() - started)
+    if copied and not timed_out and rc == 0 and test_file:
+        times = settings.iterations - 1
+        with tempfile.TemporaryFile() as out:
+            rrc, rtimed = run_pass(repeat_command(psql, args, test_file, times), remaining,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out)
+            out.seek(0)
+            errors = out.read().decode("utf-8", errors="replace")
+        record["repeat_errors"] = sum(1 for line in errors.splitlines() if "ERROR:" in line)
+        record["passes"] += times
+        if rtimed:
+            record.update(status="timeout", error=f"the repeats ran past the test's timeout of "
+                                                  f"{settings.timeout_s:g}s")
+        elif rrc != 0:
+            record["notes"].append(f"the repeats' psql exited with status {rrc}")
+    elif settings.iterations > 1 and not copied:
+        record["notes"].append("not repeated: the test's database could not be copied or its file was not "
+                               "given on stdin")
+
+    log = _read_log(settings.server_log, log_offset)
+    if any(marker in log for marker in _CRASH_MARKERS):
+        record.update(status="crashed", error="the server crashed while this test ran")
+        record["log_excerpt"] = log_excerpt(log, None)
+    elif record["status"] == "timeout":
+        record["log_excerpt"] = log_excerpt(log, None)
+    try:
+        if measure is None:
+            raise RuntimeError("no connection")
+        if timed_out or record["status"] == "timeout":
+            measure.terminate_others()
+        if record["status"] == "crashed":
+            measure.wait_ready()
+        measure.wait_quiet()
+        if before is not None:
+            record["violations"], record["dropped"] = measure.collect(before)
+        if copied:
+            measure.drop_copy()
+    except (psycopg.Error, RuntimeError) as exc:
+        record["notes"].append(f"could not collect the findings: {_first_line(exc)}")
+        if record["status"] == "passed":
+            record.update(status="error", error=f"could not collect this test's findings: {_first_line(exc)}")
+    finally:
+        if measure is not None:
+            measure.close()
+    record["duration_s"] = round(time.monotonic() - started, 3)
+    _write(settings.out_dir / f"{name}.json", record)
+    return 2 if timed_out else rc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _write(path: Path, record: Dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

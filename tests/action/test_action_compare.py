@@ -1,0 +1,216 @@
+"""action.yml end to end on a pull request that adds a leak: the workspace is a git repository (the example,
+two commits: the base without the bug, the head with it), the event names the base commit, and the action
+compares with it by default (compare input empty). Then the new inputs: comment: changes (a second run with the
+same findings leaves the comment alone), annotations and job-summary off, compare none; and cassert with a
+source build taken from the actions/cache store.
+
+PostgreSQL: the first of PG_EXT_MEMCHECK_PG_CONFIGS (install-method none); the assertion-enabled build:
+PG_EXT_MEMCHECK_CASSERT_PG_CONFIG (.ci/setup.sh builds and exports it).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+from fakegithub import FakeGitHub, FakeState
+from harness import REPO_ROOT, ActionResult, ActionRunner, copy_action, default_pg_config, make_base_dir, pg_major
+
+PG_CONFIG = default_pg_config()
+MAJOR = pg_major(PG_CONFIG)
+BUG = "nested_leak" if int(MAJOR) < 18 else "func_row_leak"  # 18 frees a SQL function's memory per row
+CONFIG = """\
+extension: {path: ., name: buggy_pg_ext}
+setup: |
+  CREATE EXTENSION IF NOT EXISTS buggy_pg_ext;
+  CREATE FUNCTION two_step(int) RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT $1 + 1; $$;
+workloads:
+  - name: per_row_function
+    sql: SELECT sum(two_step(g)) FROM generate_series(1, 500) g
+  - name: work
+    sql: SELECT sum(buggy_pg_ext_work(g)) FROM generate_series(1, 500) g
+fail-on: warning
+"""
+TOKEN = "ghs_compare_token"
+PR = 42
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def set_default_bugs(ext: Path, bugs: str) -> None:
+    source = ext / "buggy_pg_ext.c"
+    text = source.read_text()
+    start = text.index("&bugs_string,\n") + len("&bugs_string,\n")
+    end = text.index("\n", start) + 1
+    indent = text[start:end][: len(text[start:end]) - len(text[start:end].lstrip())]
+    source.write_text(text[:start] + f'{indent}"{bugs}",\n' + text[end:])
+
+
+class Job:
+    def __init__(self, base: Path, action: Path, ws: Path, base_sha: str, head_sha: str) -> None:
+        self.base, self.action, self.ws, self.base_sha, self.head_sha = base, action, ws, base_sha, head_sha
+        self.state = FakeState(repository="octo/ext", token=TOKEN, prs=set())
+        self.state.add_pull(PR, head_sha)
+        self.cache = base / "actions-cache"  # one actions/cache store for every job of this "repository"
+
+    def run(self, name: str, server: FakeGitHub, run_id: str, **inputs: str) -> ActionResult:
+        event = {"number": PR, "pull_request": {"number": PR, "head": {"sha": self.head_sha},
+                                                "base": {"sha": self.base_sha, "ref": "main"}}}
+        return ActionRunner(
+            base_dir=self.base / name, workspace=self.ws, action_path=self.action, run_id=run_id,
+            event_name="pull_request", event=event, token=TOKEN, env={"GITHUB_API_URL": server.url},
+            artifacts_dir=self.base / "artifacts", cache_dir=self.cache,
+            inputs={"install-method": "none", "pg-config": PG_CONFIG, "postgres-version": MAJOR, **inputs},
+        ).run()
+
+
+@pytest.fixture(scope="module")
+def job() -> Iterator[Job]:
+    base = make_base_dir()
+    action = copy_action(base / "action")
+    ws = base / "workspace"
+    shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws,
+                    ignore=shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "memcheck.yml"))
+    (ws / "memcheck.yml").write_text(CONFIG)
+    git(ws, "init", "-q", "-b", "main")
+    set_default_bugs(ws, "")
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "base: no bug")
+    base_sha = git(ws, "rev-parse", "HEAD")
+    set_default_bugs(ws, BUG)
+    git(ws, "commit", "-q", "-am", f"head: {BUG}")
+    yield Job(base, action, ws, base_sha, git(ws, "rev-parse", "HEAD"))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def first(job: Job) -> Iterator[Dict[str, object]]:
+    """The pull request's run (mode all, comment: changes), and a second run with the same findings."""
+    with FakeGitHub(job.state) as server:
+        r1 = job.run("job-1", server, "501", comment="changes")
+        bodies_after_first = list(job.state.all_bodies(PR))
+        writes_before = len([q for q in job.state.requests if q.method != "GET"])
+        r2 = job.run("job-2", server, "502", comment="changes")
+        writes_after = len([q for q in job.state.requests if q.method != "GET"])
+    yield {"r1": r1, "r2": r2, "bodies": bodies_after_first, "writes": (writes_before, writes_after)}
+
+
+def test_the_base_commit_of_the_pull_request_is_compared_by_default(job: Job, first: Dict[str, object]) -> None:
+    r = first["r1"]
+    assert isinstance(r, ActionResult)
+    assert r.step("validate").outputs["compare"] == job.base_sha, r.log[-3000:]
+    assert r.step("base").outcome == "success"
+    results = Path(r.step("validate").outputs["results-dir"])
+    info = json.loads((results / "base" / "base.json").read_text())
+    assert info["status"] == "ran" and info["sha"] == job.base_sha
+    assert (results / "base" / "results.json").is_file()
+    assert git(job.ws, "worktree", "list", "--porcelain").count("worktree ") == 1  # the temporary one is gone
+
+
+def test_outputs_and_failure_name_the_new_finding_only(job: Job, first: Dict[str, object]) -> None:
+    r = first["r1"]
+    assert isinstance(r, ActionResult)
+    out = r.outputs
+    assert (out["new-findings"], out["worse-findings"], out["fixed-findings"]) == ("1", "0", "0")
+    assert out["compared-with"] == job.base_sha[:12]
+    assert out["conclusion"] == "failure" and r.outcome == "failure"
+    assert any(e.startswith("1 new or worse finding(s) at or above warning") for e in r.errors()), r.errors()
+    titles = [a.title or "" for a in r.annotations]
+    assert any(t.startswith("pg-ext-memcheck: new ") and "context_leak" in t for t in titles), titles
+
+
+def test_summary_and_comment_lead_with_what_the_change_made_worse(first: Dict[str, object]) -> None:
+    r = first["r1"]
+    assert isinstance(r, ActionResult)
+    summary = html.unescape(r.summary)
+    assert summary.startswith("## ❌ pg-ext-memcheck: this change adds 1 finding")
+    assert "### What this change did, compared with" in summary
+    assert summary.index("New in this change:") < summary.index("| PostgreSQL | ERROR |")
+    bodies = first["bodies"]
+    assert isinstance(bodies, list) and len(bodies) == 1
+    assert re.match(r"<!-- pg-ext-memcheck:memcheck run=501 attempt=1 digest=[0-9a-f]{16} -->\n## ❌ pg-ext-memcheck: "
+                    r"this change adds 1 finding", bodies[0])
+
+
+def test_comment_changes_leaves_an_unchanged_report_alone(job: Job, first: Dict[str, object]) -> None:
+    r2 = first["r2"]
+    assert isinstance(r2, ActionResult)
+    assert r2.outputs["new-findings"] == "1"
+    before, after = first["writes"]  # type: ignore[misc]
+    assert after == before, "the second run with the same findings wrote to the pull request"
+    assert job.state.all_bodies(PR) == first["bodies"]
+    assert "PR comment unchanged" in r2.step("report").log
+    assert r2.step("pip-cache").outputs["cache-hit"] == "true"  # the first job saved the pip cache
+
+
+def test_compare_none_annotations_and_summary_off(job: Job) -> None:
+    with FakeGitHub(job.state) as server:
+        r = job.run("job-3", server, "503", mode="run", compare="none", annotations="off",
+                    **{"job-summary": "off", "fail-on-scope": "all"})
+    assert r.step("base").outcome == "skipped" and r.outputs["compared-with"] == ""
+    assert r.step("report").summary == ""  # job-summary off
+    assert not [a for a in r.annotations if (a.title or "").startswith("pg-ext-memcheck: ")
+                and "context_leak" in (a.title or "")]  # no per-finding annotation
+    assert r.outputs["conclusion"] == "failure"  # no base: every finding counts
+    assert Path(r.outputs["markdown-path"]).is_file()  # the report is still written
+
+
+CASSERT = os.environ.get("PG_EXT_MEMCHECK_CASSERT_PG_CONFIG", "")
+
+
+# .ci/run (the CI entry) always sets it: .ci/setup.sh builds the assertion-enabled PostgreSQL and fails if it cannot.
+@pytest.mark.skipif(not CASSERT,
+                    reason="no assertion-enabled PostgreSQL: set PG_EXT_MEMCHECK_CASSERT_PG_CONFIG "
+                           "(.ci/setup.sh builds one)")
+def test_cassert_source_build_from_the_cache_finds_memory_corruption(tmp_path: Path) -> None:
+    """cassert: true with install-method source: the build comes from the cache directory (a completed
+    install's stamp pointing at the assertion-enabled build), is saved to the actions/cache store by the first
+    job and restored by the second; the write past a chunk's end is a memory_corruption finding."""
+    major = pg_major(CASSERT)
+    base = make_base_dir()
+    try:
+        action = copy_action(base / "action")
+        ws = base / "workspace"
+        shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws,
+                        ignore=shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "memcheck.yml"))
+        (ws / "memcheck.yml").write_text(
+            "extension: {path: ., name: buggy_pg_ext}\nsettings: {buggy_pg_ext.bugs: write_past_end}\n"
+            "workloads:\n  - {name: select_one, sql: SELECT 1, iterations: 3}\n")
+        cache = base / "pg-cache"
+        prefix = cache / "postgresql" / f"{major}-cassert"
+        prefix.mkdir(parents=True)
+        (prefix / ".pg-ext-memcheck-installed").write_text(json.dumps(
+            {"major": int(major), "version": major, "pg_config": CASSERT, "cassert": True}))
+        runs = []
+        for n in (1, 2):
+            runs.append(ActionRunner(
+                base_dir=base / f"job-{n}", workspace=ws, action_path=action, run_id=f"70{n}", event_name="push",
+                cache_dir=base / "actions-cache", env={"PG_EXT_MEMCHECK_CACHE": str(cache)},
+                inputs={"install-method": "source", "cassert": "true", "postgres-version": major, "mode": "run",
+                        "fail-on": "error"},
+            ).run())
+        first, second = runs
+        assert first.step("postgres").outputs["pg-config"] == CASSERT, first.log[-3000:]
+        assert first.step("postgres-cache").outputs["cache-hit"] == "false"
+        assert first.step("Save the PostgreSQL build").outcome == "success"
+        assert second.step("postgres-cache").outputs["cache-hit"] == "true"
+        assert second.step("Save the PostgreSQL build").outcome == "skipped"
+        for r in runs:
+            results = Path(r.step("validate").outputs["results-dir"]) / "results.json"
+            doc = json.loads(results.read_text())
+            found = [v for w in doc["workloads"] for v in w["violations"] if v["check_type"] == "memory_corruption"]
+            assert found and "detected write past chunk end" in found[0]["detail"], doc["workloads"]
+            assert r.outputs["conclusion"] == "failure" and r.outputs["max-severity"] == "ERROR"
+            assert "memory_corruption" in html.unescape(r.summary)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
