@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -45,15 +45,27 @@ def symbol(lib: Path, name: str) -> int:
     return int(m.group(1), 16)
 
 
-def return_address_after_call(lib: Path, function: str, callee: str) -> int:
-    """The address right after `call callee` inside `function`: what backtrace() reports as the return address."""
+def return_addresses_after_calls(lib: Path, function: str, callee: str) -> List[int]:
+    """The addresses right after each `call callee` inside `function`: what backtrace() reports as return
+    addresses (the compiler orders the calls as it likes, not as the source does)."""
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True,
                          check=True).stdout
     body = out.split(f"<{function}>:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    for n, line in enumerate(body):
-        if "call" in line and f"<{callee}" in line:
-            return int(body[n + 1].split(":")[0].strip(), 16)
-    raise AssertionError(f"no call to {callee} in {function}")
+    found = [int(body[n + 1].split(":")[0].strip(), 16)
+             for n, line in enumerate(body) if "call" in line and f"<{callee}" in line]
+    assert found, f"no call to {callee} in {function}"
+    return found
+
+
+def return_address_after_call(lib: Path, function: str, callee: str) -> int:
+    found = return_addresses_after_calls(lib, function, callee)
+    assert len(found) == 1, f"{len(found)} calls to {callee} in {function}"
+    return found[0]
+
+
+def lines_calling(function: str, needle: str) -> List[int]:
+    text = SOURCE.read_text().splitlines()
+    return [n for n in function_lines(function) if needle in text[n - 1]]
 
 
 def results_with(pkglibdir: str, *offsets: str) -> Dict[str, Any]:
@@ -77,13 +89,14 @@ def test_an_address_inside_a_function_resolves_to_its_source(built: Tuple[Path, 
 
 def test_a_return_address_resolves_to_the_allocating_line(built: Tuple[Path, Any]) -> None:
     lib, _ = built
-    ret = return_address_after_call(lib, "buggy_ExecutorStart", "MemoryContextAlloc")
+    rets = return_addresses_after_calls(lib, "buggy_ExecutorStart", "MemoryContextAlloc")
     nested = return_address_after_call(lib, "buggy_ExecutorEnd", "palloc")
-    doc = results_with(str(lib.parent), hex(ret), hex(nested), "0x0")
-    assert sites.resolve_results(doc) == 2
-    start, end, nothing = doc["workloads"][0]["violations"][0]["sites"]
-    # 1 is subtracted: the call's own line, not the line after it
-    assert (start["function"], start["line"]) == ("buggy_ExecutorStart", line_of("MemoryContextAlloc(TopMemoryContext"))
+    doc = results_with(str(lib.parent), *map(hex, rets), hex(nested), "0x0")
+    assert sites.resolve_results(doc) == len(rets) + 1
+    *starts, end, nothing = doc["workloads"][0]["violations"][0]["sites"]
+    # 1 is subtracted: each call's own line, not the line after it; every call in the source, each once
+    assert {s["function"] for s in starts} == {"buggy_ExecutorStart"}
+    assert {s["line"] for s in starts} == set(lines_calling("buggy_ExecutorStart", "MemoryContextAlloc("))
     assert (end["function"], end["line"]) == ("buggy_ExecutorEnd", line_of("palloc(2048)"))
     assert nothing.get("line") is None  # not code: left unresolved
 
