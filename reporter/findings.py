@@ -215,6 +215,12 @@ class Evidence(NamedTuple):
     workload: str
     row: Dict[str, Any]
     folded: Optional[str]  # None for a primary row; FOLD_RESTATES or FOLD_PARENT for a secondary one
+    magnitude: float  # magnitude(row), computed once: every ordering of the evidence asks for it
+
+
+def worst_evidence(evidence: Iterable[Evidence]) -> Evidence:
+    """The most serious row, then the biggest."""
+    return max(evidence, key=lambda e: (SEVERITY_RANK[e.row["severity"]], e.magnitude))
 
 
 def _worst(rows: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
@@ -236,12 +242,12 @@ class Finding:
             row = evidence[0].row
             self.representative = row
             self.severity = severity or row["severity"]
-            self.magnitude = magnitude(row) if magnitude_ is None else magnitude_
+            self.magnitude = evidence[0].magnitude if magnitude_ is None else magnitude_
             return
-        primary = [e.row for e in evidence if e.folded is None]
-        self.representative = _worst(primary)
-        self.severity = _worst(e.row for e in evidence)["severity"]
-        self.magnitude = max(magnitude(v) for v in primary)
+        primary = [e for e in evidence if e.folded is None]
+        self.representative = worst_evidence(primary).row
+        self.severity = max((e.row["severity"] for e in evidence), key=SEVERITY_RANK.__getitem__)
+        self.magnitude = max(e.magnitude for e in primary)
 
     def __repr__(self) -> str:
         return f"Finding({self.key!r}, {self.severity}, {len(self.evidence)} rows)"
@@ -393,7 +399,7 @@ class Finding:
     def evidence_worst_first(self) -> List[Evidence]:
         """The evidence rows for a reader: the finding's own rows before folded ones, each worst first."""
         return sorted(self.evidence, key=lambda e: (e.folded is not None, -SEVERITY_RANK[e.row["severity"]],
-                                                    -magnitude(e.row)))
+                                                    -e.magnitude))
 
 
 @bulk
@@ -420,7 +426,7 @@ def build(legs: Sequence[Dict[str, Any]]) -> List[Finding]:
                      site_key(top_site(v)) if v.get("sites") else None)
                 if folds:
                     keys[i] = k
-                ev = Evidence(major, version, name, v, None)
+                ev = Evidence(major, version, name, v, None, magnitude(v))
                 group = groups.get(k)
                 if group is None:
                     groups[k] = [ev]
@@ -430,7 +436,8 @@ def build(legs: Sequence[Dict[str, Any]]) -> List[Finding]:
                 for i, v in enumerate(rows):
                     if target[i] != i:
                         k = keys[target[i]]
-                        folded_groups.setdefault(k, []).append(Evidence(major, version, name, v, reason[i]))
+                        folded_groups.setdefault(k, []).append(Evidence(major, version, name, v, reason[i],
+                                                                                  magnitude(v)))
     if folded_groups:
         findings = [Finding(k, ev + folded_groups.get(k, [])) for k, ev in groups.items()]
     else:

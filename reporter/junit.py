@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from reporter import describe
-from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, magnitude, slice_severity
+from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, slice_severity, worst_evidence
 from reporter.merge import Merged
 from reporter.perf import bulk
 from reporter.text import cap, clean, clean_block, format_bytes, format_rate
@@ -50,8 +50,7 @@ Judged = Tuple[Finding, List[Evidence], str]  # a finding's slice of one workloa
 
 def _slice_row(evidence: Sequence[Evidence]) -> Dict[str, Any]:
     """The worst row the finding had in this workload (a primary one if there is any)."""
-    rows = [e.row for e in evidence if e.folded is None] or [e.row for e in evidence]
-    return max(rows, key=lambda v: (SEVERITY_RANK[v["severity"]], magnitude(v)))
+    return worst_evidence([e for e in evidence if e.folded is None] or evidence).row
 
 
 def _finding_lines(j: Judged, root: Optional[str]) -> List[str]:
