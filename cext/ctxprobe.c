@@ -25,8 +25,6 @@
  */
 #include "postgres.h"
 
-#include <execinfo.h>
-
 #include "utils/json.h"
 #include "utils/memutils.h"
 
@@ -94,25 +92,10 @@ mc_probe_watches(MemoryContext ctx)
 static uintptr_t
 mc_probe_stack_site(int *lib)
 {
-	void	   *frames[24];
-	int			n;
-	int			i;
-
 	if (backtraces >= MC_PROBE_BACKTRACES)
 		return 0;
 	backtraces++;
-	n = backtrace(frames, lengthof(frames));
-	for (i = 1; i < n; i++)
-	{
-		int			l = mc_lib_of_address(frames[i]);
-
-		if (l != MC_NO_LIB)
-		{
-			*lib = l;
-			return (uintptr_t) frames[i];
-		}
-	}
-	return 0;
+	return mc_foreign_frame(lib);
 }
 
 /* track.c: foreign code allocated size bytes in ctx (child_name: a context it created) */

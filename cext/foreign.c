@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <link.h>
 
 #include "pg_ext_memcheck.h"
@@ -226,6 +227,32 @@ mc_lib_of_address(const void *addr)
 		if (a >= libs[i].text_lo && a < libs[i].text_hi)
 			return i;
 	return MC_NO_LIB;
+}
+
+/*
+ * The first frame of this stack (above our caller) that lies in a foreign
+ * library: its address, and the library in *lib; 0 when there is none.
+ * No palloc and no error: callable from inside the allocator.  Callers
+ * budget it (a stack walk is the expensive part of finding a site).
+ */
+uintptr_t
+mc_foreign_frame(int *lib)
+{
+	void	   *frames[24];
+	int			n = backtrace(frames, lengthof(frames));
+	int			i;
+
+	for (i = 1; i < n; i++)
+	{
+		int			l = mc_lib_of_address(frames[i]);
+
+		if (l != MC_NO_LIB)
+		{
+			*lib = l;
+			return (uintptr_t) frames[i];
+		}
+	}
+	return 0;
 }
 
 /* by module name with or without directory and suffix: "$libdir/buggy_pg_ext" */

@@ -233,6 +233,7 @@ extern void mc_foreign_init(void);
 extern int	mc_foreign_scan(void);
 extern bool mc_foreign_changed(void);
 extern int	mc_lib_of_address(const void *addr);
+extern uintptr_t mc_foreign_frame(int *lib);
 extern int	mc_lib_by_name(const char *name);
 extern const char *mc_lib_name(int lib);
 extern uintptr_t mc_lib_base(int lib);

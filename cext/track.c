@@ -35,8 +35,6 @@
  */
 #include "postgres.h"
 
-#include <execinfo.h>
-
 #include "access/xact.h"
 #include "utils/memutils.h"
 
@@ -561,10 +559,6 @@ mc_mark_suspect(const char *name)
 static uintptr_t
 mc_site_from_stack(int *lib)
 {
-	void	   *frames[24];
-	int			n;
-	int			i;
-
 	if (budget_statement != mc_statement_seq())
 	{
 		budget_statement = mc_statement_seq();
@@ -573,18 +567,7 @@ mc_site_from_stack(int *lib)
 	if (backtrace_budget <= 0)
 		return 0;
 	backtrace_budget--;
-	n = backtrace(frames, lengthof(frames));
-	for (i = 1; i < n; i++)
-	{
-		int			l = mc_lib_of_address(frames[i]);
-
-		if (l != MC_NO_LIB)
-		{
-			*lib = l;
-			return (uintptr_t) frames[i];
-		}
-	}
-	return 0;
+	return mc_foreign_frame(lib);
 }
 
 static void

@@ -23,21 +23,11 @@ import pytest
 from fakegithub import FakeGitHub, FakeState
 from harness import REPO_ROOT, ActionResult, ActionRunner, copy_action, default_pg_config, make_base_dir, pg_major
 
+from tests.integration.test_compare import CONFIG  # the same memcheck.yml as the CLI's comparison tests
+
 PG_CONFIG = default_pg_config()
 MAJOR = pg_major(PG_CONFIG)
 BUG = "nested_leak" if int(MAJOR) < 18 else "func_row_leak"  # 18 frees a SQL function's memory per row
-CONFIG = """\
-extension: {path: ., name: buggy_pg_ext}
-setup: |
-  CREATE EXTENSION IF NOT EXISTS buggy_pg_ext;
-  CREATE FUNCTION two_step(int) RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT $1 + 1; $$;
-workloads:
-  - name: per_row_function
-    sql: SELECT sum(two_step(g)) FROM generate_series(1, 500) g
-  - name: work
-    sql: SELECT sum(buggy_pg_ext_work(g)) FROM generate_series(1, 500) g
-fail-on: warning
-"""
 TOKEN = "ghs_compare_token"
 PR = 42
 
