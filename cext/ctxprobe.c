@@ -200,27 +200,9 @@ mc_probe_sites(MemoryContext ctx, int lib, McViolation *v)
 	for (i = 0; i < nhits; i++)
 	{
 		McProbeHit *h = &hits[i];
-		McSite		s;
-		int			k;
 
-		if (h->ctx != ctx || h->lib != lib)
-			continue;
-		memset(&s, 0, sizeof(s));
-		mc_strlcpy(s.lib, mc_lib_name(h->site != 0 ? Max(mc_lib_of_address((void *) h->site), 0) : lib),
-				   MC_LIB_LEN);
-		if (h->site != 0 && mc_lib_of_address((void *) h->site) != MC_NO_LIB)
-			s.offset = (uint64) (h->site - mc_lib_base(mc_lib_of_address((void *) h->site)));
-		s.bytes = h->bytes;
-		s.count = h->count;
-		for (k = v->nsites; k > 0 && v->sites[k - 1].bytes < s.bytes; k--)
-			if (k < MC_MAX_SITES)
-				v->sites[k] = v->sites[k - 1];
-		if (k < MC_MAX_SITES)
-		{
-			v->sites[k] = s;
-			if (v->nsites < MC_MAX_SITES)
-				v->nsites++;
-		}
+		if (h->ctx == ctx && h->lib == lib)
+			mc_finding_add_site(v, h->site, lib, h->bytes, h->count);
 	}
 }
 

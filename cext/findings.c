@@ -232,3 +232,35 @@ mc_record_gap(const char *lib, const char *what, const char *detail)
 	v->occurrences = 1;
 	mc_finding_changed(v);
 }
+
+/*
+ * Add a call site (a return address, 0 when not known) and what it
+ * allocated to v's sites, which stay the MC_MAX_SITES largest, largest
+ * first.  The site's own library names it; lib when it lies in none.
+ */
+void
+mc_finding_add_site(McViolation *v, uintptr_t site, int lib, int64 bytes, int64 count)
+{
+	int			l = site != 0 ? mc_lib_of_address((void *) site) : MC_NO_LIB;
+	McSite		s;
+	int			k;
+
+	memset(&s, 0, sizeof(s));
+	if (l != MC_NO_LIB)
+	{
+		lib = l;
+		s.offset = (uint64) (site - mc_lib_base(l));
+	}
+	mc_strlcpy(s.lib, mc_lib_name(lib), MC_LIB_LEN);
+	s.bytes = bytes;
+	s.count = count;
+	for (k = v->nsites; k > 0 && v->sites[k - 1].bytes < bytes; k--)
+		if (k < MC_MAX_SITES)
+			v->sites[k] = v->sites[k - 1];
+	if (k < MC_MAX_SITES)
+	{
+		v->sites[k] = s;
+		if (v->nsites < MC_MAX_SITES)
+			v->nsites++;
+	}
+}

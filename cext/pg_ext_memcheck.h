@@ -379,6 +379,7 @@ typedef struct McFindingKey
 } McFindingKey;
 
 extern McViolation *mc_finding_get(const McFindingKey *key, bool *created);
+extern void mc_finding_add_site(McViolation *v, uintptr_t site, int lib, int64 bytes, int64 count);
 extern void mc_finding_changed(McViolation *v);
 extern McSeverity mc_severity_for(int64 bytes);
 extern void mc_findings_publish(bool all);

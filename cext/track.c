@@ -755,34 +755,9 @@ mc_group_sites(uint32 gi, McViolation *v, bool dead)
 		McBucket   *b = &buckets[bi];
 		int64		bytes = dead ? b->dead_bytes + b->live_bytes : b->live_bytes;
 		int64		count = dead ? b->dead_count + b->live_count : b->live_count;
-		int			lib = groups[gi].lib;
-		int			k;
-		McSite		s;
 
-		if (bytes <= 0)
-			continue;
-		memset(&s, 0, sizeof(s));
-		if (b->site != 0)
-		{
-			int			l = mc_lib_of_address((void *) b->site);
-
-			if (l != MC_NO_LIB)
-				lib = l;
-			s.offset = (uint64) (b->site - mc_lib_base(lib));
-		}
-		mc_strlcpy(s.lib, mc_lib_name(lib), MC_LIB_LEN);
-		s.bytes = bytes;
-		s.count = count;
-		/* insertion into the top MC_MAX_SITES, largest first */
-		for (k = v->nsites; k > 0 && v->sites[k - 1].bytes < bytes; k--)
-			if (k < MC_MAX_SITES)
-				v->sites[k] = v->sites[k - 1];
-		if (k < MC_MAX_SITES)
-		{
-			v->sites[k] = s;
-			if (v->nsites < MC_MAX_SITES)
-				v->nsites++;
-		}
+		if (bytes > 0)
+			mc_finding_add_site(v, b->site, groups[gi].lib, bytes, count);
 	}
 }
 
