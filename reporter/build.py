@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, List, Sequence
 
+from reporter import buildcache
 from reporter.pgconfig import PgConfig, PgConfigError
 
 # The repository root is the parent of the reporter package; the hook library lives in cext/ there.
@@ -78,6 +79,8 @@ def make_install(
     log: Callable[[str], None] = lambda _msg: None,
     siblings: Sequence[str] = (),
     source_root: Path | None = None,
+    keep: bool = False,
+    jobs: int = 1,
 ) -> None:
     """Build and install one PGXS tree with PG_CONFIG pinned to `info.path`.
 
@@ -87,30 +90,58 @@ def make_install(
     It compiles with debug information (see debug_make_args) so allocation sites resolve to source lines;
     `source_root` (default: the tree's parent) is where the debug information says the sources are: a base
     revision checked out elsewhere names the files of the working tree, so that its sites read like HEAD's.
+    With `keep`, the finished build is kept (reporter/buildcache.py) and the next build of the same sources
+    against the same PostgreSQL installs from it instead of compiling again. `jobs`: make's -j (the user's
+    extension is built as its authors build it, one job; the hook library in parallel).
     """
     directory = Path(directory).resolve()
     if not (directory / "Makefile").is_file():
         raise BuildError(f"{directory}: no Makefile (expected a PGXS extension directory)")
+    source_root = source_root or directory.parent
+    trees = [directory, *(directory.parent / s for s in siblings)]
+    cache_key = buildcache.key(trees, info, make_args, source_root) if keep and buildcache.enabled() else None
     with tempfile.TemporaryDirectory(prefix="pgmc-build-") as tmp:
-        ignore = shutil.ignore_patterns(*_ARTIFACTS)
         build_dir = Path(tmp) / directory.name
-        shutil.copytree(directory, build_dir, symlinks=True, ignore=ignore)
-        for sibling in siblings:
-            shutil.copytree(directory.parent / sibling, Path(tmp) / sibling, symlinks=True, ignore=ignore)
-        args = debug_make_args(make_args, Path(tmp).resolve(), source_root or directory.parent)
+        args = debug_make_args(make_args, Path(tmp).resolve(), source_root)
         base = ["make", "-C", str(build_dir), f"PG_CONFIG={info.path}", *args]
-        for target in ([], ["install"]):
-            cmd = base + target
-            if target and _needs_sudo(info):
-                # GitHub runners: the runner user may not write to the packaged PostgreSQL's directories,
-                # but has password-less sudo (-n: fail rather than prompt).
-                cmd = ["sudo", "-n", *cmd]
-            log(f"$ {' '.join(cmd)}   # copy of {directory}")
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-                what = "install" if target else "build"
-                raise BuildError(f"make {what} failed for {directory} (exit {proc.returncode}):\n{tail}")
+        kept = cache_key is not None and buildcache.fetch(cache_key, Path(tmp)) and _up_to_date(base)
+        if kept:
+            log(f"# {directory.name}: built before with the same sources and PostgreSQL, installing that build")
+        else:
+            _copy_sources(directory, siblings, Path(tmp))
+            _make(base + ([f"-j{jobs}"] if jobs > 1 else []), directory, "build", info, log)
+            if cache_key is not None:
+                buildcache.store(cache_key, Path(tmp))
+        _make(base + ["install"], directory, "install", info, log)
+
+
+def _copy_sources(directory: Path, siblings: Sequence[str], dest: Path) -> None:
+    for stale in dest.iterdir():  # what a kept build found out of date left
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+    ignore = shutil.ignore_patterns(*_ARTIFACTS)
+    shutil.copytree(directory, dest / directory.name, symlinks=True, ignore=ignore)
+    for sibling in siblings:
+        shutil.copytree(directory.parent / sibling, dest / sibling, symlinks=True, ignore=ignore)
+
+
+def _up_to_date(make: List[str]) -> bool:
+    """`make -q`: would nothing be compiled? (A kept build whose files make finds stale is built again.)"""
+    return subprocess.run([*make, "-q", "all"], capture_output=True).returncode == 0
+
+
+def _make(cmd: List[str], directory: Path, what: str, info: PgConfig, log: Callable[[str], None]) -> None:
+    if what == "install" and _needs_sudo(info):
+        # GitHub runners: the runner user may not write to the packaged PostgreSQL's directories,
+        # but has password-less sudo (-n: fail rather than prompt).
+        cmd = ["sudo", "-n", *cmd]
+    log(f"$ {' '.join(cmd)}   # copy of {directory}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise BuildError(f"make {what} failed for {directory} (exit {proc.returncode}):\n{tail}")
 
 
 def _needs_sudo(info: PgConfig) -> bool:
@@ -121,7 +152,7 @@ def _needs_sudo(info: PgConfig) -> bool:
 
 def install_hook_library(info: PgConfig, log: Callable[[str], None] = lambda _msg: None) -> None:
     """cext/ needs ../sql for its control file and scripts."""
-    make_install(CEXT_DIR, info, log=log, siblings=("sql",))
+    make_install(CEXT_DIR, info, log=log, siblings=("sql",), keep=True, jobs=os.cpu_count() or 1)
 
 
 def build_all(

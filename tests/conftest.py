@@ -6,13 +6,21 @@ Without it: /usr/lib/postgresql/15/bin/pg_config plus the paths listed (one per 
 The version matrix: tests marked `all_majors` (the hook library's suite) run once per pg_config, with the ids
 pg13, pg15, ...; every other test that needs a PostgreSQL runs on the first pg_config only, which keeps a run over
 five majors short. PG_EXT_MEMCHECK_FULL_MATRIX=1 runs those on every pg_config too.
+
+In parallel (scripts/test runs `pytest -n N --dist loadgroup`), tests install builds into the PostgreSQL they use,
+so no two processes may share one: each worker gets a private copy of the first pg_config (made by the controller
+before any test runs, tests/pginstall_copy.py), every other major runs all its tests in one worker, and so do the
+tests of the assertion-enabled build (parallel_group). A module's tests stay together, so its module-scoped
+fixtures (clusters, runs shared by its tests) are set up once.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List
 
@@ -21,6 +29,7 @@ import pytest
 from reporter.build import build_all
 from reporter.cluster import Cluster
 from reporter.pgconfig import PgConfig, PgConfigError
+from tests.pginstall_copy import copied_pg_config, copy_installation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO_ROOT / "examples" / "buggy_pg_ext"
@@ -53,9 +62,86 @@ def pg_config_id(path: str) -> str:
         return f"pg{numbers[-1]}" if numbers else path
 
 
-PG_CONFIGS = pg_config_paths()
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... in a parallel run's workers
+COPIES_ENV = "PG_EXT_MEMCHECK_TEST_PG_COPIES"  # where the controller put each worker's copy
+
+
+def private_first_pg_config(paths: List[str]) -> List[str]:
+    """In a worker of a parallel run: `paths` with the first replaced by this worker's copy of it, also in the
+    environment (the action tests and the CLIs the tests start read PG_EXT_MEMCHECK_PG_CONFIGS)."""
+    copies = os.environ.get(COPIES_ENV, "")
+    if not (WORKER and copies and paths):
+        return paths
+    dest = Path(copies) / WORKER
+    if Path(paths[0]).is_relative_to(dest):  # this module imported a second time (as tests.conftest)
+        return paths
+    mine = copied_pg_config(paths[0], dest) if dest.is_dir() else copy_installation(paths[0], dest)
+    paths = [mine, *paths[1:]]
+    os.environ["PG_EXT_MEMCHECK_PG_CONFIGS"] = ":".join(paths)
+    return paths
+
+
+PG_CONFIGS = private_first_pg_config(pg_config_paths())
 PG_CONFIG_IDS = [pg_config_id(p) for p in PG_CONFIGS]
 FULL_MATRIX = os.environ.get("PG_EXT_MEMCHECK_FULL_MATRIX", "") not in ("", "0")
+
+
+_COPIES = pytest.StashKey[Path]()
+
+
+def _parallel_workers(config: pytest.Config) -> int:
+    if getattr(config.option, "dist", "no") == "no":
+        return 0
+    return len(getattr(config.option, "tx", None) or [])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller of a parallel run copies the first PostgreSQL once per worker, before any worker starts
+    (a test may install into the original meanwhile: the action's install-method debian)."""
+    workers = _parallel_workers(config)
+    if WORKER or not workers or not PG_CONFIGS:
+        return
+    root = Path(tempfile.mkdtemp(prefix="pg-ext-memcheck-test-pg-"))
+    os.chmod(root, 0o755)  # the test servers run as an unprivileged user
+    config.stash[_COPIES] = root
+    for n in range(workers):
+        copy_installation(PG_CONFIGS[0], root / f"gw{n}")
+    os.environ[COPIES_ENV] = str(root)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = config.stash.get(_COPIES, None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def parallel_group(nodeid: str) -> str:
+    """Which tests of a parallel run (--dist loadgroup) must share a worker: those on a major other than the
+    first (pytest ids such as [pg13] or [order-after-pg13-...]), those of the assertion-enabled build (their
+    names say cassert), else a module's tests (its module-scoped fixtures are set up once); unit tests share
+    nothing and go anywhere."""
+    path, _, rest = nodeid.partition("::")
+    if "cassert" in nodeid:
+        return "postgresql-cassert"
+    params = rest[rest.find("[") + 1:-1] if rest.endswith("]") else ""
+    for major_id in PG_CONFIG_IDS[1:]:
+        if major_id != PG_CONFIG_IDS[0] and re.search(rf"(?:^|-){re.escape(major_id)}(?:-|$)", params):
+            return f"postgresql-{major_id}"
+    return nodeid if "/unit/" in f"/{path}" else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadgroup with the groups of parallel_group (xdist's own reads xdist_group marks)."""
+    if getattr(config.option, "dist", "") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PostgresGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return parallel_group(nodeid)
+
+    return PostgresGroups(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

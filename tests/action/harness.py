@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -345,6 +346,7 @@ class StepRecord:
     log: str
     summary: str
     returncode: Optional[int]
+    seconds: float = 0.0  # wall-clock time the step took, as a runner's log shows it
 
 
 @dataclass
@@ -541,6 +543,7 @@ class ActionRunner:
                 }
             )
 
+            started = time.monotonic()
             if "run" in step:
                 log, rc, outputs = self._run_script(step, step_env, contexts, functions(), files_dir, index)
             elif "uses" in step:
@@ -559,12 +562,13 @@ class ActionRunner:
             conclusion = "success" if outcome == "success" or coe else "failure"
             if conclusion == "failure":
                 failed = True
-            rec = StepRecord(index, step_id, name, outcome, conclusion, outputs, log, summary, rc)
+            rec = StepRecord(index, step_id, name, outcome, conclusion, outputs, log, summary, rc,
+                             time.monotonic() - started)
             records.append(rec)
             if step_id:
                 steps_context[step_id] = {"outputs": outputs, "outcome": outcome, "conclusion": conclusion}
             if self.echo:
-                print(f"===== [{outcome}] {name} (exit {rc})\n{log}", file=sys.stderr)
+                print(f"===== [{outcome}] {name} (exit {rc}, {rec.seconds:.1f} s)\n{log}", file=sys.stderr)
 
         outputs: Dict[str, str] = {}
         for name, spec in (action.get("outputs") or {}).items():

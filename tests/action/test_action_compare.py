@@ -21,7 +21,7 @@ from typing import Dict, Iterator
 
 import pytest
 from fakegithub import FakeGitHub, FakeState
-from harness import REPO_ROOT, ActionResult, ActionRunner, copy_action, default_pg_config, make_base_dir, pg_major
+from harness import REPO_ROOT, ActionResult, ActionRunner, default_pg_config, make_base_dir, pg_major
 
 from tests.integration.test_compare import CONFIG  # the same memcheck.yml as the CLI's comparison tests
 
@@ -65,9 +65,9 @@ class Job:
 
 
 @pytest.fixture(scope="module")
-def job() -> Iterator[Job]:
+def job(action_copy: Path) -> Iterator[Job]:
     base = make_base_dir()
-    action = copy_action(base / "action")
+    action = action_copy
     ws = base / "workspace"
     shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws,
                     ignore=shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "memcheck.yml"))
@@ -162,14 +162,14 @@ CASSERT = os.environ.get("PG_EXT_MEMCHECK_CASSERT_PG_CONFIG", "")
 @pytest.mark.skipif(not CASSERT,
                     reason="no assertion-enabled PostgreSQL: set PG_EXT_MEMCHECK_CASSERT_PG_CONFIG "
                            "(.ci/setup.sh builds one)")
-def test_cassert_source_build_from_the_cache_finds_memory_corruption(tmp_path: Path) -> None:
+def test_cassert_source_build_from_the_cache_finds_memory_corruption(action_copy: Path) -> None:
     """cassert: true with install-method source: the build comes from the cache directory (a completed
     install's stamp pointing at the assertion-enabled build), is saved to the actions/cache store by the first
     job and restored by the second; the write past a chunk's end is a memory_corruption finding."""
     major = pg_major(CASSERT)
     base = make_base_dir()
     try:
-        action = copy_action(base / "action")
+        action = action_copy
         ws = base / "workspace"
         shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws,
                         ignore=shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "memcheck.yml"))

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 from fakegithub import FakeGitHub, FakeState
-from harness import REPO_ROOT, ActionResult, ActionRunner, copy_action, default_pg_config, make_base_dir, pg_major
+from harness import REPO_ROOT, ActionResult, ActionRunner, default_pg_config, make_base_dir, pg_major
 from lxml import etree
 
 PG_CONFIG = default_pg_config()
@@ -36,9 +36,9 @@ class Leg:
 
 
 @pytest.fixture(scope="module")
-def leg() -> Iterator[Leg]:
+def leg(action_copy: Path) -> Iterator[Leg]:
     base = make_base_dir()
-    action = copy_action(base / "action")
+    action = action_copy
     ws = base / "workspace"
     ignore = shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "__pycache__")
     shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws / "examples" / "buggy_pg_ext", ignore=ignore)

@@ -8,17 +8,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness import REPO_ROOT, ActionRunner, copy_action, make_base_dir
+from harness import REPO_ROOT, ActionRunner, make_base_dir
 
 # install-method debian installs the distribution's own PostgreSQL; postgresql-common names it
 MAJOR = subprocess.run(["/usr/share/postgresql-common/supported-versions"], capture_output=True, text=True,
                        check=True).stdout.split()[-1]
 
 
-def test_mode_all_debian_fail_on_never_passes_and_reports() -> None:
+def test_mode_all_debian_fail_on_never_passes_and_reports(action_copy: Path) -> None:
     base = make_base_dir()
     try:
-        action = copy_action(base / "action")
+        action = action_copy
         ws = base / "workspace"
         ignore = shutil.ignore_patterns("*.o", "*.so", "*.bc", "results", "__pycache__")
         shutil.copytree(REPO_ROOT / "examples" / "buggy_pg_ext", ws / "examples" / "buggy_pg_ext", ignore=ignore)
