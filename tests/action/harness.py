@@ -20,12 +20,14 @@ What it does, step by step, like the runner:
   actions/download-artifact copies artifacts back (name or pattern, merge-multiple, run-id);
   actions/cache/restore and actions/cache/save keep directories by key in a cache store (cache_dir; an
   exact key only, a second save of a key is refused with a warning, a missing path saves nothing), so two
-  runs sharing the store see each other's caches as two jobs of a repository do;
+  runs sharing the store see each other's caches as two jobs of a repository do (by default every run of
+  a test process shares one store: the jobs of one repository);
 - continue-on-error, step outcome and conclusion, and the action's outputs are evaluated as the runner does.
 """
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import json
 import math
@@ -411,7 +413,7 @@ class ActionRunner:
     run_attempt: str = "1"
     token: str = "ghs_harness_token_not_real"
     artifacts_dir: Optional[Path] = None
-    cache_dir: Optional[Path] = None  # actions/cache's store (default: base_dir/actions-cache)
+    cache_dir: Optional[Path] = None  # actions/cache's store (default: shared_cache_store())
     step_timeout: float = 1800.0
     echo: bool = True  # copy step logs to stderr (pytest shows them for failed tests)
 
@@ -647,7 +649,7 @@ class ActionRunner:
         if not key or len(key) > 512 or "," in key or len(paths) != 1:
             return f"::error::cache/{op}: a key (at most 512 characters, no commas) and one path are required", 1, {}
         path = Path(os.path.expanduser(paths[0]))
-        store = Path(self.cache_dir or Path(self.base_dir) / "actions-cache")
+        store = Path(self.cache_dir or shared_cache_store())
         store.mkdir(parents=True, exist_ok=True)
         entry = store / key
         if op == "restore":
@@ -723,6 +725,19 @@ class ActionRunner:
             target = dest if (single or merge) else dest / a
             shutil.copytree(store / a, target, dirs_exist_ok=True)
         return f"download-artifact: {len(chosen)} artifact(s) {chosen} to {dest}", 0, {"download-path": str(dest)}
+
+
+_SHARED_CACHE: List[Path] = []
+
+
+def shared_cache_store() -> Path:
+    """The actions/cache store the runs of this test process share, as the jobs of one repository do (removed
+    when the process exits)."""
+    if not _SHARED_CACHE:
+        store = Path(tempfile.mkdtemp(prefix="pg-ext-memcheck-actions-cache-"))
+        atexit.register(shutil.rmtree, store, True)
+        _SHARED_CACHE.append(store)
+    return _SHARED_CACHE[0]
 
 
 def default_pg_config() -> str:

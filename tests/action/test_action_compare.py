@@ -140,7 +140,8 @@ def test_comment_changes_leaves_an_unchanged_report_alone(job: Job, first: Dict[
     assert after == before, "the second run with the same findings wrote to the pull request"
     assert job.state.all_bodies(PR) == first["bodies"]
     assert "PR comment unchanged" in r2.step("report").log
-    assert r2.step("pip-cache").outputs["cache-hit"] == "true"  # the first job saved the pip cache
+    assert r2.step("venv-cache").outputs["cache-hit"] == "true"  # the first job saved the reporter's venv
+    assert "the reporter's venv from the cache" in r2.step("venv").log
 
 
 def test_compare_none_annotations_and_summary_off(job: Job) -> None:
