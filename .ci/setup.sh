@@ -91,25 +91,40 @@ ci_apt_missing() {
   [ "$(grep -cx installed <<<"$states")" != "$#" ]
 }
 
-# ci_install_postgres MAJOR...: install each (cached after the first time) and export PG_EXT_MEMCHECK_PG_CONFIGS.
-# The installs run side by side: on a fresh machine the source builds keep the CPUs busy while the wheel and the
-# trixie tree mostly download and unpack (install-postgres locks what two installs could share).
+# ci_install_postgres [--cassert MAJOR] MAJOR...: install each (cached after the first time) and export
+# PG_EXT_MEMCHECK_PG_CONFIGS (the majors, in order), and with --cassert PG_EXT_MEMCHECK_CASSERT_PG_CONFIG (an
+# assertion-enabled source build, not part of the matrix). The installs run side by side: on a fresh machine the
+# source builds keep the CPUs busy while the wheel and the trixie tree mostly download and unpack, and one build's
+# configure runs while another compiles (install-postgres locks what two installs could share).
 ci_install_postgres() {
-  local major i pg_config out configs=() pids=() rc=0
+  local cassert="" i label pg_config out labels=() configs=() pids=() rc=0
+  if [ "${1:-}" = --cassert ]; then cassert=$2; shift 2; fi
   out=$(mktemp -d)
-  for i in $(seq 0 $(($# - 1))); do
-    major=${*:$((i + 1)):1}
-    ci_log "install-postgres $major"
-    pg-ext-memcheck install-postgres "$major" </dev/null >"$out/$i" 2> >(sed -u "s/^/[pg$major] /" >&2) &
+  labels=("$@")
+  if [ -n "$cassert" ]; then labels+=("$cassert-cassert"); fi
+  for i in "${!labels[@]}"; do
+    label=${labels[$i]}
+    ci_log "install-postgres $label"
+    if [ "$label" = "$cassert-cassert" ]; then
+      pg-ext-memcheck install-postgres "$cassert" --method source --cassert </dev/null >"$out/$i" \
+        2> >(sed -u "s/^/[pg$label] /" >&2) &
+    else
+      pg-ext-memcheck install-postgres "$label" </dev/null >"$out/$i" 2> >(sed -u "s/^/[pg$label] /" >&2) &
+    fi
     pids+=("$!")
   done
   for i in "${!pids[@]}"; do
-    major=${*:$((i + 1)):1}
-    if ! wait "${pids[$i]}"; then ci_log "install-postgres $major failed"; rc=1; continue; fi
+    label=${labels[$i]}
+    if ! wait "${pids[$i]}"; then ci_log "install-postgres $label failed"; rc=1; continue; fi
     pg_config=$(tail -n 1 "$out/$i")
-    if [ ! -x "$pg_config" ]; then ci_log "install-postgres $major printed no usable pg_config"; rc=1; continue; fi
-    ci_log "PostgreSQL $major: $pg_config ($("$pg_config" --version))"
-    configs+=("$pg_config")
+    if [ ! -x "$pg_config" ]; then ci_log "install-postgres $label printed no usable pg_config"; rc=1; continue; fi
+    ci_log "PostgreSQL $label: $pg_config ($("$pg_config" --version))"
+    if [ "$label" = "$cassert-cassert" ]; then
+      export PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$pg_config
+      ci_log "PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$PG_EXT_MEMCHECK_CASSERT_PG_CONFIG"
+    else
+      configs+=("$pg_config")
+    fi
   done
   rm -rf "$out"
   [ "$rc" = 0 ] || return 1
@@ -118,21 +133,11 @@ ci_install_postgres() {
   ci_log "PG_EXT_MEMCHECK_PG_CONFIGS=$PG_EXT_MEMCHECK_PG_CONFIGS"
 }
 
-# ci_install_cassert: the assertion-enabled build, exported as PG_EXT_MEMCHECK_CASSERT_PG_CONFIG.
-ci_install_cassert() {
-  ci_log "install-postgres $CI_CASSERT_MAJOR --method source --cassert"
-  PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$(pg-ext-memcheck install-postgres "$CI_CASSERT_MAJOR" --method source --cassert </dev/null | tail -n 1)
-  [ -x "$PG_EXT_MEMCHECK_CASSERT_PG_CONFIG" ] || { ci_log "the cassert build printed no usable pg_config"; return 1; }
-  export PG_EXT_MEMCHECK_CASSERT_PG_CONFIG
-  ci_log "PG_EXT_MEMCHECK_CASSERT_PG_CONFIG=$PG_EXT_MEMCHECK_CASSERT_PG_CONFIG"
-}
-
 ci_setup() {
   set -euo pipefail
   local t0=$SECONDS
   ci_prepare "[test]" "${CI_APT_PACKAGES[@]}"
-  ci_install_postgres "${CI_MAJORS[@]}"
-  ci_install_cassert
+  ci_install_postgres --cassert "$CI_CASSERT_MAJOR" "${CI_MAJORS[@]}"
   ci_log "setup took $((SECONDS - t0))s"
 }
 
