@@ -29,6 +29,7 @@ import pytest
 from reporter.build import build_all
 from reporter.cluster import Cluster
 from reporter.pgconfig import PgConfig, PgConfigError
+from tests.parallel import parallel_group
 from tests.pginstall_copy import copied_pg_config, copy_installation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -115,21 +116,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def parallel_group(nodeid: str) -> str:
-    """Which tests of a parallel run (--dist loadgroup) must share a worker: those on a major other than the
-    first (pytest ids such as [pg13] or [order-after-pg13-...]), those of the assertion-enabled build (their
-    names say cassert), else a module's tests (its module-scoped fixtures are set up once); unit tests share
-    nothing and go anywhere."""
-    path, _, rest = nodeid.partition("::")
-    if "cassert" in nodeid:
-        return "postgresql-cassert"
-    params = rest[rest.find("[") + 1:-1] if rest.endswith("]") else ""
-    for major_id in PG_CONFIG_IDS[1:]:
-        if major_id != PG_CONFIG_IDS[0] and re.search(rf"(?:^|-){re.escape(major_id)}(?:-|$)", params):
-            return f"postgresql-{major_id}"
-    return nodeid if "/unit/" in f"/{path}" else path
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """--dist loadgroup with the groups of parallel_group (xdist's own reads xdist_group marks)."""
@@ -139,7 +125,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class PostgresGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return parallel_group(nodeid)
+            return parallel_group(nodeid, PG_CONFIG_IDS)
 
     return PostgresGroups(config, log)
 
