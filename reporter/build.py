@@ -99,7 +99,9 @@ def make_install(
         raise BuildError(f"{directory}: no Makefile (expected a PGXS extension directory)")
     source_root = source_root or directory.parent
     trees = [directory, *(directory.parent / s for s in siblings)]
-    cache_key = buildcache.key(trees, info, make_args, source_root) if keep and buildcache.enabled() else None
+    cache_key = None
+    if keep and buildcache.enabled():
+        cache_key = buildcache.key(trees, info, make_args, source_root, ignore=_ARTIFACTS)
     with tempfile.TemporaryDirectory(prefix="pgmc-build-") as tmp:
         build_dir = Path(tmp) / directory.name
         args = debug_make_args(make_args, Path(tmp).resolve(), source_root)

@@ -12,6 +12,7 @@ A copy whose objects make does not consider up to date is not used (the caller b
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import shutil
@@ -25,8 +26,6 @@ from reporter.install import cache_dir
 from reporter.pgconfig import PgConfig
 
 KEEP = 32  # entries kept (a few MB each); the least recently used beyond that are removed when one is added
-_SKIP = {".o", ".so", ".bc", ".dylib", ".a", ".pyc"}
-_SKIP_DIRS = {".deps", ".git", "results", "tmp_check", "__pycache__"}
 
 
 def enabled() -> bool:
@@ -37,10 +36,11 @@ def root() -> Path:
     return cache_dir() / "hooklib"
 
 
-def _source_files(tree: Path) -> Iterable[Path]:
+def _source_files(tree: Path, ignore: Sequence[str]) -> Iterable[Path]:
+    """The files of `tree` a build copies: none under a name matching an `ignore` pattern."""
     for path in sorted(tree.rglob("*")):
-        rel = path.relative_to(tree)
-        if path.is_file() and path.suffix not in _SKIP and not _SKIP_DIRS.intersection(rel.parts):
+        parts = path.relative_to(tree).parts
+        if path.is_file() and not any(fnmatch.fnmatch(part, pat) for part in parts for pat in ignore):
             yield path
 
 
@@ -59,11 +59,13 @@ def _installation(info: PgConfig) -> bytes:
     return "\n".join(facts).encode()
 
 
-def key(trees: Sequence[Path], info: PgConfig, make_args: Sequence[str], source_root: Path) -> str:
+def key(trees: Sequence[Path], info: PgConfig, make_args: Sequence[str], source_root: Path,
+        ignore: Sequence[str] = ()) -> str:
+    """The key of a build of `trees` (without the files `ignore` names, which the build does not copy)."""
     digest = hashlib.sha256()
     for tree in trees:
         digest.update(f"tree {tree.name}\n".encode())
-        for path in _source_files(tree):
+        for path in _source_files(tree, ignore):
             digest.update(f"file {path.relative_to(tree)} {path.stat().st_size}\n".encode())
             digest.update(path.read_bytes())
     digest.update(_installation(info))

@@ -18,27 +18,33 @@ import subprocess
 from pathlib import Path
 from typing import List
 
+from reporter.pgconfig import PgConfig, PgConfigError
+
 
 class CopyError(RuntimeError):
     """An installation that cannot be copied (or whose copy does not describe itself)."""
 
 
-def _pg_config_dirs(pg_config: str) -> List[str]:
-    options = ["--bindir", "--pkglibdir", "--sharedir", "--pkgincludedir", "--includedir-server"]
-    proc = subprocess.run([pg_config, *options], capture_output=True, text=True, check=False)
-    dirs = proc.stdout.split("\n")[: len(options)]
-    if proc.returncode != 0 or len(dirs) != len(options) or not all(d.startswith("/") for d in dirs):
-        raise CopyError(f"{pg_config} {' '.join(options)}: exit {proc.returncode}: {proc.stdout}{proc.stderr}")
-    return dirs
+def _pkgincludedir(pg_config: str) -> Path:
+    """The one directory of an installation that PgConfig does not read: its headers' top directory."""
+    proc = subprocess.run([pg_config, "--pkgincludedir"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.startswith("/"):
+        raise CopyError(f"{pg_config} --pkgincludedir: exit {proc.returncode}: {proc.stdout}{proc.stderr}")
+    return Path(proc.stdout.strip())
 
 
 def install_roots(pg_config: str) -> List[Path]:
     """The directories that hold one installation: the parent of its bindir (a source build's prefix, Debian's
     /usr/lib/postgresql/N) and whichever of its library, share and include directories lie outside it."""
-    bindir, pkglibdir, sharedir, pkgincludedir, includedir_server = map(Path, _pg_config_dirs(pg_config))
+    try:
+        info = PgConfig.from_path(pg_config)
+    except PgConfigError as exc:
+        raise CopyError(str(exc)) from exc
+    bindir = Path(info.bindir)
     if Path(pg_config).resolve().parent != bindir.resolve():
         raise CopyError(f"{pg_config} is not in the bindir it reports ({bindir}): a wrapper, which this cannot copy")
-    candidates = [bindir.parent, pkglibdir, sharedir, pkgincludedir, includedir_server]
+    candidates = [bindir.parent, Path(info.pkglibdir), Path(info.sharedir), _pkgincludedir(pg_config),
+                  Path(info.includedir_server)]
     roots: List[Path] = []
     for path in sorted({p.resolve() for p in candidates}, key=lambda p: len(p.parts)):
         if not any(path == r or r in path.parents for r in roots):
@@ -64,7 +70,7 @@ def copy_installation(pg_config: str, dest: Path) -> str:
     for root in install_roots(pg_config):
         shutil.copytree(root, dest / root.relative_to("/"), symlinks=True)
     copied = copied_pg_config(pg_config, dest)
-    bindir = _pg_config_dirs(copied)[0]
+    bindir = PgConfig.from_path(copied).bindir
     if not Path(bindir).resolve().is_relative_to(dest.resolve()):
         raise CopyError(f"the copy of {pg_config} at {copied} reports the bindir {bindir}: it is not relocatable")
     for directory in [dest, *dest.rglob("*")]:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Dict, Iterator
 
@@ -23,27 +22,14 @@ import pytest
 from fakegithub import FakeGitHub, FakeState
 from harness import REPO_ROOT, ActionResult, ActionRunner, default_pg_config, make_base_dir, pg_major
 
-from tests.integration.test_compare import CONFIG  # the same memcheck.yml as the CLI's comparison tests
+# the same memcheck.yml and commits as the CLI's comparison tests
+from tests.integration.test_compare import CONFIG, git, set_default_bugs
 
 PG_CONFIG = default_pg_config()
 MAJOR = pg_major(PG_CONFIG)
 BUG = "nested_leak" if int(MAJOR) < 18 else "func_row_leak"  # 18 frees a SQL function's memory per row
 TOKEN = "ghs_compare_token"
 PR = 42
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-def set_default_bugs(ext: Path, bugs: str) -> None:
-    source = ext / "buggy_pg_ext.c"
-    text = source.read_text()
-    start = text.index("&bugs_string,\n") + len("&bugs_string,\n")
-    end = text.index("\n", start) + 1
-    indent = text[start:end][: len(text[start:end]) - len(text[start:end].lstrip())]
-    source.write_text(text[:start] + f'{indent}"{bugs}",\n' + text[end:])
 
 
 class Job:
