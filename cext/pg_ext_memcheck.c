@@ -32,8 +32,8 @@
 #include "utils/acl.h"
 #include "utils/guc.h"
 
-#include "compat.h"
-#include "hooks.h"
+#include "base/compat.h"
+#include "entry/hooks.h"
 
 PG_MODULE_MAGIC;
 

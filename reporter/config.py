@@ -28,7 +28,7 @@ MAX_THRESHOLD_BYTES = 2**31 - 1
 # statement_timeout is an int of milliseconds; below 1 ms it would round to 0, which disables it.
 MIN_TIMEOUT_S = 0.001
 MAX_TIMEOUT_S = (2**31 - 1) // 1000
-# ext_memcheck.run_scenario() takes at most this many iterations (cext/scenario.c MC_MAX_ITERATIONS); the
+# ext_memcheck.run_scenario() takes at most this many iterations (cext/scenarios/scenario.c MC_MAX_ITERATIONS); the
 # schema's iterations maximum says the same for every workload.
 MAX_ITERATIONS = 10_000_000
 MAX_YAML_DEPTH = 32

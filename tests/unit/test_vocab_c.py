@@ -1,4 +1,4 @@
-"""The C library names its vocabularies in cext/vocab.c; they must be exactly reporter/vocab.py's, in order."""
+"""The C library names its vocabularies in cext/base/vocab.c; they must be exactly reporter/vocab.py's, in order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from reporter import vocab
 
-VOCAB_C = Path(__file__).resolve().parents[2] / "cext" / "vocab.c"
+CEXT = Path(__file__).resolve().parents[2] / "cext"
+VOCAB_C = CEXT / "base" / "vocab.c"
 
 # table in vocab.c -> key of vocab.export()
 TABLES = {
@@ -40,7 +41,7 @@ def test_c_vocabulary_equals_python(table: str) -> None:
 
 
 def test_every_c_check_type_is_in_the_python_vocabulary() -> None:
-    enum = re.search(r"typedef enum McCheck\s*\{(.*?)\}", (VOCAB_C.parent / "pg_ext_memcheck.h").read_text(), re.S)
+    enum = re.search(r"typedef enum McCheck\s*\{(.*?)\}", (CEXT / "pg_ext_memcheck.h").read_text(), re.S)
     assert enum is not None
     members = re.findall(r"MC_CHECK_\w+", enum.group(1))
     assert len(members) == len(vocab.CHECK_TYPES)
@@ -48,7 +49,7 @@ def test_every_c_check_type_is_in_the_python_vocabulary() -> None:
 
 def test_sql_mode_names_match() -> None:
     """The extension script does not spell the modes; the GUC's own table (pg_ext_memcheck.c) does."""
-    text = (VOCAB_C.parent / "pg_ext_memcheck.c").read_text()
+    text = (CEXT / "pg_ext_memcheck.c").read_text()
     modes = re.findall(r'\{"(\w+)", MC_MODE_\w+, false\}', text)
     aliases = dict(re.findall(r'\{"(\w+)", MC_MODE_(\w+), true\}', text))
     assert modes == list(vocab.MODES)

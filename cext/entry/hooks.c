@@ -38,8 +38,8 @@
 #include "tcop/utility.h"
 #include "utils/elog.h"
 
-#include "compat.h"
-#include "hooks.h"
+#include "base/compat.h"
+#include "entry/hooks.h"
 
 typedef enum McHookId
 {

@@ -26,7 +26,7 @@
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
-#include "hooks.h"
+#include "entry/hooks.h"
 
 #define MC_FN_CACHE 256			/* open addressing; power of two */
 #define MC_PROBIN_LEN 128

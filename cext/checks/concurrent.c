@@ -25,7 +25,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "worker.h"
+#include "scenarios/worker.h"
 
 #define MC_CONCURRENT_TIMEOUT_MS	300000
 #define MC_DEFAULT_LOCK_TIMEOUT_MS	10000

@@ -22,7 +22,7 @@
 
 #include "miscadmin.h"
 
-#include "hooks.h"
+#include "entry/hooks.h"
 
 bool		mc_libs_dirty = true;
 

@@ -58,7 +58,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_ext_memcheck.h"
-#include "scenario.h"
+#include "scenarios/scenario.h"
 
 PG_FUNCTION_INFO_V1(mc_shmem_guards);
 PG_FUNCTION_INFO_V1(mc_clear_shmem_registry);

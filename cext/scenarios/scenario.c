@@ -62,8 +62,8 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
-#include "hooks.h"
-#include "scenario.h"
+#include "entry/hooks.h"
+#include "scenarios/scenario.h"
 
 PG_FUNCTION_INFO_V1(mc_run_scenario);
 PG_FUNCTION_INFO_V1(mc_scenario_proc);

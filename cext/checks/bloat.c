@@ -29,7 +29,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenario.h"
+#include "scenarios/scenario.h"
 
 #define MC_BLOAT_SERIES		64
 #define MC_BLOAT_POINTS		40

@@ -34,7 +34,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "worker.h"
+#include "scenarios/worker.h"
 
 #ifdef CLOBBER_FREED_MEMORY
 #define MC_POISON_BYTE		0x7F

@@ -33,7 +33,7 @@
 
 #include "utils/memutils.h"
 
-#include "compat.h"
+#include "base/compat.h"
 #include "pg_ext_memcheck.h"
 
 typedef enum McKind

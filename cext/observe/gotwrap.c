@@ -30,8 +30,8 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "compat.h"
-#include "hooks.h"
+#include "base/compat.h"
+#include "entry/hooks.h"
 
 /* record direct calls only where the mode says foreign code is measured */
 static inline bool

@@ -28,7 +28,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenario.h"
+#include "scenarios/scenario.h"
 
 #define MC_PROBE_HITS		256
 #define MC_PROBE_BACKTRACES 4096

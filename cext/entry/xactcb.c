@@ -23,7 +23,7 @@
 
 #include "access/xact.h"
 
-#include "hooks.h"
+#include "entry/hooks.h"
 
 #define MC_MAX_XACT_CALLBACKS 64
 #define MC_MAX_SUBXACT_DEPTH 64

@@ -28,7 +28,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "hooks.h"
+#include "entry/hooks.h"
 
 #define MC_MAX_PATTERN		256
 #define MC_MAX_ALLOWED		32

@@ -44,8 +44,8 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "hooks.h"
-#include "scenario.h"
+#include "entry/hooks.h"
+#include "scenarios/scenario.h"
 
 PG_FUNCTION_INFO_V1(mc_track_dsm_handle);
 PG_FUNCTION_INFO_V1(mc_dsm_tracking);

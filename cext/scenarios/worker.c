@@ -54,8 +54,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "hooks.h"
-#include "worker.h"
+#include "entry/hooks.h"
+#include "scenarios/worker.h"
 
 #define MC_CRUMB_DIR		"pg_ext_memcheck"
 #define MC_START_WAIT_MS	10000

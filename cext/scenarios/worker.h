@@ -23,7 +23,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 
-#include "scenario.h"
+#include "scenarios/scenario.h"
 
 #define MC_WORKER_FINDINGS	16
 #define MC_POISON_NOTES		32
