@@ -13,7 +13,7 @@
 
 #include "utils/memutils.h"
 
-#include "pg_ext_memcheck.h"
+#include "base/base.h"
 
 /* deepest path we print; deeper contexts are shown from the top */
 #define MC_MAX_PATH_DEPTH 64

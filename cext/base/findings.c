@@ -29,7 +29,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/timestamp.h"
 
-#include "pg_ext_memcheck.h"
+#include "base/base.h"
 
 /* findings one backend keeps; more are counted and said so */
 #define MC_MAX_FINDINGS 512
@@ -231,6 +231,17 @@ mc_record_gap(const char *lib, const char *what, const char *detail)
 	snprintf(v->detail, MC_DETAIL_LEN, "not measured: %s", detail);
 	v->occurrences = 1;
 	mc_finding_changed(v);
+}
+
+/* more foreign libraries were loaded than the table holds: say so once */
+void
+mc_note_foreign_overflow(void)
+{
+	const char *path = mc_foreign_overflow();
+
+	if (path != NULL)
+		mc_record_gap(path, "library",
+					  "more foreign libraries are loaded than pg_ext_memcheck can follow");
 }
 
 /*

@@ -20,14 +20,35 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
-#include "pg_ext_memcheck.h"
+#include "base/compat.h"
+#include "base/base.h"
+
+static bool privileged = false;
+
+/* only privileged sessions may write into the shared ring (safe points only) */
+void
+mc_check_privileged(void)
+{
+	Oid			session = GetSessionUserId();
+
+	privileged = OidIsValid(session) &&
+		(superuser_arg(session) || has_privs_of_role(session, ROLE_PG_MONITOR));
+}
+
+bool
+mc_session_privileged(void)
+{
+	return privileged;
+}
 
 typedef struct McRing
 {

@@ -2,17 +2,17 @@
  *
  * vocab.c
  *		Names of the library's vocabularies: check types, severities,
- *		phases, lifetimes, verdicts, rate units and modes.
+ *		phases, lifetimes, verdicts, rate units, modes and scenarios.
  *
  * These strings are the interface: they appear in violation_log, in end()
  * and in results.json.  reporter/vocab.py holds the same lists, and
- * tests/unit/test_vocabulary.py keeps the two (and the JSON schemas) equal.
+ * tests/unit/test_vocab_c.py keeps the two (and the JSON schemas) equal.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "pg_ext_memcheck.h"
+#include "base/base.h"
 
 static const char *const check_names[] = {
 	[MC_CHECK_CONTEXT_LEAK] = "context_leak",
@@ -74,6 +74,17 @@ static const char *const mode_names[] = {
 	[MC_MODE_ALL] = "all",
 };
 
+/* the scenarios run_scenario() knows, in the order scenarios() lists them */
+static const char *const scenario_names[MC_NUM_SCENARIOS] = {
+	"growth_benchmark",
+	"tx_abort_loop",
+	"shmem_sentinel_probe",
+	"wrong_context_probe",
+	"context_reset_storm",
+	"concurrent_backends",
+	"dsm_lifecycle_check",
+};
+
 #define MC_NAME_OF(table, i) \
 	(((i) >= 0 && (i) < (int) lengthof(table)) ? (table)[(i)] : NULL)
 
@@ -126,4 +137,12 @@ mc_mode_name(int mode)
 	const char *s = MC_NAME_OF(mode_names, mode);
 
 	return s ? s : "off";
+}
+
+const char *
+mc_scenario_name(int scenario)
+{
+	const char *s = MC_NAME_OF(scenario_names, scenario);
+
+	return s ? s : "unknown";
 }

@@ -29,7 +29,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenarios/scenario.h"
+#include "checks/checks.h"
 
 #define MC_BLOAT_SERIES		64
 #define MC_BLOAT_POINTS		40
@@ -131,7 +131,7 @@ mc_bloat_sample(McBloat *b, int32 done)
 	b->npoints++;
 }
 
-void
+static void
 mc_bloat_start(McScenario *sc)
 {
 	McBloat    *b = MemoryContextAllocZero(sc->cxt, sizeof(McBloat));
@@ -141,7 +141,7 @@ mc_bloat_start(McScenario *sc)
 }
 
 /* checkpoints after iterations 1, 2, 4, 8, ... and the last */
-void
+static void
 mc_bloat_iteration(McScenario *sc, int32 done)
 {
 	McBloat    *b = (McBloat *) sc->state;
@@ -248,7 +248,7 @@ mc_bloat_judge(McScenario *sc, McBloat *b, McSeries *s)
 	(void) sc;
 }
 
-void
+static void
 mc_bloat_finish(McScenario *sc)
 {
 	McBloat    *b = (McBloat *) sc->state;
@@ -268,7 +268,7 @@ mc_bloat_finish(McScenario *sc)
  * "reported"}, ...]}: the series that grew, largest first.  (The result's
  * own "checkpoints" and "contexts" are the report's evenly spaced samples.)
  */
-void
+static void
 mc_bloat_result(McScenario *sc, StringInfo out)
 {
 	McBloat    *b = (McBloat *) sc->state;
@@ -313,4 +313,16 @@ mc_bloat_result(McScenario *sc, StringInfo out)
 	if (b->full)
 		mc_json_string(out, "note", "more contexts grew than are sampled; the first ones are shown");
 	appendStringInfoChar(out, '}');
+}
+
+static const McScenarioKind growth_benchmark = {
+	"growth_benchmark", "Runs the workload N times; leaks by their rate, ctx_bloat from growth at log-spaced checkpoints",
+	100, false, false, false, false,
+	mc_bloat_start, mc_bloat_iteration, mc_bloat_finish, NULL, mc_bloat_result
+};
+
+void
+mc_bloat_init(void)
+{
+	mc_scenario_register(&growth_benchmark);
 }

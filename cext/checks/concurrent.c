@@ -25,7 +25,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenarios/worker.h"
+#include "checks/checks.h"
 
 #define MC_CONCURRENT_TIMEOUT_MS	300000
 #define MC_DEFAULT_LOCK_TIMEOUT_MS	10000
@@ -223,7 +223,7 @@ mc_concurrent_all_failed(McScenario *sc, McConcurrent *c)
 			 errdetail("Workload: %s", sc->workload)));
 }
 
-void
+static void
 mc_concurrent_run(McScenario *sc)
 {
 	McConcurrent *c = MemoryContextAllocZero(sc->cxt, sizeof(McConcurrent));
@@ -266,7 +266,7 @@ mc_concurrent_run(McScenario *sc)
 }
 
 /* "workers": [{"pid", "status", "runs", "errors", "deadlocks", "lock_timeouts", ...}], "timed_out" */
-void
+static void
 mc_concurrent_result(McScenario *sc, StringInfo out)
 {
 	McConcurrent *c = (McConcurrent *) sc->state;
@@ -308,4 +308,16 @@ mc_concurrent_result(McScenario *sc, StringInfo out)
 		appendStringInfoChar(out, '}');
 	}
 	appendStringInfoChar(out, ']');
+}
+
+static const McScenarioKind concurrent_backends = {
+	"concurrent_backends", "Runs the workload in several background workers at once: crashes, deadlocks, lock timeouts, per-backend findings",
+	50, false, false, true, false,
+	NULL, NULL, NULL, mc_concurrent_run, mc_concurrent_result
+};
+
+void
+mc_concurrent_init(void)
+{
+	mc_scenario_register(&concurrent_backends);
 }

@@ -28,7 +28,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenarios/scenario.h"
+#include "checks/checks.h"
 
 #define MC_PROBE_HITS		256
 #define MC_PROBE_BACKTRACES 4096
@@ -64,8 +64,6 @@ typedef struct McProbe
 	int			nheld;
 } McProbe;
 
-bool		mc_probe_watching = false;
-
 static McProbeHit hits[MC_PROBE_HITS];
 static int	nhits = 0;
 static int64 dropped = 0;
@@ -99,7 +97,7 @@ mc_probe_stack_site(int *lib)
 }
 
 /* track.c: foreign code allocated size bytes in ctx (child_name: a context it created) */
-void
+static void
 mc_probe_note(MemoryContext ctx, int lib, uintptr_t *site, Size size, const char *child_name)
 {
 	int			i;
@@ -166,7 +164,7 @@ mc_probe_held_visit(const McGroupInfo *info, void *arg)
 		p->held[i].after += info->live_bytes;
 }
 
-void
+static void
 mc_ctxprobe_start(McScenario *sc)
 {
 	McProbe    *p = MemoryContextAllocZero(sc->cxt, sizeof(McProbe));
@@ -180,10 +178,10 @@ mc_ctxprobe_start(McScenario *sc)
 	iteration = 0;
 	mc_track_visit_groups(mc_probe_held_visit, p);
 	iteration = 1;
-	mc_probe_watching = mc_active;
+	mc_track_listeners.watching = mc_active;
 }
 
-void
+static void
 mc_ctxprobe_iteration(McScenario *sc, int32 done)
 {
 	(void) sc;
@@ -206,13 +204,13 @@ mc_probe_sites(MemoryContext ctx, int lib, McViolation *v)
 	}
 }
 
-void
+static void
 mc_ctxprobe_finish(McScenario *sc)
 {
 	McProbe    *p = (McProbe *) sc->state;
 	int			i;
 
-	mc_probe_watching = false;
+	mc_track_listeners.watching = false;
 	mc_track_visit_groups(mc_probe_held_visit, p);
 	nwatched = 0;				/* sc->watched is gone with the scenario */
 	for (i = 0; i < nhits; i++)
@@ -284,7 +282,7 @@ mc_ctxprobe_finish(McScenario *sc)
 }
 
 /* "watched": [...], "allocations": [{"context", "lib", "offset", "count", "bytes", "iterations"}, ...] */
-void
+static void
 mc_ctxprobe_result(McScenario *sc, StringInfo out)
 {
 	int			i;
@@ -319,4 +317,17 @@ mc_ctxprobe_result(McScenario *sc, StringInfo out)
 	if (nhits > MC_PROBE_LISTED || dropped > 0)
 		appendStringInfo(out, ", \"allocations_not_listed\": %lld",
 						 (long long) (Max(nhits - MC_PROBE_LISTED, 0) + dropped));
+}
+
+static const McScenarioKind wrong_context_probe = {
+	"wrong_context_probe", "Reports every allocation by the extension into TopMemoryContext, CacheMemoryContext or named contexts, with its call site",
+	100, false, false, false, true,
+	mc_ctxprobe_start, mc_ctxprobe_iteration, mc_ctxprobe_finish, NULL, mc_ctxprobe_result
+};
+
+void
+mc_ctxprobe_init(void)
+{
+	mc_track_listeners.alloc_note = mc_probe_note;
+	mc_scenario_register(&wrong_context_probe);
 }

@@ -44,8 +44,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "entry/hooks.h"
-#include "scenarios/scenario.h"
+#include "checks/checks.h"
 
 PG_FUNCTION_INFO_V1(mc_track_dsm_handle);
 PG_FUNCTION_INFO_V1(mc_dsm_tracking);
@@ -414,7 +413,7 @@ mc_dsm_unpin_segment(dsm_handle h)
 			recs[i].seg_pinned = false;
 }
 
-const McGotTarget mc_dsm_targets[] = {
+static const McGotTarget dsm_targets[] = {
 	{"dsm_create", (void *) mc_dsm_create, NULL},
 	{"dsm_attach", (void *) mc_dsm_attach, NULL},
 	{"dsm_detach", (void *) mc_dsm_detach, NULL},
@@ -423,7 +422,6 @@ const McGotTarget mc_dsm_targets[] = {
 	{"dsm_pin_segment", (void *) mc_dsm_pin_segment, NULL},
 	{"dsm_unpin_segment", (void *) mc_dsm_unpin_segment, NULL},
 };
-const int	mc_dsm_ntargets = lengthof(mc_dsm_targets);
 
 /* ---------- judging ---------- */
 
@@ -711,7 +709,7 @@ typedef struct McDsmProbe
 	int64		pinned;
 } McDsmProbe;
 
-void
+static void
 mc_dsm_probe_start(McScenario *sc)
 {
 	int			i;
@@ -724,7 +722,7 @@ mc_dsm_probe_start(McScenario *sc)
 	probe_iteration = 1;
 }
 
-void
+static void
 mc_dsm_probe_iteration(McScenario *sc, int32 done)
 {
 	McDsmProbe *p = (McDsmProbe *) sc->state;
@@ -755,7 +753,7 @@ mc_dsm_in_probe(const McDsmRec *r, void *arg)
 	return r->iteration > 0;
 }
 
-void
+static void
 mc_dsm_probe_finish(McScenario *sc)
 {
 	McDsmProbe *p = (McDsmProbe *) sc->state;
@@ -787,7 +785,7 @@ mc_dsm_probe_finish(McScenario *sc)
 }
 
 /* "dsm": {"attaches", "detaches", "released_at_cleanup", "still_mapped", "pinned", "balanced", per iteration} */
-void
+static void
 mc_dsm_probe_result(McScenario *sc, StringInfo out)
 {
 	McDsmProbe *p = (McDsmProbe *) sc->state;
@@ -808,4 +806,18 @@ mc_dsm_probe_result(McScenario *sc, StringInfo out)
 	for (i = 0; i < p->listed; i++)
 		appendStringInfo(out, "%s%d", i > 0 ? ", " : "", p->left_per_iteration[i]);
 	appendStringInfoString(out, "]}");
+}
+
+static const McScenarioKind dsm_lifecycle_check = {
+	"dsm_lifecycle_check", "Counts the DSM segments the extension attaches and detaches per iteration; what stays mapped is a dsm_leak",
+	20, false, false, false, false,
+	mc_dsm_probe_start, mc_dsm_probe_iteration, mc_dsm_probe_finish, NULL, mc_dsm_probe_result
+};
+
+void
+mc_dsm_init(void)
+{
+	mc_gotwrap_add_targets(dsm_targets, lengthof(dsm_targets));
+	mc_scenario_register(&dsm_lifecycle_check);
+	mc_worker_on_job(mc_dsm_window_begin, mc_dsm_window_end);
 }

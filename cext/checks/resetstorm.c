@@ -34,7 +34,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "scenarios/worker.h"
+#include "checks/checks.h"
 
 #ifdef CLOBBER_FREED_MEMORY
 #define MC_POISON_BYTE		0x7F
@@ -46,8 +46,6 @@
 #define MC_STORM_TIMEOUT_MS 300000
 
 /* ---------- in the storm's worker: poison, remember, quarantine ---------- */
-
-bool		mc_storm_poisoning = false;
 
 /* as recorded inside the allocator: the library by index, the site by address */
 typedef struct McNote
@@ -63,35 +61,35 @@ static int32 current_run = 0;
 static int64 quarantined = 0;
 static Size quarantined_bytes = 0;
 
-void
+static void
 mc_storm_begin(void)
 {
 	nnotes = 0;
 	quarantined = 0;
 	quarantined_bytes = 0;
-	mc_storm_poisoning = true;
+	mc_track_listeners.poisoning = true;
 }
 
-void
+static void
 mc_storm_next_run(int32 run)
 {
 	current_run = run;
 }
 
-void
+static void
 mc_storm_end(void)
 {
-	mc_storm_poisoning = false;
+	mc_track_listeners.poisoning = false;
 }
 
-void
+static void
 mc_storm_poison(void *p, Size len)
 {
 	memset(p, MC_POISON_BYTE, len);
 }
 
 /* track.c poisoned count chunks (bytes) of lib, allocated at site, in ctx */
-void
+static void
 mc_storm_poisoned(MemoryContext ctx, const char *path, McLifetime life, int lib,
 				  uintptr_t site, int64 bytes, int64 count, bool deleting)
 {
@@ -121,11 +119,11 @@ mc_storm_poisoned(MemoryContext ctx, const char *path, McLifetime life, int lib,
 }
 
 /* a deleted context holding poisoned memory: keep it (true) or let it go */
-bool
+static bool
 mc_storm_quarantine(MemoryContext ctx, void (*real_delete) (MemoryContext))
 {
 	(void) real_delete;
-	if (!mc_storm_poisoning || quarantined >= MC_QUARANTINE_MAX ||
+	if (!mc_track_listeners.poisoning || quarantined >= MC_QUARANTINE_MAX ||
 		quarantined_bytes + ctx->mem_allocated > MC_QUARANTINE_BYTES)
 		return false;
 	quarantined++;
@@ -133,7 +131,7 @@ mc_storm_quarantine(MemoryContext ctx, void (*real_delete) (MemoryContext))
 	return true;
 }
 
-int
+static int
 mc_storm_notes(McPoisonNote *out, int max, int64 *nquarantined)
 {
 	int			n = Min(nnotes, max);
@@ -309,7 +307,7 @@ mc_storm_judge(McScenario *sc, McStorm *st)
 		mc_storm_finding(sc, st);
 }
 
-void
+static void
 mc_storm_run(McScenario *sc)
 {
 	McStorm    *st = MemoryContextAllocZero(sc->cxt, sizeof(McStorm));
@@ -388,7 +386,7 @@ mc_storm_worker_json(StringInfo out, const char *key, const McWorkerSlot *s)
  * "comparable_runs", "nondeterministic_runs", "failure": {...} | null,
  * "poisoned": [{"context", "path", "lib", "offset", "bytes", "count", "first_run"}], "quarantined"}
  */
-void
+static void
 mc_storm_result(McScenario *sc, StringInfo out)
 {
 	McStorm    *st = (McStorm *) sc->state;
@@ -433,4 +431,24 @@ mc_storm_result(McScenario *sc, StringInfo out)
 						 n->deleted ? "true" : "false");
 	}
 	appendStringInfo(out, "], \"quarantined_contexts\": %lld}", (long long) st->storm.quarantined);
+}
+
+static const McScenarioKind context_reset_storm = {
+	"context_reset_storm", "Runs the workload in a worker, resetting and poisoning the short-lived memory the extension allocated between invocations: use_after_reset",
+	50, false, true, false, false,
+	NULL, NULL, NULL, mc_storm_run, mc_storm_result
+};
+
+static const McWorkerRoleOps storm_worker_ops = {
+	mc_storm_begin, mc_storm_next_run, mc_storm_end, mc_storm_notes
+};
+
+void
+mc_storm_init(void)
+{
+	mc_track_listeners.poison = mc_storm_poison;
+	mc_track_listeners.poisoned = mc_storm_poisoned;
+	mc_track_listeners.quarantine = mc_storm_quarantine;
+	mc_worker_register_role(MC_ROLE_STORM, &storm_worker_ops);
+	mc_scenario_register(&context_reset_storm);
 }

@@ -22,7 +22,7 @@
 #include "storage/proc.h"
 #include "utils/elog.h"
 
-#include "pg_ext_memcheck.h"
+#include "checks/checks.h"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 static bool in_emit_log_hook = false;
@@ -254,7 +254,7 @@ mc_emit_log_hook(ErrorData *edata)
 }
 
 void
-mc_install_emit_log_hook(void)
+mc_reslog_init(void)
 {
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = mc_emit_log_hook;

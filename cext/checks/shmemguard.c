@@ -57,8 +57,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "pg_ext_memcheck.h"
-#include "scenarios/scenario.h"
+#include "checks/checks.h"
 
 PG_FUNCTION_INFO_V1(mc_shmem_guards);
 PG_FUNCTION_INFO_V1(mc_clear_shmem_registry);
@@ -322,13 +321,12 @@ mc_guard_ShmemInitHash(const char *name, long init_size, long max_size,
 }
 #endif
 
-const McGotTarget mc_guard_targets[] = {
+static const McGotTarget guard_targets[] = {
 	{"ShmemInitStruct", (void *) mc_guard_ShmemInitStruct, NULL},
 #if PG_VERSION_NUM < 190000
 	{"ShmemInitHash", (void *) mc_guard_ShmemInitHash, NULL},
 #endif
 };
-const int	mc_guard_ntargets = lengthof(mc_guard_targets);
 
 /* ---------- arming every named allocation (in a backend) ---------- */
 
@@ -796,7 +794,7 @@ typedef struct McGuardProbe
 	int			found;
 } McGuardProbe;
 
-void
+static void
 mc_guards_probe_start(McScenario *sc)
 {
 	McGuardProbe *p = MemoryContextAllocZero(sc->cxt, sizeof(McGuardProbe));
@@ -805,7 +803,7 @@ mc_guards_probe_start(McScenario *sc)
 	mc_guards_check();
 }
 
-void
+static void
 mc_guards_probe_iteration(McScenario *sc, int32 done)
 {
 	McGuardProbe *p = (McGuardProbe *) sc->state;
@@ -816,7 +814,7 @@ mc_guards_probe_iteration(McScenario *sc, int32 done)
 }
 
 /* "guards": {"guarded": n, "allocations": n, "checks": n, "overruns": n, "unguarded": [...], "overrun": [...]} */
-void
+static void
 mc_guards_probe_result(McScenario *sc, StringInfo out)
 {
 	McGuardProbe *p = (McGuardProbe *) sc->state;
@@ -859,4 +857,34 @@ mc_guards_probe_result(McScenario *sc, StringInfo out)
 	}
 	appendStringInfoString(out, "]}");
 	LWLockRelease(shared->lock);
+}
+
+static const McScenarioKind shmem_sentinel_probe = {
+	"shmem_sentinel_probe", "Checks the guard bytes behind every shared-memory allocation after every iteration",
+	100, false, false, false, false,
+	mc_guards_probe_start, mc_guards_probe_iteration, NULL, NULL, mc_guards_probe_result
+};
+
+/* every scenario ends with the guards checked (scenarios/ calls it) */
+static void
+mc_guards_scenario_end(McScenario *sc)
+{
+	mc_guards_check();
+	mc_guards_report(sc->started);
+}
+
+/* a worker may have damaged them too */
+static void
+mc_guards_job_end(void)
+{
+	(void) mc_guards_check();
+}
+
+void
+mc_guards_init(void)
+{
+	mc_gotwrap_add_targets(guard_targets, lengthof(guard_targets));
+	mc_scenario_register(&shmem_sentinel_probe);
+	mc_scenario_on_end(mc_guards_scenario_end);
+	mc_worker_on_job(NULL, mc_guards_job_end);
 }

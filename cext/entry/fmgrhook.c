@@ -168,11 +168,11 @@ mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	}
 }
 
-/* "buggy_pg_ext_work(1 argument)" for a cached function */
-bool
-mc_function_describe(Oid fn_oid, char *buf, size_t len)
+/* "function buggy_pg_ext_work()" for a cached function (a segment's entry) */
+static bool
+mc_function_describe(uint32 fn_oid, char *buf, size_t len)
 {
-	McFnEntry  *e = mc_fn_lookup(fn_oid, false);
+	McFnEntry  *e = mc_fn_lookup((Oid) fn_oid, false);
 
 	if (e == NULL || e->name[0] == '\0')
 		return false;
@@ -187,4 +187,5 @@ mc_fmgr_install(void)
 	needs_fmgr_hook = mc_needs_fmgr_hook;
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = mc_fmgr_hook;
+	mc_seg_register_describer(MC_ENTRY_FUNCTION, mc_function_describe);
 }

@@ -65,8 +65,6 @@ typedef enum McHookId
 	MC_NUM_HOOKS
 } McHookId;
 
-int			mc_exec_nesting = 0;
-static uint64 statement_seq = 0;
 
 #define HOOK(id) (&mc_hooks[(id)])
 
@@ -125,7 +123,7 @@ mc_start_layer(int layer, QueryDesc *queryDesc, int eflags)
 	if (mc_exec_nesting == 0 && MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_START, layer))
 	{
 		mc_hooks_safe_point();
-		mc_hooks_statement_start();
+		mc_statement_start();
 	}
 	MC_LAYER_CALL(h, layer,
 				  ((ExecutorStart_hook_type) h->prev[layer]) (queryDesc, eflags),
@@ -227,7 +225,7 @@ mc_utility_layer(int layer, MC_UTILITY_PARAMS)
 	if (top)
 	{
 		mc_hooks_safe_point();
-		mc_hooks_statement_start();
+		mc_statement_start();
 	}
 	if (core)
 		mc_exec_nesting++;
@@ -507,17 +505,3 @@ McHookDesc	mc_hooks[] = {
 };
 
 const int	mc_nhooks = MC_NUM_HOOKS;
-
-/* ---------- statements ---------- */
-
-void
-mc_hooks_statement_start(void)
-{
-	statement_seq++;
-}
-
-uint64
-mc_statement_seq(void)
-{
-	return statement_seq;
-}

@@ -10,7 +10,7 @@
 #ifndef PG_EXT_MEMCHECK_HOOKS_H
 #define PG_EXT_MEMCHECK_HOOKS_H
 
-#include "pg_ext_memcheck.h"
+#include "entry/entry.h"
 
 /*
  * Our positions in a hook chain: OUTER is installed once every preloaded
@@ -52,25 +52,6 @@ typedef struct McHookDesc
 
 extern McHookDesc mc_hooks[];
 extern const int mc_nhooks;
-
-/* entering one of our layers; returns the segment depth to restore */
-static inline int
-mc_layer_enter(void)
-{
-	int			depth = mc_seg_depth();
-
-	if (mc_seg != NULL)
-		mc_seg_pause();
-	return depth;
-}
-
-/* leaving it: back to that depth (a compare when nothing was pushed) */
-static inline void
-mc_layer_leave(int depth)
-{
-	if (depth < mc_seg_depth())
-		mc_seg_unwind(depth);
-}
 
 /*
  * Call down the chain from layer `layer` of hook h: the previous hook (in a
@@ -150,8 +131,5 @@ static type prefix##_late2 params { return prefix##_layer(MC_LAYER_LATE2, args);
 	{(void *) prefix##_outer, (void *) prefix##_late1, (void *) prefix##_late2}
 
 /* hooks.c: statement boundaries seen by the executor and utility layers */
-extern void mc_hooks_statement_start(void);
-extern void mc_hooks_safe_point(void);
-extern int	mc_exec_nesting;
 
 #endif							/* PG_EXT_MEMCHECK_HOOKS_H */

@@ -24,6 +24,8 @@
 
 #include "entry/hooks.h"
 
+#define MC_MAX_STD_TARGETS 16	/* hooks with a standard function */
+
 bool		mc_libs_dirty = true;
 
 const char *
@@ -36,6 +38,48 @@ int
 mc_hook_count(void)
 {
 	return mc_nhooks;
+}
+
+static bool
+mc_describe_hook(uint32 id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", mc_hook_name((int) id));
+	return true;
+}
+
+/* measuring on or off (settings.c calls it, in any process) */
+static void
+mc_entry_mode_changed(bool on)
+{
+	mc_hooks_attach(on);
+	if (!on)
+		mc_deactivate();
+}
+
+/*
+ * At start-up (_PG_init): the GOT targets of this layer (the brackets
+ * around the standard functions, callback registration), the names of its
+ * entry points, and what switching measuring on or off does here.
+ */
+void
+mc_entry_init(void)
+{
+	McGotTarget std[MC_MAX_STD_TARGETS];
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < mc_nhooks && n < MC_MAX_STD_TARGETS; i++)
+		if (mc_hooks[i].std_symbol != NULL)
+		{
+			std[n].symbol = mc_hooks[i].std_symbol;
+			std[n].wrapper = mc_hooks[i].std_wrapper;
+			std[n].real = mc_hooks[i].std_real;
+			n++;
+		}
+	mc_gotwrap_add_targets(std, n);
+	mc_xact_init();
+	mc_seg_register_describer(MC_ENTRY_HOOK, mc_describe_hook);
+	mc_settings_on_mode_change(mc_entry_mode_changed);
 }
 
 static bool
@@ -194,6 +238,7 @@ mc_hooks_safe_point(void)
 		mc_libs_dirty = false;
 		if (mc_foreign_changed() && mc_foreign_scan() > 0)
 			mc_gotwrap_patch_all();
+		mc_note_foreign_overflow();
 		mc_hooks_check_late();
 	}
 	mc_track_judge_if_pending();

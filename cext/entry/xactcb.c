@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "storage/ipc.h"
 
 #include "entry/hooks.h"
 
@@ -78,7 +79,7 @@ mc_subxact_trampoline(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /* a foreign library registers fn(arg): register our trampoline instead */
-void
+static void
 mc_xact_register(bool sub, void *fn, void *arg, int lib)
 {
 	int			i;
@@ -108,7 +109,7 @@ mc_xact_register(bool sub, void *fn, void *arg, int lib)
 }
 
 /* false when fn(arg) was not registered through us */
-bool
+static bool
 mc_xact_unregister(bool sub, void *fn, void *arg)
 {
 	int			i;
@@ -125,6 +126,60 @@ mc_xact_unregister(bool sub, void *fn, void *arg)
 		}
 	return false;
 }
+
+/* ---------- a foreign library's registrations reach these (its GOT) ---------- */
+
+static void
+mc_got_RegisterXactCallback(XactCallback callback, void *arg)
+{
+	int			lib = mc_lib_of_address(__builtin_return_address(0));
+
+	if (lib == MC_NO_LIB)
+		RegisterXactCallback(callback, arg);
+	else
+		mc_xact_register(false, (void *) callback, arg, lib);
+}
+
+static void
+mc_got_UnregisterXactCallback(XactCallback callback, void *arg)
+{
+	if (!mc_xact_unregister(false, (void *) callback, arg))
+		UnregisterXactCallback(callback, arg);
+}
+
+static void
+mc_got_RegisterSubXactCallback(SubXactCallback callback, void *arg)
+{
+	int			lib = mc_lib_of_address(__builtin_return_address(0));
+
+	if (lib == MC_NO_LIB)
+		RegisterSubXactCallback(callback, arg);
+	else
+		mc_xact_register(true, (void *) callback, arg, lib);
+}
+
+static void
+mc_got_UnregisterSubXactCallback(SubXactCallback callback, void *arg)
+{
+	if (!mc_xact_unregister(true, (void *) callback, arg))
+		UnregisterSubXactCallback(callback, arg);
+}
+
+static const McGotTarget xact_targets[] = {
+	{"RegisterXactCallback", (void *) mc_got_RegisterXactCallback, NULL},
+	{"UnregisterXactCallback", (void *) mc_got_UnregisterXactCallback, NULL},
+	{"RegisterSubXactCallback", (void *) mc_got_RegisterSubXactCallback, NULL},
+	{"UnregisterSubXactCallback", (void *) mc_got_UnregisterSubXactCallback, NULL},
+};
+
+/* at start-up: foreign registrations of callbacks come to us */
+void
+mc_xact_init(void)
+{
+	mc_gotwrap_add_targets(xact_targets, lengthof(xact_targets));
+}
+
+/* ---------- our own callbacks ---------- */
 
 static void
 mc_own_xact_callback(XactEvent event, void *arg)
@@ -200,6 +255,18 @@ mc_own_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/* the backend exits: what it found must not be lost */
+static void
+mc_before_exit(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	if (!mc_active)
+		return;
+	mc_track_judge_if_pending();
+	mc_findings_publish(true);
+}
+
 /* once per backend, at the first safe point where measuring is on */
 void
 mc_xact_callbacks_register(void)
@@ -208,6 +275,6 @@ mc_xact_callbacks_register(void)
 		return;
 	RegisterXactCallback(mc_own_xact_callback, NULL);
 	RegisterSubXactCallback(mc_own_subxact_callback, NULL);
-	mc_backend_exit_register();
+	before_shmem_exit(mc_before_exit, (Datum) 0);
 	registered = true;
 }

@@ -31,7 +31,8 @@
 #include "utils/memutils.h"
 
 #include "base/compat.h"
-#include "entry/hooks.h"
+
+#include "observe/observe.h"
 
 /* record direct calls only where the mode says foreign code is measured */
 static inline bool
@@ -481,44 +482,6 @@ mc_got_posix_memalign(void **memptr, size_t alignment, size_t size)
 	return rc;
 }
 
-/* ---------- transaction callbacks: bracketed through trampolines ---------- */
-
-static void
-mc_got_RegisterXactCallback(XactCallback callback, void *arg)
-{
-	int			lib = mc_lib_of_address(__builtin_return_address(0));
-
-	if (lib == MC_NO_LIB)
-		RegisterXactCallback(callback, arg);
-	else
-		mc_xact_register(false, (void *) callback, arg, lib);
-}
-
-static void
-mc_got_UnregisterXactCallback(XactCallback callback, void *arg)
-{
-	if (!mc_xact_unregister(false, (void *) callback, arg))
-		UnregisterXactCallback(callback, arg);
-}
-
-static void
-mc_got_RegisterSubXactCallback(SubXactCallback callback, void *arg)
-{
-	int			lib = mc_lib_of_address(__builtin_return_address(0));
-
-	if (lib == MC_NO_LIB)
-		RegisterSubXactCallback(callback, arg);
-	else
-		mc_xact_register(true, (void *) callback, arg, lib);
-}
-
-static void
-mc_got_UnregisterSubXactCallback(SubXactCallback callback, void *arg)
-{
-	if (!mc_xact_unregister(true, (void *) callback, arg))
-		UnregisterSubXactCallback(callback, arg);
-}
-
 /* ---------- the target list and patching ---------- */
 
 #define MC_TARGET(fn) {#fn, (void *) mc_got_##fn, NULL}
@@ -562,15 +525,15 @@ static const McGotTarget base_targets[] = {
 	MC_TARGET(strdup),
 	MC_TARGET(strndup),
 	MC_TARGET(posix_memalign),
-	MC_TARGET(RegisterXactCallback),
-	MC_TARGET(UnregisterXactCallback),
-	MC_TARGET(RegisterSubXactCallback),
-	MC_TARGET(UnregisterSubXactCallback),
 };
 
-#define MC_MAX_TARGETS (lengthof(base_targets) + 40)
+#define MC_MAX_TARGETS (lengthof(base_targets) + 64)
+
+#define MC_MAX_EXTRA_TARGETS 64
 
 static McGotTarget targets[MC_MAX_TARGETS];
+static McGotTarget extra_targets[MC_MAX_EXTRA_TARGETS];
+static int	nextra = 0;
 static int	ntargets = 0;
 static bool lib_done[MC_MAX_LIBS];
 static bool core_done = false;
@@ -610,19 +573,26 @@ mc_build_targets(void)
 		return;
 	for (i = 0; i < (int) lengthof(base_targets); i++)
 		targets[ntargets++] = base_targets[i];
-	/* shared memory and DSM segments (shmemguard.c, dsmtrack.c) */
-	for (i = 0; i < mc_guard_ntargets && ntargets < (int) MC_MAX_TARGETS; i++)
-		targets[ntargets++] = mc_guard_targets[i];
-	for (i = 0; i < mc_dsm_ntargets && ntargets < (int) MC_MAX_TARGETS; i++)
-		targets[ntargets++] = mc_dsm_targets[i];
-	for (i = 0; i < mc_nhooks && ntargets < (int) MC_MAX_TARGETS; i++)
-		if (mc_hooks[i].std_symbol != NULL)
-		{
-			targets[ntargets].symbol = mc_hooks[i].std_symbol;
-			targets[ntargets].wrapper = mc_hooks[i].std_wrapper;
-			targets[ntargets].real = mc_hooks[i].std_real;
-			ntargets++;
-		}
+	for (i = 0; i < nextra; i++)
+		targets[ntargets++] = extra_targets[i];
+}
+
+/*
+ * A higher layer's wrappers (entry/: the standard functions' brackets and
+ * callback registration; checks/: shared memory and DSM), added at
+ * start-up, before anything is patched.
+ */
+void
+mc_gotwrap_add_targets(const McGotTarget *add, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (ntargets > 0 || nextra >= (int) MC_MAX_EXTRA_TARGETS)
+			elog(ERROR, "pg_ext_memcheck: GOT target %s added too late or too many", add[i].symbol);
+		extra_targets[nextra++] = add[i];
+	}
 }
 
 /* Patch every foreign library not patched yet (after loading, once). */

@@ -34,7 +34,8 @@
 #include "utils/memutils.h"
 
 #include "base/compat.h"
-#include "pg_ext_memcheck.h"
+#include "observe/observe.h"
+
 
 typedef enum McKind
 {
@@ -146,7 +147,8 @@ prefix##_delete(MemoryContext context) \
 		keep = mc_track_context_dying(context, true); \
 		in_wrapper--; \
 	} \
-	if (keep && mc_storm_quarantine(context, kinds[kind].orig.delete_context)) \
+	if (keep && mc_track_listeners.quarantine != NULL && \
+		mc_track_listeners.quarantine(context, kinds[kind].orig.delete_context)) \
 		return; \
 	kinds[kind].orig.delete_context(context); \
 }

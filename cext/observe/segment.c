@@ -25,7 +25,8 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 
-#include "pg_ext_memcheck.h"
+#include "observe/observe.h"
+
 
 /* nesting deeper than this is not measured (and said so) */
 #define MC_MAX_SEGMENTS 128
@@ -39,6 +40,11 @@ static int	overflow = 0;
 int			mc_seg_depth_total = 0;	/* depth + overflow, read inline by the layers */
 static uint32 call_counter = 0;
 static uint32 libs_ran = 0;		/* bit per library whose code ran lately */
+static uint64 statement_seq = 0;
+int			mc_exec_nesting = 0;	/* executor/utility depth, as pg_stat_statements counts it */
+
+/* the names entry/ gives its entry points, per kind */
+static McEntryDescriber describers[MC_ENTRY_DIRECT + 1];
 
 static inline void
 mc_seg_refresh(void)
@@ -203,17 +209,26 @@ mc_refresh_active(void)
 	mc_seg_refresh();
 }
 
+/* a higher layer names the entry points of one kind (at start-up) */
+void
+mc_seg_register_describer(McEntryKind kind, McEntryDescriber describe)
+{
+	if (kind >= 0 && kind <= MC_ENTRY_DIRECT)
+		describers[kind] = describe;
+}
+
 void
 mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len)
 {
+	if (kind <= MC_ENTRY_DIRECT && describers[kind] != NULL && describers[kind] (id, buf, len))
+		return;
 	switch (kind)
 	{
 		case MC_ENTRY_HOOK:
-			snprintf(buf, len, "%s", mc_hook_name((int) id));
+			snprintf(buf, len, "hook");
 			break;
 		case MC_ENTRY_FUNCTION:
-			if (!mc_function_describe((Oid) id, buf, len))
-				snprintf(buf, len, "function %u", id);
+			snprintf(buf, len, "function %u", id);
 			break;
 		case MC_ENTRY_XACT_CALLBACK:
 			snprintf(buf, len, "transaction callback");
@@ -227,4 +242,17 @@ mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len)
 		default:
 			buf[0] = '\0';
 	}
+}
+
+/* a top-level statement starts (the executor and utility layers) */
+void
+mc_statement_start(void)
+{
+	statement_seq++;
+}
+
+uint64
+mc_statement_seq(void)
+{
+	return statement_seq;
 }

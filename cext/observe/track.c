@@ -38,7 +38,8 @@
 #include "access/xact.h"
 #include "utils/memutils.h"
 
-#include "pg_ext_memcheck.h"
+#include "observe/observe.h"
+
 
 typedef enum McChunkKind
 {
@@ -173,6 +174,9 @@ static int	backtrace_budget = MC_BACKTRACES_PER_STATEMENT;
 static uint64 budget_statement = 0;
 
 int			mc_explicit_cleanup = 0;
+
+/* filled by checks/ at start-up; the flags are set while a probe or storm runs */
+McTrackListeners mc_track_listeners;
 
 static inline uint32
 mc_hash_ptr(uintptr_t p, int bits)
@@ -589,8 +593,8 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 		return;
 	if (site == 0 && kind == MC_CHUNK_MEMORY && ctx != MC_MALLOC_HEAP && mc_is_suspect(ctx))
 		site = mc_site_from_stack(&lib);
-	if (mc_probe_watching && ctx != MC_MALLOC_HEAP)
-		mc_probe_note(ctx, lib, &site, size, child_name);
+	if (mc_track_listeners.watching && ctx != MC_MALLOC_HEAP)
+		mc_track_listeners.alloc_note(ctx, lib, &site, size, child_name);
 	ctxi = mc_ctx_get(ctx);
 	gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
 	bi = gi ? mc_bucket_get(gi, site, phase, entry_kind, entry_id) : 0;
@@ -1058,13 +1062,13 @@ mc_track_poison(uint32 ri, bool deleting)
 
 			for (ci = buckets[bi].chunks; ci != 0; ci = chunks[ci].bnext)
 			{
-				mc_storm_poison((void *) chunks[ci].ptr, chunks[ci].req);
+				mc_track_listeners.poison((void *) chunks[ci].ptr, chunks[ci].req);
 				bytes += chunks[ci].req;
 				count++;
 			}
 			if (count > 0)
 			{
-				mc_storm_poisoned(ctxs[ri].ctx, ctxs[ri].path, (McLifetime) ctxs[ri].life,
+				mc_track_listeners.poisoned(ctxs[ri].ctx, ctxs[ri].path, (McLifetime) ctxs[ri].life,
 								  groups[gi].lib, buckets[bi].site, bytes, count, deleting);
 				any = true;
 			}
@@ -1106,7 +1110,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	life = r->life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
 
 	/* context_reset_storm: what foreign code allocated here must not be read any more */
-	if (mc_storm_poisoning)
+	if (mc_track_listeners.poisoning)
 		keep = mc_track_poison(ri, deleting);
 
 	/* a child context the library left behind: reported at its parent */

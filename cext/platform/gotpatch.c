@@ -30,7 +30,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "pg_ext_memcheck.h"
+#include "platform/platform.h"
 
 #if defined(__x86_64__)
 #define MC_R_JUMP_SLOT	R_X86_64_JUMP_SLOT

@@ -62,7 +62,6 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
-#include "entry/hooks.h"
 #include "scenarios/scenario.h"
 
 PG_FUNCTION_INFO_V1(mc_run_scenario);
@@ -99,29 +98,52 @@ typedef struct McSamples
 #define MC_ARG_RESET_FREQ	6
 #define MC_ARG_WORKERS		7
 
-static const McScenarioKind kinds[] = {
-	{"growth_benchmark", "Runs the workload N times; leaks by their rate, ctx_bloat from growth at log-spaced checkpoints",
-	 100, false, false, false, false,
-	 mc_bloat_start, mc_bloat_iteration, mc_bloat_finish, NULL, mc_bloat_result},
-	{"tx_abort_loop", "Runs the workload N times, each in a subtransaction rolled back: what abort paths leave behind",
-	 100, true, false, false, false,
-	 NULL, NULL, NULL, NULL, NULL},
-	{"shmem_sentinel_probe", "Checks the guard bytes behind every shared-memory allocation after every iteration",
-	 100, false, false, false, false,
-	 mc_guards_probe_start, mc_guards_probe_iteration, NULL, NULL, mc_guards_probe_result},
-	{"wrong_context_probe", "Reports every allocation by the extension into TopMemoryContext, CacheMemoryContext or named contexts, with its call site",
-	 100, false, false, false, true,
-	 mc_ctxprobe_start, mc_ctxprobe_iteration, mc_ctxprobe_finish, NULL, mc_ctxprobe_result},
-	{"dsm_lifecycle_check", "Counts the DSM segments the extension attaches and detaches per iteration; what stays mapped is a dsm_leak",
-	 20, false, false, false, false,
-	 mc_dsm_probe_start, mc_dsm_probe_iteration, mc_dsm_probe_finish, NULL, mc_dsm_probe_result},
-	{"context_reset_storm", "Runs the workload in a worker, resetting and poisoning the short-lived memory the extension allocated between invocations: use_after_reset",
-	 50, false, true, false, false,
-	 NULL, NULL, NULL, mc_storm_run, mc_storm_result},
-	{"concurrent_backends", "Runs the workload in several background workers at once: crashes, deadlocks, lock timeouts, per-backend findings",
-	 50, false, false, true, false,
-	 NULL, NULL, NULL, mc_concurrent_run, mc_concurrent_result},
+/* what run_scenario() runs in this file itself: iterations in rolled-back subtransactions */
+static const McScenarioKind tx_abort_loop = {
+	"tx_abort_loop", "Runs the workload N times, each in a subtransaction rolled back: what abort paths leave behind",
+	100, true, false, false, false,
+	NULL, NULL, NULL, NULL, NULL
 };
+
+/*
+ * The kinds, in the order of the scenario vocabulary (vocab.c): checks/
+ * registers its own at start-up (mc_scenario_register), so this layer
+ * never names a check.
+ */
+static const McScenarioKind *kinds[MC_NUM_SCENARIOS];
+
+/* the finish work every scenario ends with (checks/: the shared-memory guards) */
+#define MC_MAX_SCENARIO_END 4
+static void (*end_listeners[MC_MAX_SCENARIO_END]) (McScenario *sc);
+static int	nend_listeners = 0;
+
+void
+mc_scenario_register(const McScenarioKind *kind)
+{
+	int			i;
+
+	for (i = 0; i < MC_NUM_SCENARIOS; i++)
+		if (strcmp(mc_scenario_name(i), kind->name) == 0)
+		{
+			kinds[i] = kind;
+			return;
+		}
+	elog(ERROR, "pg_ext_memcheck: scenario %s is not in the vocabulary", kind->name);
+}
+
+void
+mc_scenario_on_end(void (*listener) (McScenario *sc))
+{
+	if (nend_listeners >= MC_MAX_SCENARIO_END)
+		elog(ERROR, "pg_ext_memcheck: too many scenario end listeners");
+	end_listeners[nend_listeners++] = listener;
+}
+
+void
+mc_scenarios_init(void)
+{
+	mc_scenario_register(&tx_abort_loop);
+}
 
 /* errors a scenario must not swallow: the caller wants the run to stop */
 static bool
@@ -359,8 +381,10 @@ mc_append_samples(StringInfo out, McScenario *sc)
 void
 mc_scenario_judge_shared(McScenario *sc)
 {
-	mc_guards_check();
-	mc_guards_report(sc->started);
+	int			i;
+
+	for (i = 0; i < nend_listeners; i++)
+		end_listeners[i] (sc);
 }
 
 /* the scenario's result: what it did and the findings it made or updated */
@@ -440,12 +464,13 @@ mc_scenario_kind(const char *name)
 	int			i;
 	StringInfoData names;
 
-	for (i = 0; i < (int) lengthof(kinds); i++)
-		if (strcmp(kinds[i].name, name) == 0)
-			return &kinds[i];
+	for (i = 0; i < MC_NUM_SCENARIOS; i++)
+		if (kinds[i] != NULL && strcmp(kinds[i]->name, name) == 0)
+			return kinds[i];
 	initStringInfo(&names);
-	for (i = 0; i < (int) lengthof(kinds); i++)
-		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", kinds[i].name);
+	for (i = 0; i < MC_NUM_SCENARIOS; i++)
+		if (kinds[i] != NULL)
+			appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "", kinds[i]->name);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown scenario_name \"%s\"", name),
@@ -760,7 +785,7 @@ mc_scenario_run(McScenario *sc)
 	PG_FINALLY();
 	{
 		/* a probe stopped by an error must not go on watching */
-		mc_probe_watching = false;
+		mc_track_listeners.watching = false;
 		MemoryContextDelete(sc->cxt);
 	}
 	PG_END_TRY();
@@ -842,14 +867,16 @@ mc_scenarios(PG_FUNCTION_ARGS)
 	Tuplestorestate *tupstore = mc_srf_begin(fcinfo, &tupdesc);
 	int			i;
 
-	for (i = 0; i < (int) lengthof(kinds); i++)
+	for (i = 0; i < MC_NUM_SCENARIOS; i++)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		values[0] = CStringGetTextDatum(kinds[i].name);
-		values[1] = CStringGetTextDatum(kinds[i].description);
-		values[2] = Int32GetDatum(kinds[i].default_iterations);
+		if (kinds[i] == NULL)
+			continue;
+		values[0] = CStringGetTextDatum(kinds[i]->name);
+		values[1] = CStringGetTextDatum(kinds[i]->description);
+		values[2] = Int32GetDatum(kinds[i]->default_iterations);
 		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -1,12 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * scenario.h
- *		What scenario.c (the loop, the arguments, the result) shares with
- *		the files that give each scenario its own work: bloat.c
- *		(growth_benchmark), shmemguard.c (shmem_sentinel_probe), ctxprobe.c
- *		(wrong_context_probe), dsmtrack.c (dsm_lifecycle_check),
- *		resetstorm.c (context_reset_storm) and concurrent.c
- *		(concurrent_backends).
+ *		Layer 4 of the hook library (base/base.h lists the layers):
+ *		repeating a workload.
+ *
+ * This layer offers: the scenario loop, its arguments and its result
+ * (scenario.c), and background workers that run a workload and survive
+ * its crash (worker.c, worker.h).  The checks of checks/ give each
+ * scenario its own work through the kinds they register here: bloat.c
+ * (growth_benchmark), shmemguard.c (shmem_sentinel_probe), ctxprobe.c
+ * (wrong_context_probe), dsmtrack.c (dsm_lifecycle_check), resetstorm.c
+ * (context_reset_storm) and concurrent.c (concurrent_backends).
  *
  * A scenario that runs in this backend repeats the workload and calls its
  * kind's callbacks around the iterations; one that runs in background
@@ -18,7 +22,7 @@
 #ifndef PG_EXT_MEMCHECK_SCENARIO_H
 #define PG_EXT_MEMCHECK_SCENARIO_H
 
-#include "pg_ext_memcheck.h"
+#include "entry/entry.h"
 
 #include "lib/stringinfo.h"
 
@@ -78,30 +82,12 @@ extern void mc_scenario_judge_shared(McScenario *sc);
 extern void mc_json_key(StringInfo out, const char *key);
 extern void mc_json_string(StringInfo out, const char *key, const char *value);
 
-/* the kinds' callbacks */
-extern void mc_bloat_start(McScenario *sc);
-extern void mc_bloat_iteration(McScenario *sc, int32 done);
-extern void mc_bloat_finish(McScenario *sc);
-extern void mc_bloat_result(McScenario *sc, StringInfo out);
+/* the kinds: each check registers its own at start-up */
+extern void mc_scenarios_init(void);
+extern void mc_scenario_register(const McScenarioKind *kind);
+extern void mc_scenario_on_end(void (*listener) (McScenario *sc));
 
-extern void mc_guards_probe_start(McScenario *sc);
-extern void mc_guards_probe_iteration(McScenario *sc, int32 done);
-extern void mc_guards_probe_result(McScenario *sc, StringInfo out);
-
-extern void mc_ctxprobe_start(McScenario *sc);
-extern void mc_ctxprobe_iteration(McScenario *sc, int32 done);
-extern void mc_ctxprobe_finish(McScenario *sc);
-extern void mc_ctxprobe_result(McScenario *sc, StringInfo out);
-
-extern void mc_dsm_probe_start(McScenario *sc);
-extern void mc_dsm_probe_iteration(McScenario *sc, int32 done);
-extern void mc_dsm_probe_finish(McScenario *sc);
-extern void mc_dsm_probe_result(McScenario *sc, StringInfo out);
-
-extern void mc_storm_run(McScenario *sc);
-extern void mc_storm_result(McScenario *sc, StringInfo out);
-
-extern void mc_concurrent_run(McScenario *sc);
-extern void mc_concurrent_result(McScenario *sc, StringInfo out);
+/* worker.c: jobs a server restart interrupted become findings on the next call */
+extern void mc_workers_collect_crashes(void);
 
 #endif							/* PG_EXT_MEMCHECK_SCENARIO_H */

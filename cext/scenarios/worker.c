@@ -54,7 +54,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "entry/hooks.h"
 #include "scenarios/worker.h"
 
 #define MC_CRUMB_DIR		"pg_ext_memcheck"
@@ -620,6 +619,85 @@ mc_worker_result(McRun *r)
 	pfree(buf.data);
 }
 
+/* ---------- what checks do in the workers (registered at start-up) ---------- */
+
+#define MC_NUM_ROLES (MC_ROLE_CONCURRENT + 1)
+#define MC_MAX_JOB_LISTENERS 4
+
+static const McWorkerRoleOps *role_ops[MC_NUM_ROLES];
+static void (*job_begin[MC_MAX_JOB_LISTENERS]) (void);
+static void (*job_end[MC_MAX_JOB_LISTENERS]) (void);
+static int	njob_listeners = 0;
+
+void
+mc_worker_register_role(McWorkerRole role, const McWorkerRoleOps *ops)
+{
+	if ((int) role < 0 || (int) role >= MC_NUM_ROLES)
+		elog(ERROR, "pg_ext_memcheck: unknown worker role %d", (int) role);
+	role_ops[role] = ops;
+}
+
+void
+mc_worker_on_job(void (*begin) (void), void (*end) (void))
+{
+	if (njob_listeners >= MC_MAX_JOB_LISTENERS)
+		elog(ERROR, "pg_ext_memcheck: too many worker job listeners");
+	job_begin[njob_listeners] = begin;
+	job_end[njob_listeners] = end;
+	njob_listeners++;
+}
+
+static void
+mc_role_begin(McWorkerRole role)
+{
+	if (role_ops[role] != NULL && role_ops[role]->begin != NULL)
+		role_ops[role]->begin();
+}
+
+static void
+mc_role_next_run(McWorkerRole role, int32 run)
+{
+	if (role_ops[role] != NULL && role_ops[role]->next_run != NULL)
+		role_ops[role]->next_run(run);
+}
+
+static void
+mc_role_end(McWorkerRole role)
+{
+	if (role_ops[role] != NULL && role_ops[role]->end != NULL)
+		role_ops[role]->end();
+}
+
+/* the role's notes into the worker's slot */
+static void
+mc_role_notes(McWorkerSlot *slot)
+{
+	const McWorkerRoleOps *ops = role_ops[slot->role];
+
+	if (ops != NULL && ops->notes != NULL)
+		slot->npoisoned = ops->notes(slot->poisoned, MC_POISON_NOTES, &slot->quarantined);
+}
+
+static void
+mc_job_begin(void)
+{
+	int			i;
+
+	for (i = 0; i < njob_listeners; i++)
+		if (job_begin[i] != NULL)
+			job_begin[i] ();
+}
+
+static void
+mc_job_end(void)
+{
+	int			i;
+
+	for (i = 0; i < njob_listeners; i++)
+		if (job_end[i] != NULL)
+			job_end[i] ();
+}
+
 /* the storm's progress, for the breadcrumb of a crash that could not be caught */
 static void
 mc_worker_progress(McWorkerJob *job, McWorkerSlot *slot, int64 run)
@@ -636,7 +714,7 @@ mc_worker_progress(McWorkerJob *job, McWorkerSlot *slot, int64 run)
 	f = AllocateFile(tmp, PG_BINARY_W);
 	if (f == NULL)
 		return;
-	slot->npoisoned = mc_storm_notes(slot->poisoned, MC_POISON_NOTES, &slot->quarantined);
+	mc_role_notes(slot);
 	fprintf(f, "run %lld of %d with poisoning", (long long) run + 1, job->iterations);
 	for (i = 0; i < slot->npoisoned && i < 3; i++)
 		fprintf(f, "%s '%s' (%s)", i == 0 ? "; memory poisoned in" : ",",
@@ -653,7 +731,7 @@ mc_worker_report(McWorkerSlot *slot)
 	int			n = 0;
 	int			pass;
 
-	slot->npoisoned = mc_storm_notes(slot->poisoned, MC_POISON_NOTES, &slot->quarantined);
+	mc_role_notes(slot);
 	slot->measured = mc_active;
 	/* the most severe first, coverage gaps last */
 	for (pass = MC_SEV_ERROR; pass >= -1 && n < MC_WORKER_FINDINGS; pass--)
@@ -731,7 +809,7 @@ mc_worker_main(Datum main_arg)
 								 GUC_ACTION_SET, true, WARNING, false);
 	}
 	mc_hooks_safe_point();
-	mc_dsm_window_begin();
+	mc_job_begin();
 	CommitTransactionCommand();
 
 	/* concurrent workers start together */
@@ -747,8 +825,7 @@ mc_worker_main(Datum main_arg)
 			pg_usleep(1000L);
 		}
 	}
-	if (slot->role == MC_ROLE_STORM)
-		mc_storm_begin();
+	mc_role_begin(slot->role);
 
 	mc_crash_catch();
 	saved_exception_stack = PG_exception_stack;
@@ -757,7 +834,7 @@ mc_worker_main(Datum main_arg)
 	{
 		/* a crash in the workload: record it and leave cleanly */
 		crash_jmp = NULL;
-		mc_storm_poisoning = false;
+		mc_role_end(slot->role);
 		PG_exception_stack = saved_exception_stack;
 		error_context_stack = saved_context_stack;
 		InterruptHoldoffCount = 0;
@@ -774,7 +851,7 @@ mc_worker_main(Datum main_arg)
 		}
 		if (runs != NULL && run < job->iterations)
 			runs[run].status = MC_RUN_CRASH;
-		slot->npoisoned = mc_storm_notes(slot->poisoned, MC_POISON_NOTES, &slot->quarantined);
+		mc_role_notes(slot);
 		slot->runs = run;
 		pg_write_barrier();
 		slot->status = MC_WS_CRASHED;
@@ -786,8 +863,7 @@ mc_worker_main(Datum main_arg)
 		bool		boundary = (run + 1) % job->reset_frequency == 0 || run + 1 == job->iterations;
 
 		mc_worker_progress(job, slot, run);
-		if (slot->role == MC_ROLE_STORM)
-			mc_storm_next_run((int32) run);
+		mc_role_next_run(slot->role, (int32) run);
 		crash_jmp = &crash_buf;
 		PG_TRY();
 		{
@@ -856,16 +932,14 @@ mc_worker_main(Datum main_arg)
 			mc_track_judge(true);
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (slot->role == MC_ROLE_STORM)
-		mc_storm_end();
+	mc_role_end(slot->role);
 
 	/* this worker's findings, and the guards it may have damaged */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	mc_hooks_safe_point();
 	mc_track_judge(false);
-	mc_guards_check();
-	mc_dsm_window_end();
+	mc_job_end();
 	mc_worker_report(slot);
 	mc_findings_publish(true);
 	CommitTransactionCommand();

@@ -17,8 +17,6 @@
 #ifndef PG_EXT_MEMCHECK_WORKER_H
 #define PG_EXT_MEMCHECK_WORKER_H
 
-#include "pg_ext_memcheck.h"
-
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -148,11 +146,28 @@ extern const char *mc_signal_name(int signo);
 extern char *mc_crumb_write(const char *kind, const char *workload);
 extern void mc_crumb_remove(const char *path);
 
-/* resetstorm.c, in the storm's worker */
-extern void mc_storm_begin(void);
-extern void mc_storm_next_run(int32 run);
-extern void mc_storm_end(void);
-extern int	mc_storm_notes(McPoisonNote *out, int max, int64 *quarantined);
+/*
+ * What a check does in a worker of its role (checks/resetstorm.c for the
+ * storm's), registered at start-up: before the first run, before each run,
+ * after the last (and after a caught crash), and the notes it leaves in
+ * the worker's slot.  Any may be NULL.
+ */
+typedef struct McWorkerRoleOps
+{
+	void		(*begin) (void);
+	void		(*next_run) (int32 run);
+	void		(*end) (void);
+	int			(*notes) (McPoisonNote *out, int max, int64 *quarantined);
+} McWorkerRoleOps;
+
+extern void mc_worker_register_role(McWorkerRole role, const McWorkerRoleOps *ops);
+
+/*
+ * What checks do around every worker's job, whatever its role (checks/:
+ * the DSM window, the shared-memory guards): after connecting, and before
+ * the worker reports its findings.
+ */
+extern void mc_worker_on_job(void (*begin) (void), void (*end) (void));
 
 /* PGDLLEXPORT entry of the workers */
 extern PGDLLEXPORT void mc_worker_main(Datum main_arg);

@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * observe.h
+ *		Layer 2 of the hook library (base/base.h lists the layers): what
+ *		foreign code does to memory, whoever entered it.
+ *
+ * This layer offers: the segment stack (segment.c: which library's code is
+ * running, opened and ended by entry/); the memory-context method tables
+ * with our wrappers while foreign code runs (mcxtwrap.c); the wrappers a
+ * foreign library's GOT is pointed at for its direct calls to allocators
+ * and libc (gotwrap.c, with the targets higher layers add); and the
+ * tracker (track.c), which keeps every foreign allocation until it is
+ * freed and judges what is left where memory should have been given back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_EXT_MEMCHECK_OBSERVE_H
+#define PG_EXT_MEMCHECK_OBSERVE_H
+
+#include "platform/platform.h"
+
+/* ---------- segment.c: when foreign code runs ---------- */
+
+/* how foreign code was entered */
+typedef enum McEntryKind
+{
+	MC_ENTRY_NONE,
+	MC_ENTRY_HOOK,				/* id: McHookId */
+	MC_ENTRY_FUNCTION,			/* id: function OID */
+	MC_ENTRY_XACT_CALLBACK,
+	MC_ENTRY_SUBXACT_CALLBACK,
+	MC_ENTRY_DIRECT				/* a direct call from code entered elsewhere */
+} McEntryKind;
+
+typedef struct McSegment
+{
+	int16		lib;			/* MC_NO_LIB: core work (a pause) */
+	uint8		entry_kind;
+	uint8		phase;
+	uint32		entry_id;
+	uint32		call_id;		/* distinct per segment opening */
+} McSegment;
+
+extern bool mc_active;			/* measuring in this backend */
+extern const McSegment *mc_seg;	/* the running segment, or NULL */
+
+extern void mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase);
+extern void mc_seg_pause(void);
+extern void mc_seg_end(void);
+extern int	mc_seg_depth_total;
+
+/* the depth to give mc_seg_unwind to come back here: read on every hook call */
+static inline int
+mc_seg_depth(void)
+{
+	return mc_seg_depth_total;
+}
+
+extern bool mc_seg_in_foreign(void);
+extern bool mc_seg_top_is(McEntryKind kind, uint32 id);
+extern uint32 mc_libs_ran(void);
+extern void mc_libs_ran_reset(void);
+extern void mc_seg_unwind(int depth);
+extern uint32 mc_seg_new_call(void);
+extern bool mc_phase_measured(McPhase phase);
+/* entering code of ours (a hook layer, a wrapper); returns the segment depth to restore */
+static inline int
+mc_layer_enter(void)
+{
+	int			depth = mc_seg_depth();
+
+	if (mc_seg != NULL)
+		mc_seg_pause();
+	return depth;
+}
+
+/* leaving it: back to that depth (a compare when nothing was pushed) */
+static inline void
+mc_layer_leave(int depth)
+{
+	if (depth < mc_seg_depth())
+		mc_seg_unwind(depth);
+}
+
+extern void mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len);
+/* entry/ names its entry points: "planner", "function f()" */
+typedef bool (*McEntryDescriber) (uint32 id, char *buf, size_t len);
+extern void mc_seg_register_describer(McEntryKind kind, McEntryDescriber describe);
+/* top-level statements, counted by the executor and utility layers */
+extern void mc_statement_start(void);
+extern uint64 mc_statement_seq(void);
+extern int	mc_exec_nesting;
+extern void mc_refresh_active(void);
+extern void mc_deactivate(void);
+
+/* ---------- gotwrap.c ---------- */
+
+extern void mc_gotwrap_patch_all(void);
+/* what higher layers want a foreign library's calls to reach (at start-up) */
+extern void mc_gotwrap_add_targets(const McGotTarget *targets, int ntargets);
+
+/* ---------- mcxtwrap.c ---------- */
+
+extern void mc_mcxt_init(void);
+extern bool mc_alloc_wrapped;
+extern void mc_mcxt_swap_alloc(bool on);
+
+/* our alloc wrapper in the method tables, or PostgreSQL's own: a compare when nothing changes */
+static inline void
+mc_mcxt_set_alloc_wrapped(bool on)
+{
+	if (on != mc_alloc_wrapped)
+		mc_mcxt_swap_alloc(on);
+}
+extern void mc_mcxt_set_free_wrapped(bool on);
+extern bool mc_mcxt_ready(void);
+extern Size mc_chunk_space(void *p);
+extern int	mc_direct_depth;	/* > 0 while a GOT wrapper calls an allocator */
+extern uintptr_t mc_direct_site;
+extern int16 mc_direct_lib;
+
+/* ---------- track.c ---------- */
+
+extern void mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib,
+						   uintptr_t site, uint32 call_id, McPhase phase,
+						   uint8 entry_kind, uint32 entry_id);
+extern void mc_track_free(void *p);
+extern void mc_track_realloc(void *oldp, void *newp, Size newsize);
+extern void mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site);
+extern bool mc_track_context_dying(MemoryContext ctx, bool deleting);
+extern bool mc_track_maybe_tracked(const void *p);
+extern bool mc_track_has_contexts(void);
+extern void mc_track_transaction_end(bool commit);
+extern void mc_track_judge(bool at_iteration);
+extern void mc_track_judge_if_pending(void);
+extern void mc_track_reset_all(void);
+extern void mc_track_series_reset(void);
+extern void mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, void *arg),
+								  void *arg);
+extern int64 mc_track_chunks(void);
+extern int64 mc_track_untracked(void);
+extern bool mc_track_last_freed(const void *near, int *lib, uintptr_t *site);
+extern int	mc_explicit_cleanup;
+
+/*
+ * What checks want to hear from the tracker (checks/ fills it at start-up):
+ * every allocation while `watching` (wrong_context_probe), and every
+ * tracked chunk of a context that is reset or deleted while `poisoning`
+ * (context_reset_storm), which may keep a deleted context from reuse.
+ */
+typedef struct McTrackListeners
+{
+	bool		watching;
+	void		(*alloc_note) (MemoryContext ctx, int lib, uintptr_t *site, Size size,
+							   const char *child_name);
+	bool		poisoning;
+	void		(*poison) (void *p, Size len);
+	void		(*poisoned) (MemoryContext ctx, const char *path, McLifetime life, int lib,
+							 uintptr_t site, int64 bytes, int64 count, bool deleting);
+	bool		(*quarantine) (MemoryContext ctx, void (*real_delete) (MemoryContext));
+} McTrackListeners;
+
+extern McTrackListeners mc_track_listeners;
+
+/* track.c: scenario checkpoints and probes walk the tracked groups */
+typedef struct McGroupInfo
+{
+	uint32		group;
+	MemoryContext ctx;			/* or MC_MALLOC_HEAP */
+	int16		lib;
+	bool		child_contexts; /* contexts the library created, not chunks */
+	int64		live_bytes;
+	int64		live_count;
+	McLifetime	lifetime;
+	char		name[MC_NAME_LEN];
+	char		path[MC_PATH_LEN];
+} McGroupInfo;
+typedef void (*McGroupVisitor) (const McGroupInfo *info, void *arg);
+extern void mc_track_visit_groups(McGroupVisitor visit, void *arg);
+extern void mc_track_group_fill(uint32 group, McViolation *v);
+extern int64 mc_track_live_at(MemoryContext ctx, int lib, uintptr_t site);
+
+#endif							/* PG_EXT_MEMCHECK_OBSERVE_H */
