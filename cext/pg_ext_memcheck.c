@@ -102,7 +102,13 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = mc_shmem_startup;
 
-	/* libraries preloaded before us are followed through their GOT */
+	/*
+	 * Libraries preloaded before us are followed through their GOT (patched
+	 * at shmem startup, callbacks they registered adopted now); those loaded
+	 * after us are patched as soon as they are loaded.
+	 */
 	mc_foreign_scan();
+	mc_gotwrap_patch_core();
+	mc_xact_adopt_registered();
 	mc_fmgr_install();
 }

@@ -113,7 +113,10 @@ typedef enum McUnit
 	MC_UNIT_CALL,
 	MC_UNIT_ROW,
 	MC_UNIT_ITERATION,
-	MC_UNIT_STATEMENT
+	MC_UNIT_STATEMENT,
+	MC_UNIT_TRANSACTION,
+	MC_UNIT_SUBTRANSACTION,
+	MC_UNIT_LOOP
 } McUnit;
 
 /* ---------- vocab.c ---------- */
@@ -218,6 +221,7 @@ extern McLifetime mc_context_lifetime(MemoryContext ctx);
 extern void mc_foreign_init(void);
 extern int	mc_foreign_scan(void);
 extern const char *mc_foreign_overflow(void);
+extern bool mc_foreign_new;
 extern bool mc_foreign_changed(void);
 extern int	mc_lib_of_address(const void *addr);
 extern uintptr_t mc_foreign_frame(int *lib);
@@ -227,6 +231,7 @@ extern uintptr_t mc_lib_base(int lib);
 extern int	mc_lib_count(void);
 extern bool mc_is_core_address(const void *addr);
 extern uintptr_t mc_core_base(void);
+extern bool mc_core_known(void);
 extern bool mc_module_is_foreign(const char *file_name);
 
 /* ---------- findings.c ---------- */

@@ -39,6 +39,7 @@ static uintptr_t core_text_hi = 0;
 static uintptr_t core_base = 0;
 static uintptr_t self_base = 0;
 static unsigned long long seen_adds = 0;
+bool		mc_foreign_new = false;	/* libraries were added since a layer last looked */
 static char lib_overflow[MAXPGPATH];	/* the first library not followed */
 
 /* Modules built from PostgreSQL's own tree: never the code under test. */
@@ -210,6 +211,8 @@ mc_foreign_scan(void)
 		nlibs++;
 		added++;
 	}
+	if (added > 0)
+		mc_foreign_new = true;
 	return added;
 }
 
@@ -306,4 +309,11 @@ uintptr_t
 mc_core_base(void)
 {
 	return core_base;
+}
+
+/* was PostgreSQL's executable found (its base is 0 when it is not position-independent) */
+bool
+mc_core_known(void)
+{
+	return core_text_hi != 0;
 }

@@ -65,6 +65,9 @@ static const char *const unit_names[] = {
 	[MC_UNIT_ROW] = "row",
 	[MC_UNIT_ITERATION] = "iteration",
 	[MC_UNIT_STATEMENT] = "statement",
+	[MC_UNIT_TRANSACTION] = "transaction",
+	[MC_UNIT_SUBTRANSACTION] = "subtransaction",
+	[MC_UNIT_LOOP] = "loop",
 };
 
 static const char *const mode_names[] = {

@@ -8,7 +8,8 @@
  * statement boundaries (hooks.c, hooktable.c; hooks.h is this layer's own
  * descriptor table); every call of a foreign C function (fmgrhook.c);
  * foreign transaction and subtransaction callbacks, and our own, which
- * mark the quiet points and clean up after errors (xactcb.c).
+ * mark the quiet points and clean up after errors (xactcb.c); the callbacks
+ * of access methods, FDWs and custom scans (routines.c).
  * mc_entry_init() puts this layer's GOT targets, entry-point names and
  * mode listener into observe/ and base/.
  *
@@ -30,11 +31,32 @@ extern bool mc_libs_dirty;
 extern void mc_hook_describe(int hook, char *buf, size_t len);
 extern void mc_hooks_safe_point(void);
 
-/* fmgrhook.c */
+/* fmgrhook.c; the hook ids of another library's fmgr hooks (mc_hook_name) */
+#define MC_HOOK_FMGR			0x7ff0
+#define MC_HOOK_NEEDS_FMGR	0x7ff1
 extern void mc_fmgr_install(void);
+
+/* routines.c: access methods, FDWs, custom scans */
+typedef enum McRoutineKindId
+{
+	MC_ROUTINE_INDEX_AM,
+	MC_ROUTINE_TABLE_AM,
+	MC_ROUTINE_FDW,
+	MC_ROUTINE_TSM,
+	MC_ROUTINE_CUSTOM_PATH,
+	MC_ROUTINE_CUSTOM_SCAN,
+	MC_ROUTINE_CUSTOM_EXEC
+} McRoutineKindId;
+
+struct RelOptInfo;
+extern void mc_routines_init(void);
+extern int	mc_routines_handler_kind(Oid rettype);
+extern void *mc_routines_wrap(McRoutineKindId which, void *routine, int lib);
+extern void mc_routines_custom_paths(struct RelOptInfo *rel);
 
 /* xactcb.c */
 extern void mc_xact_init(void);
+extern void mc_xact_adopt_registered(void);
 extern void mc_xact_callbacks_register(void);
 
 #endif							/* PG_EXT_MEMCHECK_ENTRY_H */

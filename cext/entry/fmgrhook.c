@@ -39,6 +39,7 @@ typedef struct McFnEntry
 	char		probin[MC_PROBIN_LEN];
 	char		name[NAMEDATALEN];
 	int16		nargs;
+	int8		routine;		/* a handler: which routine it returns, else -1 */
 } McFnEntry;
 
 static McFnEntry cache[MC_FN_CACHE];
@@ -89,6 +90,7 @@ mc_fn_lookup(Oid oid, bool fill)
 	memset(e, 0, sizeof(*e));
 	e->oid = oid;
 	e->lib = MC_NO_LIB;
+	e->routine = -1;
 	ncached++;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(oid));
@@ -97,6 +99,7 @@ mc_fn_lookup(Oid oid, bool fill)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	mc_strlcpy(e->name, NameStr(proc->proname), sizeof(e->name));
 	e->nargs = proc->pronargs;
+	e->routine = (int8) mc_routines_handler_kind(proc->prorettype);
 	if (proc->prolang == ClanguageId)
 	{
 		bool		isnull;
@@ -116,28 +119,203 @@ mc_fn_lookup(Oid oid, bool fill)
 	return e;
 }
 
+/*
+ * Another library's needs_fmgr_hook or fmgr_hook is a way into that library
+ * too: its work there is a segment of its own, never the function's.
+ */
+static int16 prev_needs_lib = MC_NO_LIB - 1;	/* not looked up yet */
+static int16 prev_hook_lib = MC_NO_LIB - 1;
+
+static int
+mc_prev_lib(void *fn, int16 *cached)
+{
+	if (*cached == MC_NO_LIB - 1 && fn != NULL)
+	{
+		int			lib = mc_lib_of_address(fn);
+
+		/* a library not in the table yet is looked up again next time */
+		if (lib != MC_NO_LIB || mc_is_core_address(fn))
+			*cached = (int16) lib;
+		return lib;
+	}
+	return *cached;
+}
+
 static bool
 mc_needs_fmgr_hook(Oid fn_oid)
 {
-	if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
-		return true;
+	if (prev_needs_fmgr_hook)
+	{
+		int			lib = mc_active ? mc_prev_lib((void *) prev_needs_fmgr_hook, &prev_needs_lib) : MC_NO_LIB;
+		volatile bool needed = false;
+
+		if (lib == MC_NO_LIB)
+			needed = prev_needs_fmgr_hook(fn_oid);
+		else
+		{
+			int			depth = mc_layer_enter();
+
+			mc_seg_open(lib, MC_ENTRY_HOOK, MC_HOOK_NEEDS_FMGR, MC_PHASE_PLANNER);
+			PG_TRY();
+			{
+				needed = prev_needs_fmgr_hook(fn_oid);
+			}
+			PG_CATCH();
+			{
+				mc_seg_unwind(depth);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			mc_layer_leave(depth);
+		}
+		if (needed)
+			return true;
+	}
 	/* PostgreSQL's own functions are never foreign */
 	if (!mc_active || fn_oid < FirstNormalObjectId)
 		return false;
 	return mc_fn_lookup(fn_oid, true)->foreign;
 }
 
+/*
+ * Our state for one call in progress.  The chain of fmgr_hooks shares one
+ * `private` slot per function cache, in which another library may keep a
+ * pointer (sepgsql does): we never read or write it.  Calls nest, and an
+ * error unwinds every fmgr_security_definer frame innermost first (each
+ * gets FHET_ABORT), so a stack of our own follows them exactly.
+ */
+typedef struct McFnCall
+{
+	FmgrInfo   *flinfo;
+	int			seg_depth;		/* the segment stack when it started */
+	PGFunction	handler;		/* a handler's own address while we stand in for it */
+	int8		routine;
+	int16		lib;
+} McFnCall;
+
+#define MC_MAX_FN_CALLS 256
+
+static Datum mc_handler_call(PG_FUNCTION_ARGS);
+
+static McFnCall fn_calls[MC_MAX_FN_CALLS];
+static int	nfn_calls = 0;
+static int	fn_calls_overflow = 0;	/* calls nested deeper than the stack */
+
+static void
+mc_fn_call_push(FmgrInfo *flinfo, int seg_depth)
+{
+	if (nfn_calls >= MC_MAX_FN_CALLS)
+	{
+		fn_calls_overflow++;
+		return;
+	}
+	fn_calls[nfn_calls].flinfo = flinfo;
+	fn_calls[nfn_calls].seg_depth = seg_depth;
+	fn_calls[nfn_calls].handler = NULL;
+	nfn_calls++;
+}
+
+/* the call of flinfo ends (or is aborted): back to where it started */
+static void
+mc_fn_call_pop(FmgrInfo *flinfo)
+{
+	int			i;
+
+	if (fn_calls_overflow > 0)
+	{
+		fn_calls_overflow--;
+		return;
+	}
+	for (i = nfn_calls - 1; i >= 0; i--)
+		if (fn_calls[i].flinfo == flinfo)
+		{
+			/* an error out of a handler: its own address goes back */
+			if (fn_calls[i].handler != NULL && flinfo->fn_addr == mc_handler_call)
+				flinfo->fn_addr = fn_calls[i].handler;
+			mc_seg_unwind(fn_calls[i].seg_depth);
+			nfn_calls = i;
+			return;
+		}
+}
+
+/*
+ * A handler function (index_am_handler, fdw_handler ...) of a foreign
+ * library is called through this for one call: fmgr_security_definer calls
+ * flinfo->fn_addr right after FHET_START, so we put ourselves there at the
+ * start, put the handler back, call it, and give PostgreSQL its routine
+ * struct with the library's callbacks bracketed (routines.c).
+ */
+static Datum
+mc_handler_call(PG_FUNCTION_ARGS)
+{
+	McFnCall   *c = NULL;
+	Datum		result;
+	int			i;
+
+	for (i = nfn_calls - 1; i >= 0; i--)
+		if (fn_calls[i].flinfo == fcinfo->flinfo && fn_calls[i].handler != NULL)
+		{
+			c = &fn_calls[i];
+			break;
+		}
+	if (c == NULL)
+		elog(ERROR, "pg_ext_memcheck: a handler call lost its function");
+	fcinfo->flinfo->fn_addr = c->handler;
+	c->handler = NULL;
+	result = fcinfo->flinfo->fn_addr(fcinfo);
+	if (c->routine >= 0)
+	{
+		int			depth = mc_layer_enter();
+
+		result = PointerGetDatum(mc_routines_wrap((McRoutineKindId) c->routine,
+												  DatumGetPointer(result), c->lib));
+		mc_layer_leave(depth);
+	}
+	return result;
+}
+
+/* the next fmgr_hook in the chain, as a segment of its library when it is foreign */
+static void
+mc_call_prev_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	int			lib = mc_active ? mc_prev_lib((void *) prev_fmgr_hook, &prev_hook_lib) : MC_NO_LIB;
+	int			depth;
+
+	if (lib == MC_NO_LIB)
+	{
+		prev_fmgr_hook(event, flinfo, private);
+		return;
+	}
+	depth = mc_layer_enter();
+	mc_seg_open(lib, MC_ENTRY_HOOK, MC_HOOK_FMGR, MC_PHASE_FUNCTION);
+	PG_TRY();
+	{
+		prev_fmgr_hook(event, flinfo, private);
+	}
+	PG_CATCH();
+	{
+		mc_seg_unwind(depth);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	mc_layer_leave(depth);
+}
+
+/*
+ * The previous hook runs outside the function's segment on both sides:
+ * before we open it at the start, after we close it at the end.
+ */
 static void
 mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
 	McFnEntry  *e;
 
-	if (prev_fmgr_hook)
-		prev_fmgr_hook(event, flinfo, private);
 	switch (event)
 	{
 		case FHET_START:
-			*private = Int32GetDatum(mc_seg_depth());
+			if (prev_fmgr_hook)
+				mc_call_prev_fmgr_hook(event, flinfo, private);
+			mc_fn_call_push(flinfo, mc_seg_depth());
 			if (!mc_active)
 				return;
 			e = mc_fn_lookup(flinfo->fn_oid, false);
@@ -154,16 +332,25 @@ mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 					e->lib = (int16) mc_lib_by_name(e->probin);
 				}
 			}
-			if (e->lib != MC_NO_LIB)
-				mc_seg_open(e->lib, MC_ENTRY_FUNCTION, flinfo->fn_oid, MC_PHASE_FUNCTION);
+			if (e->lib == MC_NO_LIB)
+				return;
+			if (e->routine >= 0 && nfn_calls > 0 && fn_calls[nfn_calls - 1].flinfo == flinfo &&
+				flinfo->fn_addr != mc_handler_call)
+			{
+				McFnCall   *c = &fn_calls[nfn_calls - 1];
+
+				c->handler = flinfo->fn_addr;
+				c->routine = e->routine;
+				c->lib = e->lib;
+				flinfo->fn_addr = mc_handler_call;
+			}
+			mc_seg_open(e->lib, MC_ENTRY_FUNCTION, flinfo->fn_oid, MC_PHASE_FUNCTION);
 			break;
 		case FHET_END:
-			/* *private was overwritten if the function recursed: pop ours */
-			if (mc_seg_top_is(MC_ENTRY_FUNCTION, flinfo->fn_oid))
-				mc_seg_end();
-			break;
 		case FHET_ABORT:
-			mc_seg_unwind(DatumGetInt32(*private));
+			mc_fn_call_pop(flinfo);
+			if (prev_fmgr_hook)
+				mc_call_prev_fmgr_hook(event, flinfo, private);
 			break;
 	}
 }

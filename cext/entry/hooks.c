@@ -187,10 +187,14 @@ static void
 mc_end_layer(int layer, QueryDesc *queryDesc)
 {
 	McHookDesc *h = HOOK(MC_HOOK_EXECUTOR_END);
+	bool		core = MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_END, layer);
 
 	MC_LAYER_CALL(h, layer,
 				  ((ExecutorEnd_hook_type) h->prev[layer]) (queryDesc),
 				  standard_ExecutorEnd(queryDesc));
+	/* the next statement run at this level is a unit of its own */
+	if (core)
+		mc_execution_end();
 }
 MC_LAYERS_VOID(mc_end, (QueryDesc *queryDesc), queryDesc)
 
@@ -234,6 +238,8 @@ mc_utility_layer(int layer, MC_UTILITY_PARAMS)
 				  standard_ProcessUtility(MC_UTILITY_ARGS));
 	if (core && mc_exec_nesting > 0)
 		mc_exec_nesting--;
+	if (core)
+		mc_execution_end();
 	/* LOAD, CREATE EXTENSION and SET load libraries and change settings */
 	if (top)
 	{
@@ -309,6 +315,8 @@ mc_relpath_layer(int layer, MC_RELPATH_PARAMS)
 	MC_LAYER_CALL(h, layer,
 				  ((set_rel_pathlist_hook_type) h->prev[layer]) (MC_RELPATH_ARGS),
 				  (void) 0);
+	if (mc_active && h->prev_lib[layer] != MC_NO_LIB)
+		mc_routines_custom_paths(rel);
 }
 MC_LAYERS_VOID(mc_relpath, (MC_RELPATH_PARAMS), MC_RELPATH_ARGS)
 
@@ -324,6 +332,8 @@ mc_joinpath_layer(int layer, MC_JOINPATH_PARAMS)
 	MC_LAYER_CALL(h, layer,
 				  ((set_join_pathlist_hook_type) h->prev[layer]) (MC_JOINPATH_ARGS),
 				  (void) 0);
+	if (mc_active && h->prev_lib[layer] != MC_NO_LIB)
+		mc_routines_custom_paths(joinrel);
 }
 MC_LAYERS_VOID(mc_joinpath, (MC_JOINPATH_PARAMS), MC_JOINPATH_ARGS)
 
@@ -364,6 +374,8 @@ mc_upper_layer(int layer, MC_UPPER_PARAMS)
 	MC_LAYER_CALL(h, layer,
 				  ((create_upper_paths_hook_type) h->prev[layer]) (MC_UPPER_ARGS),
 				  (void) 0);
+	if (mc_active && h->prev_lib[layer] != MC_NO_LIB)
+		mc_routines_custom_paths(output_rel);
 }
 MC_LAYERS_VOID(mc_upper, (MC_UPPER_PARAMS), MC_UPPER_ARGS)
 

@@ -31,6 +31,10 @@ bool		mc_libs_dirty = true;
 const char *
 mc_hook_name(int hook)
 {
+	if (hook == MC_HOOK_FMGR)
+		return "fmgr_hook";
+	if (hook == MC_HOOK_NEEDS_FMGR)
+		return "needs_fmgr_hook";
 	return (hook >= 0 && hook < mc_nhooks) ? mc_hooks[hook].name : "hook";
 }
 
@@ -78,6 +82,7 @@ mc_entry_init(void)
 		}
 	mc_gotwrap_add_targets(std, n);
 	mc_xact_init();
+	mc_routines_init();
 	mc_seg_register_describer(MC_ENTRY_HOOK, mc_describe_hook);
 	mc_settings_on_mode_change(mc_entry_mode_changed);
 }
@@ -225,6 +230,7 @@ mc_hooks_safe_point(void)
 {
 	/* first: our callbacks reset the state errors leave behind */
 	mc_xact_callbacks_register();
+	mc_track_abort_over();
 	if (mc_settings_dirty)
 	{
 		mc_settings_dirty = false;
@@ -233,9 +239,10 @@ mc_hooks_safe_point(void)
 	}
 	if (!mc_active)
 		return;
-	if (mc_libs_dirty)
+	if (mc_libs_dirty || mc_foreign_new)
 	{
 		mc_libs_dirty = false;
+		mc_foreign_new = false;
 		if (mc_foreign_changed() && mc_foreign_scan() > 0)
 			mc_gotwrap_patch_all();
 		mc_note_foreign_overflow();

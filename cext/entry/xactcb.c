@@ -23,6 +23,7 @@
 
 #include "access/xact.h"
 #include "storage/ipc.h"
+#include "utils/memutils.h"
 
 #include "entry/hooks.h"
 
@@ -73,14 +74,16 @@ mc_subxact_trampoline(SubXactEvent event, SubTransactionId mySubid,
 	int			depth = mc_layer_enter();
 
 	if (mc_active)
-		mc_seg_open(s->lib, MC_ENTRY_SUBXACT_CALLBACK, 0, MC_PHASE_CALLBACK);
+		mc_seg_open_unit(s->lib, MC_ENTRY_SUBXACT_CALLBACK, 0, MC_PHASE_CALLBACK,
+						 MC_UNIT_SUBTRANSACTION, mc_seg_subxact_unit(mySubid));
 	((SubXactCallback) s->fn) (event, mySubid, parentSubid, s->arg);
 	mc_seg_unwind(depth);
 }
 
 /* a foreign library registers fn(arg): register our trampoline instead */
-static void
-mc_xact_register(bool sub, void *fn, void *arg, int lib)
+/* a trampoline's slot for fn(arg) of lib, or NULL (and a coverage gap) when none is left */
+static McXactSlot *
+mc_xact_slot(bool sub, void *fn, void *arg, int lib)
 {
 	int			i;
 
@@ -91,21 +94,32 @@ mc_xact_register(bool sub, void *fn, void *arg, int lib)
 	{
 		mc_record_gap(mc_lib_name(lib), "transaction callbacks",
 					  "more transaction callbacks were registered than pg_ext_memcheck brackets; the rest run unbracketed");
-		if (sub)
-			RegisterSubXactCallback((SubXactCallback) fn, arg);
-		else
-			RegisterXactCallback((XactCallback) fn, arg);
-		return;
+		return NULL;
 	}
 	slots[i].used = true;
 	slots[i].sub = sub;
 	slots[i].fn = fn;
 	slots[i].arg = arg;
 	slots[i].lib = lib;
-	if (sub)
-		RegisterSubXactCallback(mc_subxact_trampoline, &slots[i]);
+	return &slots[i];
+}
+
+static void
+mc_xact_register(bool sub, void *fn, void *arg, int lib)
+{
+	McXactSlot *slot = mc_xact_slot(sub, fn, arg, lib);
+
+	if (slot == NULL)
+	{
+		if (sub)
+			RegisterSubXactCallback((SubXactCallback) fn, arg);
+		else
+			RegisterXactCallback((XactCallback) fn, arg);
+	}
+	else if (sub)
+		RegisterSubXactCallback(mc_subxact_trampoline, slot);
 	else
-		RegisterXactCallback(mc_xact_trampoline, &slots[i]);
+		RegisterXactCallback(mc_xact_trampoline, slot);
 }
 
 /* false when fn(arg) was not registered through us */
@@ -172,6 +186,85 @@ static const McGotTarget xact_targets[] = {
 	{"UnregisterSubXactCallback", (void *) mc_got_UnregisterSubXactCallback, NULL},
 };
 
+/*
+ * The shape of PostgreSQL's list items (xact.c: XactCallbackItem and
+ * SubXactCallbackItem, the same in 13-19): next, callback, arg.
+ */
+typedef struct McCallbackItem
+{
+	struct McCallbackItem *next;
+	void	   *callback;
+	void	   *arg;
+} McCallbackItem;
+
+static void
+mc_probe_xact_callback(XactEvent event, void *arg)
+{
+	(void) event;
+	(void) arg;
+}
+
+static void
+mc_probe_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	(void) event;
+	(void) mySubid;
+	(void) parentSubid;
+	(void) arg;
+}
+
+/*
+ * Callbacks registered by foreign libraries before we could see it: in
+ * _PG_init of a library preloaded before us.  The lists are static in
+ * xact.c; registering puts a new item at their head, allocated in
+ * TopMemoryContext, whose next is the old head.  An AllocSet hands out the
+ * chunk freed last of a size class first, so the item of a registration
+ * made right after freeing a chunk of that size is that chunk: we register
+ * a probe that way, check the item we find there is the probe's, and
+ * replace the foreign callbacks after it by trampolines.  When the check
+ * fails nothing is changed and a coverage gap says so.
+ */
+static void
+mc_adopt_list(bool sub)
+{
+	static int	marker;
+	McCallbackItem *probe;
+	McCallbackItem *item;
+	void	   *probe_fn = sub ? (void *) mc_probe_subxact_callback : (void *) mc_probe_xact_callback;
+
+	probe = MemoryContextAlloc(TopMemoryContext, sizeof(McCallbackItem));
+	pfree(probe);
+	if (sub)
+		RegisterSubXactCallback(mc_probe_subxact_callback, &marker);
+	else
+		RegisterXactCallback(mc_probe_xact_callback, &marker);
+	if (probe->callback != probe_fn || probe->arg != &marker)
+	{
+		mc_record_gap(NULL, sub ? "subtransaction callbacks" : "transaction callbacks",
+					  "callbacks registered before pg_ext_memcheck was loaded cannot be reached: list pg_ext_memcheck first in shared_preload_libraries to measure them");
+		return;
+	}
+	for (item = probe->next; item != NULL; item = item->next)
+	{
+		int			lib = mc_lib_of_address(item->callback);
+		McXactSlot *slot;
+
+		if (lib == MC_NO_LIB || (slot = mc_xact_slot(sub, item->callback, item->arg, lib)) == NULL)
+			continue;
+		item->callback = sub ? (void *) mc_subxact_trampoline : (void *) mc_xact_trampoline;
+		item->arg = slot;
+	}
+}
+
+/* at _PG_init, while libraries are preloaded */
+void
+mc_xact_adopt_registered(void)
+{
+	mc_adopt_list(false);
+	mc_adopt_list(true);
+}
+
 /* at start-up: foreign registrations of callbacks come to us */
 void
 mc_xact_init(void)
@@ -192,15 +285,19 @@ mc_own_xact_callback(XactEvent event, void *arg)
 			/* the error unwound every C frame: direct calls are over */
 			mc_direct_depth = 0;
 			mc_explicit_cleanup = 0;
+			mc_cleanup_lib = MC_NO_LIB;
+			mc_track_abort(false);
 			mc_exec_nesting = 0;
 			nsub = 0;
 			mc_track_transaction_end(false);
+			mc_seg_transaction_end();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			nsub = 0;
 			mc_track_transaction_end(true);
+			mc_seg_transaction_end();
 			break;
 		default:
 			break;
@@ -229,6 +326,7 @@ mc_own_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			}
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			mc_track_abort(true);
 			for (i = nsub - 1; i >= 0; i--)
 				if (substack[i].subid == mySubid)
 				{

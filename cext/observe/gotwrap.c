@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdarg.h>
 
@@ -356,44 +357,54 @@ mc_got_hash_create(const char *tabname, long nelem, MC_HASHCTL *info, int flags)
 	return htab;
 }
 
+/* the library's own cleanup: what it releases there is not judged as left behind */
+#define MC_CLEANUP(call) \
+	do { \
+		int16		mc_saved_cleaner_ = mc_cleanup_lib; \
+		mc_cleanup_lib = (int16) mc_lib_of_address(__builtin_return_address(0)); \
+		mc_explicit_cleanup++; \
+		call; \
+		mc_explicit_cleanup--; \
+		mc_cleanup_lib = mc_saved_cleaner_; \
+	} while (0)
+
 static void
 mc_got_hash_destroy(HTAB *hashp)
 {
-	mc_explicit_cleanup++;
-	hash_destroy(hashp);
-	mc_explicit_cleanup--;
+	MC_CLEANUP(hash_destroy(hashp));
 }
 
 static void
 mc_got_MemoryContextDelete(MemoryContext context)
 {
-	mc_explicit_cleanup++;
-	MemoryContextDelete(context);
-	mc_explicit_cleanup--;
+	MC_CLEANUP(MemoryContextDelete(context));
 }
 
 static void
 mc_got_MemoryContextReset(MemoryContext context)
 {
-	mc_explicit_cleanup++;
-	MemoryContextReset(context);
-	mc_explicit_cleanup--;
+	MC_CLEANUP(MemoryContextReset(context));
 }
 
 static void
 mc_got_MemoryContextDeleteChildren(MemoryContext context)
 {
-	mc_explicit_cleanup++;
-	MemoryContextDeleteChildren(context);
-	mc_explicit_cleanup--;
+	MC_CLEANUP(MemoryContextDeleteChildren(context));
 }
 
 static void
 mc_got_MemoryContextResetChildren(MemoryContext context)
 {
-	mc_explicit_cleanup++;
-	MemoryContextResetChildren(context);
-	mc_explicit_cleanup--;
+	MC_CLEANUP(MemoryContextResetChildren(context));
+}
+
+/* a context moved under another parent is freed with that one */
+static void
+mc_got_MemoryContextSetParent(MemoryContext context, MemoryContext new_parent)
+{
+	MemoryContextSetParent(context, new_parent);
+	if (mc_active && context != NULL && mc_track_has_contexts())
+		mc_track_context_moved(context);
 }
 
 /* ---------- malloc: memory outside every context ---------- */
@@ -402,18 +413,15 @@ static void
 mc_note_malloc(void *p, void *ret)
 {
 	int			lib;
-	const McSegment *s;
+	McWho		who;
 
 	if (p == NULL || !mc_direct_wanted())
 		return;
 	lib = mc_lib_of_address(ret);
 	if (lib == MC_NO_LIB)
 		return;
-	s = mc_seg;
-	mc_track_alloc(MC_MALLOC_HEAP, p, malloc_usable_size(p), lib, (uintptr_t) ret,
-				   s ? s->call_id : mc_seg_new_call(),
-				   s ? (McPhase) s->phase : MC_PHASE_OTHER,
-				   s ? s->entry_kind : MC_ENTRY_DIRECT, s ? s->entry_id : 0);
+	mc_seg_who(lib, &who);
+	mc_track_alloc(MC_MALLOC_HEAP, p, malloc_usable_size(p), lib, (uintptr_t) ret, &who);
 }
 
 static void *
@@ -518,6 +526,7 @@ static const McGotTarget base_targets[] = {
 	MC_TARGET(MemoryContextReset),
 	MC_TARGET(MemoryContextDeleteChildren),
 	MC_TARGET(MemoryContextResetChildren),
+	MC_TARGET(MemoryContextSetParent),
 	MC_TARGET(malloc),
 	MC_TARGET(calloc),
 	MC_TARGET(realloc),
@@ -537,6 +546,8 @@ static int	nextra = 0;
 static int	ntargets = 0;
 static bool lib_done[MC_MAX_LIBS];
 static bool core_done = false;
+
+static void mc_build_targets(void);
 
 /*
  * PostgreSQL itself frees what an extension malloc'd (GUC check hooks' extra
@@ -559,10 +570,47 @@ mc_core_realloc(void *old, size_t size)
 	return realloc(old, size);
 }
 
+/*
+ * A library PostgreSQL loads (LOAD, CREATE EXTENSION, the first call of a
+ * function, a library listed after us in shared_preload_libraries) is
+ * followed the moment dlopen() returns, before PostgreSQL runs its
+ * _PG_init: what it registers there (transaction callbacks, background
+ * workers) and allocates there goes through our wrappers too.
+ */
+static void *
+mc_core_dlopen(const char *file, int mode)
+{
+	void	   *handle = dlopen(file, mode);
+
+	if (handle != NULL && mc_foreign_scan() > 0)
+		mc_gotwrap_patch_all();
+	return handle;
+}
+
 static const McGotTarget core_targets[] = {
 	{"free", (void *) mc_core_free, NULL},
 	{"realloc", (void *) mc_core_realloc, NULL},
+	{"dlopen", (void *) mc_core_dlopen, NULL},
 };
+
+/*
+ * PostgreSQL's own calls (at _PG_init, once every layer added its
+ * targets): free and realloc, and dlopen.
+ */
+void
+mc_gotwrap_patch_core(void)
+{
+	char		why[128];
+
+	mc_build_targets();
+	if (core_done || !mc_core_known())
+		return;
+	core_done = true;
+	if (mc_got_patch_object(mc_core_base(), true, core_targets, lengthof(core_targets),
+							why, sizeof(why)) < 0)
+		mc_record_gap(NULL, "PostgreSQL's own calls",
+					  "PostgreSQL's own free() and dlopen() calls cannot be followed: memory an extension malloc'd and PostgreSQL freed may be reported as a leak, and what a library registers in its _PG_init is not bracketed");
+}
 
 static void
 mc_build_targets(void)
@@ -602,16 +650,6 @@ mc_gotwrap_patch_all(void)
 	int			i;
 
 	mc_build_targets();
-	if (!core_done && mc_lib_count() > 0 && mc_core_base() != 0)
-	{
-		char		why[128];
-
-		core_done = true;
-		if (mc_got_patch_object(mc_core_base(), true, core_targets, lengthof(core_targets),
-								why, sizeof(why)) < 0)
-			mc_record_gap(NULL, "frees by PostgreSQL",
-						  "PostgreSQL's own free() calls cannot be followed; memory an extension malloc'd and PostgreSQL freed may be reported as a leak");
-	}
 	for (i = 0; i < mc_lib_count(); i++)
 	{
 		char		why[128];

@@ -74,18 +74,18 @@ mc_note_alloc(MemoryContext context, void *p, Size size)
 	in_wrapper++;
 	if (mc_direct_depth > 0)
 	{
-		const McSegment *s = mc_seg;
+		McWho		who;
 
-		mc_track_alloc(context, p, size, mc_direct_lib, mc_direct_site,
-					   s ? s->call_id : mc_seg_new_call(),
-					   s ? (McPhase) s->phase : MC_PHASE_OTHER,
-					   s ? s->entry_kind : MC_ENTRY_DIRECT,
-					   s ? s->entry_id : 0);
+		mc_seg_who(mc_direct_lib, &who);
+		mc_track_alloc(context, p, size, mc_direct_lib, mc_direct_site, &who);
 	}
 	else if (mc_seg != NULL)
-		mc_track_alloc(context, p, size, mc_seg->lib, 0, mc_seg->call_id,
-					   (McPhase) mc_seg->phase, mc_seg->entry_kind,
-					   mc_seg->entry_id);
+	{
+		McWho		who;
+
+		mc_seg_who(mc_seg->lib, &who);
+		mc_track_alloc(context, p, size, mc_seg->lib, 0, &who);
+	}
 	in_wrapper--;
 }
 

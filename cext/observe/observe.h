@@ -29,6 +29,7 @@ typedef enum McEntryKind
 	MC_ENTRY_FUNCTION,			/* id: function OID */
 	MC_ENTRY_XACT_CALLBACK,
 	MC_ENTRY_SUBXACT_CALLBACK,
+	MC_ENTRY_ROUTINE,			/* id: call thunk (entry/routines.c) */
 	MC_ENTRY_DIRECT				/* a direct call from code entered elsewhere */
 } McEntryKind;
 
@@ -39,7 +40,30 @@ typedef struct McSegment
 	uint8		phase;
 	uint32		entry_id;
 	uint32		call_id;		/* distinct per segment opening */
+	uint32		unit_id;		/* the unit of work it serves (below) */
+	uint8		unit;			/* McUnit: call, statement, transaction ... */
 } McSegment;
+
+/*
+ * Who allocates: the facts the tracker keeps with an allocation.  A rate is
+ * given per unit of work, and the unit is the one a user means: one call of
+ * the library's function (a SQL function, an access-method callback), one
+ * statement run (a hook: its planner, ExecutorStart and ExecutorEnd entries
+ * of one statement are one unit; a statement run by EXECUTE or SPI is one
+ * of its own), one subtransaction (a subtransaction callback), one
+ * transaction, one loop of a background worker between two waits.
+ */
+typedef struct McWho
+{
+	uint32		unit_id;
+	uint8		unit;
+	uint8		phase;
+	uint8		entry_kind;
+	uint32		entry_id;
+} McWho;
+
+/* the running segment's facts, or those of lib's direct calls outside every segment */
+extern void mc_seg_who(int lib, McWho *who);
 
 extern bool mc_active;			/* measuring in this backend */
 extern const McSegment *mc_seg;	/* the running segment, or NULL */
@@ -62,6 +86,7 @@ extern uint32 mc_libs_ran(void);
 extern void mc_libs_ran_reset(void);
 extern void mc_seg_unwind(int depth);
 extern uint32 mc_seg_new_call(void);
+extern uint32 mc_seg_direct_call(int lib);
 extern bool mc_phase_measured(McPhase phase);
 /* entering code of ours (a hook layer, a wrapper); returns the segment depth to restore */
 static inline int
@@ -88,6 +113,12 @@ typedef bool (*McEntryDescriber) (uint32 id, char *buf, size_t len);
 extern void mc_seg_register_describer(McEntryKind kind, McEntryDescriber describe);
 /* top-level statements, counted by the executor and utility layers */
 extern void mc_statement_start(void);
+extern void mc_execution_end(void);
+extern void mc_seg_transaction_end(void);
+extern uint32 mc_seg_xact_unit(void);
+extern uint32 mc_seg_subxact_unit(SubTransactionId subid);
+extern void mc_seg_open_unit(int lib, McEntryKind kind, uint32 entry_id, McPhase phase,
+							 McUnit unit, uint32 unit_id);
 extern uint64 mc_statement_seq(void);
 extern int	mc_exec_nesting;
 extern void mc_refresh_active(void);
@@ -96,6 +127,7 @@ extern void mc_deactivate(void);
 /* ---------- gotwrap.c ---------- */
 
 extern void mc_gotwrap_patch_all(void);
+extern void mc_gotwrap_patch_core(void);
 /* what higher layers want a foreign library's calls to reach (at start-up) */
 extern void mc_gotwrap_add_targets(const McGotTarget *targets, int ntargets);
 
@@ -122,8 +154,7 @@ extern int16 mc_direct_lib;
 /* ---------- track.c ---------- */
 
 extern void mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib,
-						   uintptr_t site, uint32 call_id, McPhase phase,
-						   uint8 entry_kind, uint32 entry_id);
+						   uintptr_t site, const McWho *who);
 extern void mc_track_free(void *p);
 extern void mc_track_realloc(void *oldp, void *newp, Size newsize);
 extern void mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site);
@@ -140,7 +171,11 @@ extern void mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, voi
 extern int64 mc_track_chunks(void);
 extern int64 mc_track_untracked(void);
 extern bool mc_track_last_freed(const void *near, int *lib, uintptr_t *site);
-extern int	mc_explicit_cleanup;
+extern int	mc_explicit_cleanup;	/* > 0 while a library's own reset or delete runs */
+extern int16 mc_cleanup_lib;		/* ... and which library's */
+extern void mc_track_context_moved(MemoryContext ctx);
+extern void mc_track_abort(bool sub);
+extern void mc_track_abort_over(void);
 
 /*
  * What checks want to hear from the tracker (checks/ fills it at start-up):

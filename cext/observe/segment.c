@@ -43,6 +43,16 @@ static uint32 libs_ran = 0;		/* bit per library whose code ran lately */
 static uint64 statement_seq = 0;
 int			mc_exec_nesting = 0;	/* executor/utility depth, as pg_stat_statements counts it */
 
+/*
+ * The unit a hook's segment serves: one statement run per executor nesting
+ * level (a statement's planner, ExecutorStart and ExecutorEnd entries share
+ * it; the statements run inside it, by EXECUTE or SPI, have their own at
+ * the next level).  A new one starts at every top-level statement, and at
+ * a level whenever a run at that level ends.
+ */
+#define MC_MAX_EXEC_LEVELS 64
+static uint32 exec_unit[MC_MAX_EXEC_LEVELS];
+
 /* the names entry/ gives its entry points, per kind */
 static McEntryDescriber describers[MC_ENTRY_DIRECT + 1];
 
@@ -83,8 +93,107 @@ mc_seg_new_call(void)
 	return ++call_counter;
 }
 
+/*
+ * The call a direct allocation of lib belongs to when none of its entry
+ * points is bracketed (code PostgreSQL entered through a pointer we could
+ * not wrap): one per statement, so that such code is never taken for many
+ * calls that each kept memory.
+ */
+uint32
+mc_seg_direct_call(int lib)
+{
+	static uint32 call_of[MC_MAX_LIBS];
+	static uint64 statement_of[MC_MAX_LIBS];
+
+	if (lib < 0 || lib >= MC_MAX_LIBS)
+		return mc_seg_new_call();
+	if (call_of[lib] == 0 || statement_of[lib] != statement_seq)
+	{
+		call_of[lib] = mc_seg_new_call();
+		statement_of[lib] = statement_seq;
+	}
+	return call_of[lib];
+}
+
+static uint32
+mc_exec_unit(void)
+{
+	int			level = Min(Max(mc_exec_nesting, 0), MC_MAX_EXEC_LEVELS - 1);
+
+	if (exec_unit[level] == 0)
+		exec_unit[level] = mc_seg_new_call();
+	return exec_unit[level];
+}
+
+static uint32 xact_unit = 0;
+#define MC_SUBXACT_UNITS 64
+static SubTransactionId subxact_id[MC_SUBXACT_UNITS];
+static uint32 subxact_unit[MC_SUBXACT_UNITS];
+
+/* a transaction ended: the next transaction and its subtransactions are new units */
+void
+mc_seg_transaction_end(void)
+{
+	xact_unit = 0;
+	memset(subxact_id, 0, sizeof(subxact_id));
+}
+
+/* the unit of the transaction in progress */
+uint32
+mc_seg_xact_unit(void)
+{
+	if (xact_unit == 0)
+		xact_unit = mc_seg_new_call();
+	return xact_unit;
+}
+
+/* the unit of subtransaction subid of the transaction in progress */
+uint32
+mc_seg_subxact_unit(SubTransactionId subid)
+{
+	int			slot = subid % MC_SUBXACT_UNITS;
+
+	if (subxact_id[slot] != subid || subxact_unit[slot] == 0)
+	{
+		subxact_id[slot] = subid;
+		subxact_unit[slot] = mc_seg_new_call();
+	}
+	return subxact_unit[slot];
+}
+
+/* a statement run at the current nesting level ended (ExecutorEnd, ProcessUtility) */
+void
+mc_execution_end(void)
+{
+	int			level = Min(Max(mc_exec_nesting, 0), MC_MAX_EXEC_LEVELS - 1);
+
+	exec_unit[level] = 0;
+}
+
+/* the unit an entry of this kind serves, when its opener does not say */
 static void
-mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
+mc_default_unit(McEntryKind kind, uint32 call_id, McUnit *unit, uint32 *unit_id)
+{
+	switch (kind)
+	{
+		case MC_ENTRY_HOOK:
+			*unit = MC_UNIT_STATEMENT;
+			*unit_id = mc_exec_unit();
+			break;
+		case MC_ENTRY_XACT_CALLBACK:
+			*unit = MC_UNIT_TRANSACTION;
+			*unit_id = mc_seg_xact_unit();
+			break;
+		default:
+			*unit = MC_UNIT_CALL;
+			*unit_id = call_id;
+			break;
+	}
+}
+
+static void
+mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUnit unit,
+			uint32 unit_id)
 {
 	McSegment  *s;
 
@@ -102,6 +211,10 @@ mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
 	s->entry_id = entry_id;
 	s->phase = (uint8) phase;
 	s->call_id = lib == MC_NO_LIB ? 0 : mc_seg_new_call();
+	if (lib != MC_NO_LIB && unit == MC_UNIT_NONE)
+		mc_default_unit(kind, s->call_id, &unit, &unit_id);
+	s->unit = (uint8) unit;
+	s->unit_id = unit_id;
 	if (lib >= 0 && lib < 32)
 		libs_ran |= (uint32) 1 << lib;
 	mc_seg_refresh();
@@ -111,14 +224,46 @@ mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
 void
 mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
 {
-	mc_seg_push(lib, kind, entry_id, phase);
+	mc_seg_push(lib, kind, entry_id, phase, MC_UNIT_NONE, 0);
+}
+
+/* the same, for an entry that knows the unit of work it serves */
+void
+mc_seg_open_unit(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUnit unit,
+				 uint32 unit_id)
+{
+	mc_seg_push(lib, kind, entry_id, phase, unit, unit_id);
 }
 
 /* PostgreSQL or pg_ext_memcheck runs on behalf of the running segment */
 void
 mc_seg_pause(void)
 {
-	mc_seg_push(MC_NO_LIB, MC_ENTRY_NONE, 0, MC_PHASE_OTHER);
+	mc_seg_push(MC_NO_LIB, MC_ENTRY_NONE, 0, MC_PHASE_OTHER, MC_UNIT_NONE, 0);
+}
+
+/* who allocates now: the running segment, or lib's direct calls (one unit per statement) */
+void
+mc_seg_who(int lib, McWho *who)
+{
+	const McSegment *s = mc_seg;
+
+	if (s != NULL)
+	{
+		who->unit_id = s->unit_id;
+		who->unit = s->unit;
+		who->phase = s->phase;
+		who->entry_kind = s->entry_kind;
+		who->entry_id = s->entry_id;
+	}
+	else
+	{
+		who->unit_id = mc_seg_direct_call(lib);
+		who->unit = MC_UNIT_STATEMENT;
+		who->phase = MC_PHASE_OTHER;
+		who->entry_kind = MC_ENTRY_DIRECT;
+		who->entry_id = 0;
+	}
 }
 
 /* the segment or pause opened last is over */
@@ -249,6 +394,7 @@ void
 mc_statement_start(void)
 {
 	statement_seq++;
+	exec_unit[0] = 0;
 }
 
 uint64

@@ -55,7 +55,7 @@ typedef struct McChunk
 	uint32		bprev;
 	uint32		bnext;
 	uint32		bucket;
-	uint32		call_id;
+	uint32		unit_id;		/* the unit of work that allocated it (segment.c) */
 	uint32		xact;
 	uint32		epoch;			/* the judgment interval it was allocated in */
 	uint8		kind;
@@ -71,13 +71,14 @@ typedef struct McBucket
 	uint32		chunks;			/* list of live chunks */
 	int64		live_bytes;
 	int64		live_count;
-	int64		calls;			/* distinct calls that allocated here */
-	uint32		last_call;
+	int64		units;			/* distinct units of work that allocated here */
+	uint8		unit;			/* their kind: McUnit */
+	uint32		last_unit;
 	/* child contexts deleted by PostgreSQL, waiting for the parent's judgment */
 	int64		dead_bytes;
 	int64		dead_count;
-	int64		dead_calls;
-	uint32		dead_last_call;
+	int64		dead_units;
+	uint32		dead_last_unit;
 	const char *child_name;		/* for MC_CHUNK_CONTEXT buckets */
 	uint8		phase;
 	uint8		entry_kind;
@@ -106,7 +107,8 @@ typedef struct McGroup
 	int32		growths;
 	int32		first_growth;
 	int64		growth_bytes;
-	int64		growth_calls;
+	int64		growth_units;
+	int32		quiet;			/* intervals since growth in which the library ran and it did not grow */
 	uint8		interval_unit;
 	bool		used;
 } McGroup;
@@ -174,6 +176,7 @@ static int	backtrace_budget = MC_BACKTRACES_PER_STATEMENT;
 static uint64 budget_statement = 0;
 
 int			mc_explicit_cleanup = 0;
+int16		mc_cleanup_lib = MC_NO_LIB;
 
 /* filled by checks/ at start-up; the flags are set while a probe or storm runs */
 McTrackListeners mc_track_listeners;
@@ -407,7 +410,7 @@ mc_group_release(uint32 gi)
 }
 
 static uint32
-mc_bucket_get(uint32 gi, uintptr_t site, McPhase phase, uint8 entry_kind, uint32 entry_id)
+mc_bucket_get(uint32 gi, uintptr_t site, const McWho *who)
 {
 	uint32		slot = (mc_hash_ptr(site ^ ((uintptr_t) gi << 40), 32)) & (MC_SMALL_HASH - 1);
 	uint32		i;
@@ -423,9 +426,10 @@ mc_bucket_get(uint32 gi, uintptr_t site, McPhase phase, uint8 entry_kind, uint32
 	b->used = true;
 	b->group = gi;
 	b->site = site;
-	b->phase = (uint8) phase;
-	b->entry_kind = entry_kind;
-	b->entry_id = entry_id;
+	b->phase = who->phase;
+	b->entry_kind = who->entry_kind;
+	b->entry_id = who->entry_id;
+	b->unit = who->unit;
 	b->hnext = bucket_hash[slot];
 	bucket_hash[slot] = i;
 	b->gnext = groups[gi].buckets;
@@ -576,8 +580,8 @@ mc_site_from_stack(int *lib)
 
 static void
 mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, uintptr_t site,
-				uint32 call_id, McPhase phase, uint8 entry_kind, uint32 entry_id,
-				McChunkKind kind, const char *child_name, uint32 *chunk_out)
+				const McWho *who, McChunkKind kind, const char *child_name, uint32 *chunk_out,
+				bool note)
 {
 	uint32		ctxi;
 	uint32		gi;
@@ -593,11 +597,11 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 		return;
 	if (site == 0 && kind == MC_CHUNK_MEMORY && ctx != MC_MALLOC_HEAP && mc_is_suspect(ctx))
 		site = mc_site_from_stack(&lib);
-	if (mc_track_listeners.watching && ctx != MC_MALLOC_HEAP)
+	if (note && mc_track_listeners.watching && ctx != MC_MALLOC_HEAP)
 		mc_track_listeners.alloc_note(ctx, lib, &site, size, child_name);
 	ctxi = mc_ctx_get(ctx);
 	gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
-	bi = gi ? mc_bucket_get(gi, site, phase, entry_kind, entry_id) : 0;
+	bi = gi ? mc_bucket_get(gi, site, who) : 0;
 	if (bi != 0)
 		MC_POOL_ALLOC(chunks, (uint32) Max(mc_max_tracked, 1024), ci);
 	else
@@ -621,7 +625,7 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 	c->size = size;
 	c->req = (uint32) Min(req, (Size) PG_UINT32_MAX);
 	c->bucket = bi;
-	c->call_id = call_id;
+	c->unit_id = who->unit_id;
 	c->xact = xact_seq;
 	c->epoch = judge_epoch;
 	c->kind = (uint8) kind;
@@ -635,10 +639,10 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 		b->child_name = child_name;
 	b->live_bytes += size;
 	b->live_count++;
-	if (b->last_call != call_id)
+	if (b->last_unit != who->unit_id)
 	{
-		b->calls++;
-		b->last_call = call_id;
+		b->units++;
+		b->last_unit = who->unit_id;
 	}
 	if (g->live_count == 0)
 		g->oldest_xact = xact_seq;
@@ -651,13 +655,12 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 }
 
 void
-mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib, uintptr_t site,
-			   uint32 call_id, McPhase phase, uint8 entry_kind, uint32 entry_id)
+mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib, uintptr_t site, const McWho *who)
 {
 	Size		space = ctx == MC_MALLOC_HEAP ? size : mc_chunk_space(p);
 
-	mc_track_insert(ctx, (uintptr_t) p, space, size, lib, site, call_id, phase,
-					entry_kind, entry_id, MC_CHUNK_MEMORY, NULL, NULL);
+	mc_track_insert(ctx, (uintptr_t) p, space, size, lib, site, who, MC_CHUNK_MEMORY, NULL, NULL,
+					true);
 }
 
 void
@@ -727,22 +730,153 @@ mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site)
 {
 	uint32		ctxi;
 	uint32		ci;
-	const McSegment *s = mc_seg;
+	McWho		who;
 
 	if (!mc_active || lib == MC_NO_LIB || ctx == NULL || ctx->parent == NULL ||
 		!mc_tables_ready())
 		return;
+	mc_seg_who(lib, &who);
 	ctxi = mc_ctx_get(ctx);
 	if (ctxi == 0)
 		return;
 	ctxs[ctxi].foreign_created = true;
 	ctxs[ctxi].creator_lib = (int16) lib;
-	mc_track_insert(ctx->parent, (uintptr_t) ctx, ctx->mem_allocated, 0, lib, site,
-					s ? s->call_id : mc_seg_new_call(),
-					s ? (McPhase) s->phase : MC_PHASE_OTHER,
-					s ? s->entry_kind : MC_ENTRY_DIRECT, s ? s->entry_id : 0,
-					MC_CHUNK_CONTEXT, ctx->name, &ci);
+	mc_track_insert(ctx->parent, (uintptr_t) ctx, ctx->mem_allocated, 0, lib, site, &who,
+					MC_CHUNK_CONTEXT, ctx->name, &ci, true);
 	ctxs[ctxi].pseudo = ci;
+}
+
+/*
+ * A context foreign code created now sits under another parent (the
+ * library moved it with MemoryContextSetParent, or PostgreSQL did on its
+ * behalf): it will be freed with the new parent, so it belongs to that
+ * parent's group from now on.
+ */
+static void
+mc_pseudo_rehome(uint32 ri, MemoryContext parent)
+{
+	McCtx	   *r = &ctxs[ri];
+	McChunk    *c;
+	McBucket   *b;
+	McGroup    *g;
+	uint32		ci;
+	uintptr_t	site;
+	int			lib;
+	McWho		who;
+	uint32		xact;
+	uint32		epoch;
+	Size		size;
+	const char *child_name;
+
+	if (r->pseudo == 0 || parent == NULL)
+		return;
+	c = &chunks[r->pseudo];
+	b = &buckets[c->bucket];
+	g = &groups[b->group];
+	if (ctxs[g->ctx].ctx == parent)
+		return;
+	site = b->site;
+	lib = g->lib;
+	who.unit_id = c->unit_id;
+	who.unit = b->unit;
+	who.phase = b->phase;
+	who.entry_kind = b->entry_kind;
+	who.entry_id = b->entry_id;
+	xact = c->xact;
+	epoch = c->epoch;
+	size = c->size;
+	child_name = b->child_name;
+	mc_chunk_remove(r->pseudo);
+	mc_track_insert(parent, (uintptr_t) r->ctx, size, 0, lib, site, &who, MC_CHUNK_CONTEXT,
+					child_name, &ci, false);
+	if (ci != 0)
+	{
+		chunks[ci].xact = xact;
+		chunks[ci].epoch = epoch;
+	}
+	r = &ctxs[ri];				/* the pools may have moved */
+	r->pseudo = ci;
+	r->life = (uint8) mc_context_lifetime(r->ctx);
+	r->depth = (int16) mc_context_depth(r->ctx);
+	mc_context_path(r->ctx, r->path, sizeof(r->path));
+}
+
+/* MemoryContextSetParent(ctx, ...) was called by foreign code (gotwrap.c) */
+void
+mc_track_context_moved(MemoryContext ctx)
+{
+	uint32		ri = mc_ctx_find(ctx);
+
+	if (ri != 0 && ctxs[ri].pseudo != 0)
+		mc_pseudo_rehome(ri, ctx->parent);
+}
+
+/* ---------- error cleanup ---------- */
+
+/*
+ * PostgreSQL frees on error: abort processing deletes the contexts of the
+ * failed statement, transaction or subtransaction, and memory freed there
+ * is released by design, never a leak.  Abort processing runs in
+ * TransactionAbortContext (AtAbort_Memory, AtSubAbort_Memory: a static of
+ * xact.c, found once by name among TopMemoryContext's children); only the
+ * last steps do not: the failed transaction's TopTransactionContext (or the
+ * subtransaction's CurTransactionContext) deleted after it, and
+ * MessageContext reset before the next command (entry/xactcb.c tells us
+ * at XACT_EVENT_ABORT and SUBXACT_EVENT_ABORT_SUB which ones).
+ */
+static MemoryContext abort_cxt = NULL;
+static MemoryContext aborted_top = NULL;
+static MemoryContext aborted_sub = NULL;
+static bool aborted_message = false;
+
+void
+mc_track_abort(bool sub)
+{
+	if (sub)
+		aborted_sub = CurTransactionContext;
+	else
+	{
+		aborted_top = TopTransactionContext;
+		aborted_message = true;
+	}
+}
+
+/* the next statement starts: cleanup of the last error is over */
+void
+mc_track_abort_over(void)
+{
+	aborted_top = aborted_sub = NULL;
+	aborted_message = false;
+}
+
+static bool
+mc_error_cleanup(MemoryContext ctx)
+{
+	MemoryContext c;
+
+	if (abort_cxt == NULL && TopMemoryContext != NULL)
+		for (c = TopMemoryContext->firstchild; c != NULL; c = c->nextchild)
+			if (strcmp(c->name, "TransactionAbortContext") == 0)
+			{
+				abort_cxt = c;
+				break;
+			}
+	if (abort_cxt != NULL && CurrentMemoryContext == abort_cxt)
+		return true;
+	for (c = ctx; c != NULL; c = c->parent)
+		if ((aborted_top != NULL && c == aborted_top) || (aborted_sub != NULL && c == aborted_sub) ||
+			(aborted_message && c == MessageContext))
+			return true;
+	return false;
+}
+
+/* the library whose own call resets or deletes a context now, or MC_NO_LIB */
+static int
+mc_cleaner_lib(void)
+{
+	if (mc_explicit_cleanup > 0)
+		return mc_cleanup_lib;
+	return mc_seg != NULL ? mc_seg->lib : MC_NO_LIB;
 }
 
 /* ---------- findings from groups ---------- */
@@ -824,9 +958,58 @@ mc_group_where(uint32 gi, bool dead, char *name, char *path)
 }
 
 /*
- * Memory of group gi piled up over several calls and is released now (its
- * context is reset or deleted), or child contexts the library left behind
- * were deleted by PostgreSQL.  Report it if it is worth reporting.
+ * The units of work whose allocations in group gi are live (all of them, or
+ * only this judgment interval's): a bucket's list is newest first, so one
+ * unit's allocations are a run.
+ */
+static int64
+mc_group_live_units(uint32 gi, bool this_interval)
+{
+	uint32		bi;
+	int64		units = 0;
+
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		uint32		ci;
+		uint32		last = 0;
+
+		for (ci = buckets[bi].chunks; ci != 0; ci = chunks[ci].bnext)
+		{
+			if (this_interval && chunks[ci].epoch != judge_epoch)
+				break;
+			if (chunks[ci].unit_id != last)
+				units++;
+			last = chunks[ci].unit_id;
+		}
+	}
+	return units;
+}
+
+/* "call", "statement" ...: the unit of the bucket that allocated most */
+static McUnit
+mc_group_unit(uint32 gi, bool dead)
+{
+	uint32		bi;
+	McBucket   *best = NULL;
+	int64		best_bytes = -1;
+
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	{
+		int64		bytes = buckets[bi].live_bytes + (dead ? buckets[bi].dead_bytes : 0);
+
+		if (bytes > best_bytes)
+		{
+			best = &buckets[bi];
+			best_bytes = bytes;
+		}
+	}
+	return best != NULL && best->unit != MC_UNIT_NONE ? (McUnit) best->unit : MC_UNIT_CALL;
+}
+
+/*
+ * Memory of group gi piled up over several units of work and is released
+ * now (its context is reset or deleted), or child contexts the library left
+ * behind were deleted by PostgreSQL.  Report it if it is worth reporting.
  */
 static void
 mc_judge_release(uint32 gi, McLifetime life)
@@ -835,8 +1018,10 @@ mc_judge_release(uint32 gi, McLifetime life)
 	uint32		bi;
 	int64		bytes = 0;
 	int64		count = 0;
-	int64		calls = 0;
+	int64		units = 0;
 	int64		dead_count = 0;
+	McUnit		unit = mc_group_unit(gi, true);
+	const char *uname = mc_unit_name(unit);
 	char		name[MC_NAME_LEN];
 	char		path[MC_PATH_LEN];
 	McFindingKey key;
@@ -853,23 +1038,24 @@ mc_judge_release(uint32 gi, McLifetime life)
 			/* contexts still alive here were reparented: not left behind */
 			bytes += b->dead_bytes;
 			count += b->dead_count;
-			calls += b->dead_calls;
+			units += b->dead_units;
 			dead_count += b->dead_count;
 		}
 		else
 		{
 			bytes += b->live_bytes;
 			count += b->live_count;
-			calls += b->calls;
 		}
 	}
+	if (g->kind == MC_CHUNK_MEMORY)
+		units = mc_group_live_units(gi, false);
 	if (bytes < mc_min_leak_bytes || count == 0)
 		return;
-	/* one allocation per statement is what a statement is for */
-	if (g->kind == MC_CHUNK_MEMORY && (count < 2 || calls < 2))
+	/* what one unit of work keeps until its context goes is what the context is for */
+	if (g->kind == MC_CHUNK_MEMORY && (count < 2 || units < 2))
 		return;
-	if (calls < 1)
-		calls = 1;
+	if (units < 1)
+		units = 1;
 
 	mc_group_where(gi, true, name, path);
 	key.check = MC_CHECK_CONTEXT_LEAK;
@@ -879,7 +1065,7 @@ mc_judge_release(uint32 gi, McLifetime life)
 	v = mc_finding_get(&key, &created);
 	if (v == NULL)
 		return;
-	rate = (double) bytes / (double) calls;
+	rate = (double) bytes / (double) units;
 	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
 	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
 	mc_fill_common(v, gi, true);
@@ -891,24 +1077,24 @@ mc_judge_release(uint32 gi, McLifetime life)
 		v->used_after = bytes;
 		v->used_delta = bytes;
 		v->alloc_delta = g->kind == MC_CHUNK_CONTEXT ? bytes : 0;
-		v->calls = calls;
+		v->calls = units;
 		v->rate_bytes = rate;
-		v->unit = MC_UNIT_CALL;
-		v->iterations = calls;
+		v->unit = (uint8) unit;
+		v->iterations = units;
 		v->bytes_per_iter = rate;
-		v->verdict = calls >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
-		v->severity = calls >= 2 ? mc_severity_for(bytes) : MC_SEV_INFO;
+		v->verdict = units >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
+		v->severity = units >= 2 ? mc_severity_for(bytes) : MC_SEV_INFO;
 		if (g->kind == MC_CHUNK_CONTEXT)
 			snprintf(v->detail, MC_DETAIL_LEN,
-					 "%lld child context%s '%s' created by %s (%s) and never deleted, freed only at the end of the %s: %lld bytes, %.0f bytes per call over %lld call%s",
+					 "%lld child context%s '%s' created by %s (%s) and never deleted, freed only at the end of the %s: %lld bytes, %.0f bytes per %s over %lld %s%s",
 					 (long long) dead_count, dead_count == 1 ? "" : "s", name,
 					 v->source_lib, v->entry, mc_lifetime_name(life),
-					 (long long) bytes, rate, (long long) calls, calls == 1 ? "" : "s");
+					 (long long) bytes, rate, uname, (long long) units, uname, units == 1 ? "" : "s");
 		else
 			snprintf(v->detail, MC_DETAIL_LEN,
-					 "context '%s' (depth %d): %lld bytes in %lld allocations by %s (%s) piled up over %lld calls and lived until the end of the %s: %.0f bytes per call",
+					 "context '%s' (depth %d): %lld bytes in %lld allocations by %s (%s) piled up over %lld %ss and lived until the end of the %s: %.0f bytes per %s",
 					 name, v->depth, (long long) bytes, (long long) count, v->source_lib,
-					 v->entry, (long long) calls, mc_lifetime_name(life), rate);
+					 v->entry, (long long) units, uname, mc_lifetime_name(life), rate, uname);
 	}
 	mc_finding_changed(v);
 	mc_mark_suspect(ctxs[g->ctx].name);
@@ -930,9 +1116,11 @@ mc_report_backend(uint32 gi)
 	 * growing in at least half the intervals since it started: growth that
 	 * stopped is a cache that filled.
 	 */
-	bool		leak = steady && (g->growths >= 3 || g->growth_calls >= 3);
+	bool		leak = steady && (g->growths >= 3 || g->growth_units >= 3);
 	double		per_interval = (double) g->growth_bytes / Max(span, 1);
-	double		per_call = g->growth_calls > 0 ? (double) g->growth_bytes / g->growth_calls : -1;
+	double		per_unit = g->growth_units > 0 ? (double) g->growth_bytes / g->growth_units : -1;
+	McUnit		kept_unit = mc_group_unit(gi, false);
+	bool		undecided;
 	char		name[MC_NAME_LEN];
 	char		path[MC_PATH_LEN];
 	McFindingKey key;
@@ -954,7 +1142,9 @@ mc_report_backend(uint32 gi)
 	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
 	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
 	mc_fill_common(v, gi, false);
-	v->verdict = leak ? MC_VERDICT_LEAK : MC_VERDICT_CACHE;
+	/* growth seen in one interval only, and no later one yet: too early to tell */
+	undecided = !leak && span <= 1 && g->quiet == 0;
+	v->verdict = leak ? MC_VERDICT_LEAK : undecided ? MC_VERDICT_NONE : MC_VERDICT_CACHE;
 	v->severity = leak ? mc_severity_for(g->growth_bytes) : MC_SEV_INFO;
 	v->used_before = g->judged_bytes - g->growth_bytes;
 	v->used_after = g->judged_bytes;
@@ -962,33 +1152,39 @@ mc_report_backend(uint32 gi)
 	v->alloc_delta = 0;
 	v->iterations = span;
 	v->bytes_per_iter = per_interval;
-	v->calls = g->growth_calls;
+	v->calls = g->growth_units;
 	v->occurrences = g->growths;
-	if (per_call > 0)
+	if (per_unit > 0)
 	{
-		v->rate_bytes = per_call;
-		v->unit = MC_UNIT_CALL;
+		v->rate_bytes = per_unit;
+		v->unit = (uint8) kept_unit;
 	}
 	else
 	{
 		v->rate_bytes = per_interval;
 		v->unit = g->interval_unit;
 	}
-	if (leak && per_call > 0)
+	if (leak && per_unit > 0 && kept_unit != g->interval_unit)
 		snprintf(v->detail, MC_DETAIL_LEN,
-				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per call, %.0f per %s; it lives until the backend exits",
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per %s over %lld %ss, %.0f per %s; it lives until the backend exits",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
-				 g->growths, span, unit, per_call, per_interval, unit);
+				 g->growths, span, unit, per_unit, mc_unit_name(kept_unit),
+				 (long long) g->growth_units, mc_unit_name(kept_unit), per_interval, unit);
 	else if (leak)
 		snprintf(v->detail, MC_DETAIL_LEN,
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per %s; it lives until the backend exits",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
-				 g->growths, span, unit, per_interval, unit);
+				 g->growths, span, unit, v->rate_bytes, mc_unit_name(v->unit));
+	else if (undecided)
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived the %s that allocated them; one %s cannot tell a leak from a cache: run it again (a leak grows every time, a cache once)",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 unit, unit);
 	else
 		snprintf(v->detail, MC_DETAIL_LEN,
-				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss)",
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss in which the library ran)",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
-				 span - 1, unit);
+				 g->quiet, unit);
 	mc_finding_changed(v);
 
 	if (global)
@@ -1011,7 +1207,7 @@ mc_report_backend(uint32 gi)
 		snprintf(w->detail, MC_DETAIL_LEN,
 				 "context '%s' (depth %d): %s allocated %lld bytes in a known global context (%s)%s; memory there lives until the backend exits",
 				 name, v->depth, v->source_lib, (long long) g->growth_bytes, v->entry,
-				 leak ? ", again and again" : " once");
+				 leak ? ", again and again" : undecided ? " and kept them" : " once");
 		mc_finding_changed(w);
 	}
 	if (leak)
@@ -1088,7 +1284,8 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	uint32		ri = mc_ctx_find(ctx);
 	McCtx	   *r;
 	uint32		gi;
-	bool		explicit_cleanup = mc_explicit_cleanup > 0;
+	int			cleaner = mc_cleaner_lib();
+	bool		error_cleanup;
 	bool		folded;
 	McLifetime	life;
 	bool		keep = false;
@@ -1108,20 +1305,36 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		mc_context_path(ctx, r->path, sizeof(r->path));
 	}
 	life = r->life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
+	error_cleanup = mc_error_cleanup(ctx);
+	if (ctx == aborted_top)
+		aborted_top = NULL;
+	if (ctx == aborted_sub)
+		aborted_sub = NULL;
 
 	/* context_reset_storm: what foreign code allocated here must not be read any more */
 	if (mc_track_listeners.poisoning)
 		keep = mc_track_poison(ri, deleting);
 
-	/* a child context the library left behind: reported at its parent */
-	folded = deleting && r->foreign_created && !explicit_cleanup;
+	/*
+	 * A child context the library left for PostgreSQL to free with its
+	 * parent: reported at the parent (by where it sits now: it may have
+	 * been moved).  One the library deletes itself has done its job.
+	 */
+	folded = deleting && r->foreign_created && cleaner != r->creator_lib;
+	if (folded && r->pseudo != 0 && ctx->parent != NULL)
+		mc_pseudo_rehome(ri, ctx->parent);
+	r = &ctxs[ri];
 
 	gi = r->groups;
 	while (gi != 0)
 	{
 		uint32		next = groups[gi].cnext;
 
-		if (!folded)
+		/*
+		 * Judged: memory the library did not release itself, nor PostgreSQL's
+		 * error cleanup.
+		 */
+		if (!folded && !error_cleanup && groups[gi].lib != cleaner)
 		{
 			McLifetime	glife = life;
 
@@ -1144,14 +1357,14 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 			McChunk    *c = &chunks[r->pseudo];
 			McBucket   *pb = &buckets[c->bucket];
 
-			if (!explicit_cleanup)
+			if (folded && !error_cleanup)
 			{
 				pb->dead_bytes += ctx->mem_allocated;
 				pb->dead_count++;
-				if (pb->dead_last_call != c->call_id)
+				if (pb->dead_last_unit != c->unit_id)
 				{
-					pb->dead_calls++;
-					pb->dead_last_call = c->call_id;
+					pb->dead_units++;
+					pb->dead_last_unit = c->unit_id;
 				}
 				judge_pending = true;
 			}
@@ -1175,33 +1388,6 @@ mc_track_transaction_end(bool commit)
 }
 
 /*
- * The calls whose allocations into group gi since the last judgment are still
- * live: growth that repeats call after call, as opposed to one call that kept
- * memory while others only allocated and freed.  Walks only this interval's
- * chunks (a bucket's list is newest first), so its cost follows the growth.
- */
-static int64
-mc_group_kept_calls(uint32 gi)
-{
-	uint32		bi;
-	int64		kept = 0;
-
-	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
-	{
-		uint32		ci;
-		uint32		last = 0;
-
-		for (ci = buckets[bi].chunks; ci != 0 && chunks[ci].epoch == judge_epoch; ci = chunks[ci].bnext)
-		{
-			if (chunks[ci].call_id != last)
-				kept++;
-			last = chunks[ci].call_id;
-		}
-	}
-	return kept;
-}
-
-/*
  * Judge every group.  Child contexts deleted by PostgreSQL outside their
  * parent's cleanup are released findings; memory in long-lived contexts is
  * measured against the last judgment.  Memory of the transaction or the
@@ -1212,6 +1398,7 @@ void
 mc_track_judge(bool at_iteration)
 {
 	uint32		gi;
+	uint32		ran = mc_libs_ran();
 
 	judge_pending = false;
 	mc_libs_ran_reset();
@@ -1235,8 +1422,8 @@ mc_track_judge(bool at_iteration)
 							 MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT);
 			for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
 			{
-				buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_calls = 0;
-				buckets[bi].dead_last_call = 0;
+				buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_units = 0;
+				buckets[bi].dead_last_unit = 0;
 			}
 		}
 
@@ -1244,7 +1431,13 @@ mc_track_judge(bool at_iteration)
 		if (life != MC_LIFE_BACKEND)
 			continue;
 		if (g->allocs_since == 0 && g->live_bytes == g->judged_bytes)
+		{
+			/* the library ran and this did not grow: evidence of a cache that filled */
+			if (g->growths > 0 && g->lib >= 0 && g->lib < 32 && (ran & ((uint32) 1 << g->lib)) &&
+				g->quiet++ == 0)
+				mc_report_backend(gi);
 			continue;
+		}
 		g->intervals++;
 		g->interval_unit = at_iteration ? MC_UNIT_ITERATION : MC_UNIT_STATEMENT;
 		delta = g->live_bytes - g->judged_bytes;
@@ -1254,8 +1447,10 @@ mc_track_judge(bool at_iteration)
 			if (g->first_growth < 0)
 				g->first_growth = g->intervals;
 			g->growth_bytes += delta;
-			g->growth_calls += mc_group_kept_calls(gi);
+			g->growth_units += mc_group_live_units(gi, true);
 		}
+		else if (g->growths > 0)
+			g->quiet++;
 		g->judged_bytes = g->live_bytes;
 		g->allocs_since = 0;
 		if (g->growths > 0)
@@ -1348,12 +1543,13 @@ mc_track_series_reset(void)
 		g->judged_bytes = g->live_bytes;
 		g->intervals = g->growths = 0;
 		g->first_growth = -1;
-		g->growth_bytes = g->growth_calls = 0;
+		g->growth_bytes = g->growth_units = 0;
+		g->quiet = 0;
 		g->allocs_since = 0;
 		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
 		{
-			buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_calls = 0;
-			buckets[bi].dead_last_call = 0;
+			buckets[bi].dead_bytes = buckets[bi].dead_count = buckets[bi].dead_units = 0;
+			buckets[bi].dead_last_unit = 0;
 		}
 	}
 }
