@@ -93,8 +93,8 @@ def magnitude(v: Dict[str, Any]) -> float:
     rate = v.get("rate")
     if rate:
         unit = rate.get("unit")
-        times = (v.get("calls") if unit == "call" else v.get("rows") if unit == "row" else None) \
-            or v.get("occurrences") or v.get("iterations") or 1
+        # the C side counts the units of every rate in "calls" (calls, statements, subtransactions ...)
+        times = (v.get("rows") if unit == "row" else v.get("calls")) or v.get("occurrences") or v.get("iterations") or 1
         return float(rate["bytes"]) * max(1, int(times))
     per = v.get("bytes_per_iteration")
     if per is not None:

@@ -41,8 +41,11 @@ LIFETIME_RANK: Dict[str, int] = {s: n for n, s in enumerate(LIFETIMES, 1)}
 # leak: growth that repeats; cache: one-time growth (the C side never reports a cache above INFO).
 VERDICTS: Tuple[str, ...] = ("leak", "cache")
 
-# The denominator of a rate: "bytes per call" is not "bytes per iteration".
-RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement")
+# The denominator of a rate: "bytes per call" is not "bytes per iteration". The unit a user means: one call of the
+# library's function (SQL function, access-method callback), one statement run (a hook's entries for one
+# statement; statements run by EXECUTE or SPI count as their own), one transaction or subtransaction (their
+# callbacks), one loop of a background worker between two waits, one iteration of a scenario.
+RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement", "transaction", "subtransaction", "loop")
 
 # ---- workloads -----------------------------------------------------------------------------------------
 

@@ -23,10 +23,11 @@ def layer_of(rel: str) -> int:
 
 
 def sources() -> Dict[str, str]:
-    """cext-relative path -> the file's text without comments."""
+    """cext-relative path -> the file's text without comments and string literals."""
     out = {}
     for path in sorted(CEXT.rglob("*.c")):
         text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+        text = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
         out[str(path.relative_to(CEXT))] = text
     return out
 
