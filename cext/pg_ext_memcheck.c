@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/shmem.h"
 
 #include "checks/checks.h"
 
@@ -38,6 +39,7 @@ mc_request_shmem(void)
 	mc_ring_request_shmem();
 	mc_guards_request_shmem();
 	mc_dsm_request_shmem();
+	RequestAddinShmemSpace(mc_bgworker_shmem_size());
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -69,6 +71,7 @@ mc_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	mc_ring_shmem_startup();
+	mc_bgworker_shmem_startup();
 	mc_hooks_install_outer();
 }
 

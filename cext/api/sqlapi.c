@@ -534,7 +534,23 @@ mc_coverage(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum("library");
 		values[1] = CStringGetTextDatum(mc_lib_name(i));
 		values[2] = BoolGetDatum(true);
-		values[3] = CStringGetTextDatum("hooks, functions, callbacks and direct calls followed");
+		values[3] = CStringGetTextDatum("hooks, functions, access-method/FDW/custom-scan callbacks, transaction callbacks and direct calls followed");
+		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
+	}
+	for (i = 0; i < mc_bgworker_count(); i++)
+	{
+		char		what[128];
+		char		detail[256];
+		bool		measured;
+		Datum		values[4];
+		bool		nulls[4] = {0};
+
+		if (!mc_bgworker_at(i, what, sizeof(what), detail, sizeof(detail), &measured))
+			continue;
+		values[0] = CStringGetTextDatum("background worker");
+		values[1] = CStringGetTextDatum(what);
+		values[2] = BoolGetDatum(measured);
+		values[3] = CStringGetTextDatum(detail);
 		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
 	}
 	for (i = 0; i < mc_hook_count(); i++)

@@ -40,8 +40,10 @@ mc_check_privileged(void)
 {
 	Oid			session = GetSessionUserId();
 
-	privileged = OidIsValid(session) &&
-		(superuser_arg(session) || has_privs_of_role(session, ROLE_PG_MONITOR));
+	/* a background worker is a server process, not a role's session */
+	privileged = MyBackendType == B_BG_WORKER ||
+		(OidIsValid(session) &&
+		 (superuser_arg(session) || has_privs_of_role(session, ROLE_PG_MONITOR)));
 }
 
 bool

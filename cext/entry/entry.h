@@ -9,7 +9,8 @@
  * descriptor table); every call of a foreign C function (fmgrhook.c);
  * foreign transaction and subtransaction callbacks, and our own, which
  * mark the quiet points and clean up after errors (xactcb.c); the callbacks
- * of access methods, FDWs and custom scans (routines.c).
+ * of access methods, FDWs and custom scans (routines.c); background
+ * workers of foreign libraries, loop by loop (bgworker.c).
  * mc_entry_init() puts this layer's GOT targets, entry-point names and
  * mode listener into observe/ and base/.
  *
@@ -53,6 +54,14 @@ extern void mc_routines_init(void);
 extern int	mc_routines_handler_kind(Oid rettype);
 extern void *mc_routines_wrap(McRoutineKindId which, void *routine, int lib);
 extern void mc_routines_custom_paths(struct RelOptInfo *rel);
+
+/* bgworker.c: background workers of foreign libraries */
+extern void mc_bgworker_init(void);
+extern Size mc_bgworker_shmem_size(void);
+extern void mc_bgworker_shmem_startup(void);
+extern int	mc_bgworker_count(void);
+extern bool mc_bgworker_at(int i, char *what, size_t whatlen, char *detail, size_t detaillen,
+						   bool *measured);
 
 /* xactcb.c */
 extern void mc_xact_init(void);

@@ -83,6 +83,7 @@ mc_entry_init(void)
 	mc_gotwrap_add_targets(std, n);
 	mc_xact_init();
 	mc_routines_init();
+	mc_bgworker_init();
 	mc_seg_register_describer(MC_ENTRY_HOOK, mc_describe_hook);
 	mc_settings_on_mode_change(mc_entry_mode_changed);
 }

@@ -30,6 +30,7 @@ typedef enum McEntryKind
 	MC_ENTRY_XACT_CALLBACK,
 	MC_ENTRY_SUBXACT_CALLBACK,
 	MC_ENTRY_ROUTINE,			/* id: call thunk (entry/routines.c) */
+	MC_ENTRY_BGWORKER,			/* a background worker's own loop */
 	MC_ENTRY_DIRECT				/* a direct call from code entered elsewhere */
 } McEntryKind;
 
@@ -115,6 +116,7 @@ extern void mc_seg_register_describer(McEntryKind kind, McEntryDescriber describ
 extern void mc_statement_start(void);
 extern void mc_execution_end(void);
 extern void mc_seg_transaction_end(void);
+extern void mc_seg_set_bottom_unit(uint32 unit_id);
 extern uint32 mc_seg_xact_unit(void);
 extern uint32 mc_seg_subxact_unit(SubTransactionId subid);
 extern void mc_seg_open_unit(int lib, McEntryKind kind, uint32 entry_id, McPhase phase,
@@ -163,6 +165,7 @@ extern bool mc_track_maybe_tracked(const void *p);
 extern bool mc_track_has_contexts(void);
 extern void mc_track_transaction_end(bool commit);
 extern void mc_track_judge(bool at_iteration);
+extern void mc_track_judge_unit(McUnit interval_unit);
 extern void mc_track_judge_if_pending(void);
 extern void mc_track_reset_all(void);
 extern void mc_track_series_reset(void);

@@ -161,6 +161,14 @@ mc_seg_subxact_unit(SubTransactionId subid)
 	return subxact_unit[slot];
 }
 
+/* a background worker's segment (at the bottom of the stack) serves a new loop */
+void
+mc_seg_set_bottom_unit(uint32 unit_id)
+{
+	if (depth > 0 && stack[0].entry_kind == MC_ENTRY_BGWORKER)
+		stack[0].unit_id = unit_id;
+}
+
 /* a statement run at the current nesting level ended (ExecutorEnd, ProcessUtility) */
 void
 mc_execution_end(void)

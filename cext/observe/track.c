@@ -80,6 +80,7 @@ typedef struct McBucket
 	int64		dead_units;
 	uint32		dead_last_unit;
 	const char *child_name;		/* for MC_CHUNK_CONTEXT buckets */
+	bool		kept_alive;		/* ... contexts PostgreSQL kept because of this memory */
 	uint8		phase;
 	uint8		entry_kind;
 	uint32		entry_id;
@@ -870,6 +871,64 @@ mc_error_cleanup(MemoryContext ctx)
 	return false;
 }
 
+/*
+ * A subtransaction's CurTransactionContext: PostgreSQL deletes it when the
+ * subtransaction commits if it is empty, and keeps it (until the top
+ * transaction ends) if not.  (The top transaction's is TopTransactionContext.)
+ */
+static McBucket *mc_group_main_bucket(uint32 gi, bool dead);
+
+static bool
+mc_is_subxact_context(MemoryContext ctx)
+{
+	return ctx != MC_MALLOC_HEAP && ctx->parent != NULL && strcmp(ctx->name, "CurTransactionContext") == 0;
+}
+
+/*
+ * ctx, a subtransaction's context, dies holding group gi's memory: that
+ * memory kept the whole context (its blocks) alive until now.  Counted at
+ * the parent like a child context the library left behind, one per
+ * subtransaction, and judged with the parent.
+ */
+static void
+mc_note_kept_alive(MemoryContext ctx, uint32 gi)
+{
+	McBucket   *main = mc_group_main_bucket(gi, false);
+	int			lib = groups[gi].lib;
+	uint32		unit_id = main != NULL && main->chunks != 0 ? chunks[main->chunks].unit_id : 0;
+	McWho		who;
+	uintptr_t	site;
+	uint32		pctx;
+	uint32		pg;
+	uint32		pb;
+	McBucket   *b;
+
+	if (main == NULL || ctx->parent == NULL)
+		return;
+	who.unit_id = unit_id;
+	who.unit = main->unit;
+	who.phase = main->phase;
+	who.entry_kind = main->entry_kind;
+	who.entry_id = main->entry_id;
+	site = main->site;
+	pctx = mc_ctx_get(ctx->parent);
+	pg = pctx ? mc_group_get(pctx, lib, MC_CHUNK_CONTEXT) : 0;
+	pb = pg ? mc_bucket_get(pg, site, &who) : 0;
+	if (pb == 0)
+		return;
+	b = &buckets[pb];
+	b->child_name = ctx->name;
+	b->kept_alive = true;
+	b->dead_bytes += ctx->mem_allocated;
+	b->dead_count++;
+	if (b->dead_last_unit != unit_id || unit_id == 0)
+	{
+		b->dead_units++;
+		b->dead_last_unit = unit_id;
+	}
+	judge_pending = true;
+}
+
 /* the library whose own call resets or deletes a context now, or MC_NO_LIB */
 static int
 mc_cleaner_lib(void)
@@ -985,6 +1044,18 @@ mc_group_live_units(uint32 gi, bool this_interval)
 	return units;
 }
 
+/* are group gi's dead child contexts ones PostgreSQL kept because of the library's memory? */
+static bool
+mc_group_kept_alive(uint32 gi)
+{
+	uint32		bi;
+
+	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+		if (buckets[bi].kept_alive && buckets[bi].dead_count > 0)
+			return true;
+	return false;
+}
+
 /* "call", "statement" ...: the unit of the bucket that allocated most */
 static McUnit
 mc_group_unit(uint32 gi, bool dead)
@@ -1084,7 +1155,13 @@ mc_judge_release(uint32 gi, McLifetime life)
 		v->bytes_per_iter = rate;
 		v->verdict = units >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
 		v->severity = units >= 2 ? mc_severity_for(bytes) : MC_SEV_INFO;
-		if (g->kind == MC_CHUNK_CONTEXT)
+		if (g->kind == MC_CHUNK_CONTEXT && mc_group_kept_alive(gi))
+			snprintf(v->detail, MC_DETAIL_LEN,
+					 "%lld %s context%s kept alive by memory %s (%s) left in them, until the end of the %s: %lld bytes, %.0f bytes per %s over %lld %s%s (PostgreSQL frees a subtransaction's context when it commits only if it is empty)",
+					 (long long) dead_count, name, dead_count == 1 ? "" : "s",
+					 v->source_lib, v->entry, mc_lifetime_name(life),
+					 (long long) bytes, rate, uname, (long long) units, uname, units == 1 ? "" : "s");
+		else if (g->kind == MC_CHUNK_CONTEXT)
 			snprintf(v->detail, MC_DETAIL_LEN,
 					 "%lld child context%s '%s' created by %s (%s) and never deleted, freed only at the end of the %s: %lld bytes, %.0f bytes per %s over %lld %s%s",
 					 (long long) dead_count, dead_count == 1 ? "" : "s", name,
@@ -1325,6 +1402,19 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		mc_pseudo_rehome(ri, ctx->parent);
 	r = &ctxs[ri];
 
+	/* a subtransaction's context that foreign memory kept alive: counted at the parent */
+	if (deleting && !r->foreign_created && !error_cleanup && mc_is_subxact_context(ctx))
+	{
+		for (gi = r->groups; gi != 0; gi = groups[gi].cnext)
+			if (groups[gi].kind == MC_CHUNK_MEMORY && groups[gi].live_count > 0 &&
+				groups[gi].lib != cleaner)
+			{
+				mc_note_kept_alive(ctx, gi);
+				folded = true;
+			}
+		r = &ctxs[ri];
+	}
+
 	gi = r->groups;
 	while (gi != 0)
 	{
@@ -1397,6 +1487,13 @@ mc_track_transaction_end(bool commit)
 void
 mc_track_judge(bool at_iteration)
 {
+	mc_track_judge_unit(at_iteration ? MC_UNIT_ITERATION : MC_UNIT_STATEMENT);
+}
+
+/* the same, the interval being one interval_unit (a worker's loop) */
+void
+mc_track_judge_unit(McUnit interval_unit)
+{
 	uint32		gi;
 	uint32		ran = mc_libs_ran();
 
@@ -1439,7 +1536,7 @@ mc_track_judge(bool at_iteration)
 			continue;
 		}
 		g->intervals++;
-		g->interval_unit = at_iteration ? MC_UNIT_ITERATION : MC_UNIT_STATEMENT;
+		g->interval_unit = (uint8) interval_unit;
 		delta = g->live_bytes - g->judged_bytes;
 		if (delta > 0)
 		{

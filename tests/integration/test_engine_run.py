@@ -105,7 +105,7 @@ def test_example_top_ctx_alloc_and_planner_leak(example_run: Tuple[str, Dict]) -
     # top_ctx_alloc: 8 kB in TopMemoryContext at every ExecutorStart: one finding, with its rate
     top = one(w, "context_leak", "TopMemoryContext")
     assert top["severity"] == "WARNING" and top["lifetime"] == "backend" and top["verdict"] == "leak"
-    assert top["rate"]["unit"] == "call" and top["rate"]["bytes"] == pytest.approx(8208, rel=0.05)
+    assert top["rate"]["unit"] == "statement" and top["rate"]["bytes"] == pytest.approx(8208, rel=0.05)
     assert one(w, "wrong_ctx_alloc", "TopMemoryContext")["severity"] == "WARNING"
     # planner_ctx_leak: a child of MessageContext left behind by every planning, freed at the next message
     planner = one(w, "context_leak", "BuggyPlannerLeakCtx")
@@ -144,7 +144,7 @@ def test_example_nested_leak_in_sql_function(example_run: Tuple[str, Dict], inst
     assert len(nested) == 1, kinds(w)
     assert nested[0]["context"] == "SQL function" and nested[0]["lifetime"] == "statement"
     assert nested[0]["severity"] == "ERROR" and nested[0]["source_lib"] == "buggy_pg_ext.so"
-    assert nested[0]["rate"]["bytes"] == pytest.approx(2064, rel=0.2) and nested[0]["rate"]["unit"] == "call"
+    assert nested[0]["rate"]["bytes"] == pytest.approx(2064, rel=0.1) and nested[0]["rate"]["unit"] == "statement"
 
 
 def test_example_abort_loop(example_run: Tuple[str, Dict]) -> None:
