@@ -236,18 +236,34 @@ mc_dsm_find(const dsm_segment *seg)
 	return NULL;
 }
 
-/* a free record: unused, else a detached one from before the current window */
+/*
+ * A free record: an unused one, else the oldest detached one whose shared
+ * row already says so and that no running dsm_lifecycle_check still counts.
+ * Only segments mapped at once take records, however many a backend (a
+ * background worker, a long session) maps over its life.
+ */
 static McDsmRec *
 mc_dsm_new(void)
 {
 	int			i;
+	McDsmRec   *oldest = NULL;
 
 	for (i = 0; i < MC_DSM_LOCAL; i++)
 		if (!recs[i].used)
 			return &recs[i];
+	mc_dsm_sync();
 	for (i = 0; i < MC_DSM_LOCAL; i++)
-		if (recs[i].detached && recs[i].iteration == 0 && recs[i].attached_at < window_started)
-			return &recs[i];
+	{
+		McDsmRec   *r = &recs[i];
+
+		if (!r->detached || (r->row >= 0 && !r->row_detached) ||
+			(r->iteration != 0 && probe_iteration != 0))
+			continue;
+		if (oldest == NULL || r->serial < oldest->serial)
+			oldest = r;
+	}
+	if (oldest != NULL)
+		return oldest;
 	if (!overflow_noted)
 	{
 		overflow_noted = true;
