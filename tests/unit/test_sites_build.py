@@ -26,6 +26,30 @@ def test_parse_addr2line_output() -> None:
     ]
 
 
+def test_inline_chains_are_split_per_address() -> None:
+    out = ("0x0000000000001234\n"
+           "SH_GROW\n/usr/include/postgresql/15/server/lib/simplehash.h:464\n"
+           "SH_CREATE\n/usr/include/postgresql/15/server/lib/simplehash.h:440\n"
+           "make_table\n/home/u/ext/inline_site.c:52\n"
+           "0x0000000000005678\n"
+           "plain\n/home/u/ext/inline_site.c:70\n")
+    chains = sites.parse_inline_chains(out)
+    assert [len(c) for c in chains] == [3, 1]
+    assert chains[0][2] == ("make_table", "/home/u/ext/inline_site.c", 52)
+
+
+def test_the_site_is_the_extensions_own_frame_of_an_inline_chain() -> None:
+    chain = [("SH_GROW", "/opt/pg/include/server/lib/simplehash.h", 464),
+             ("SH_CREATE", "/opt/pg/include/server/lib/simplehash.h", 440),
+             ("make_table", "/home/u/ext/inline_site.c", 52)]
+    assert sites.pick_frame(chain, ["/opt/pg/include/server"]) == ("make_table", "/home/u/ext/inline_site.c", 52)
+    # the extension's own header is its code
+    own = [("helper", "/home/u/ext/own.h", 9), ("caller", "/home/u/ext/a.c", 3)]
+    assert sites.pick_frame(own, ["/opt/pg/include/server"]) == ("helper", "/home/u/ext/own.h", 9)
+    # nothing but headers: the innermost frame, as before
+    assert sites.pick_frame(chain[:1], ["/opt/pg/include/server"]) == chain[0]
+
+
 def test_library_path() -> None:
     assert sites.library_path("buggy_pg_ext.so", "/usr/lib/postgresql/15/lib") == Path(
         "/usr/lib/postgresql/15/lib/buggy_pg_ext.so")
