@@ -267,6 +267,7 @@ extern bool mc_ring_record(McViolation *v);
 extern void mc_ring_mark_flushed(uint64 upto);
 /* only privileged sessions (superuser, pg_monitor) write the ring */
 extern void mc_check_privileged(void);
+extern void mc_ring_trust_process(void);
 extern bool mc_session_privileged(void);
 
 typedef struct McRingStatus

@@ -33,6 +33,18 @@
 #include "base/base.h"
 
 static bool privileged = false;
+static bool process_trusted = false;
+
+/*
+ * A server process that is nobody's session may write (a foreign library's
+ * background worker, entry/bgworker.c); a parallel worker is its leader's.
+ */
+void
+mc_ring_trust_process(void)
+{
+	process_trusted = true;
+	privileged = true;
+}
 
 /* only privileged sessions may write into the shared ring (safe points only) */
 void
@@ -40,8 +52,7 @@ mc_check_privileged(void)
 {
 	Oid			session = GetSessionUserId();
 
-	/* a background worker is a server process, not a role's session */
-	privileged = MyBackendType == B_BG_WORKER ||
+	privileged = process_trusted ||
 		(OidIsValid(session) &&
 		 (superuser_arg(session) || has_privs_of_role(session, ROLE_PG_MONITOR)));
 }

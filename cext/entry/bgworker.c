@@ -150,7 +150,7 @@ mc_bgworker_check(int lib)
 	checked = true;
 	worker_lib = lib;
 	mc_xact_callbacks_register();
-	mc_check_privileged();
+	mc_ring_trust_process();
 	mc_refresh_active();
 	before_shmem_exit(mc_bgworker_exit, (Datum) 0);
 	mc_bgworker_note();
