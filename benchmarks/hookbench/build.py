@@ -15,18 +15,21 @@ from reporter.build import CEXT_DIR, REPO_ROOT, make_install
 from reporter.pgconfig import PgConfig
 
 EXAMPLES = REPO_ROOT / "examples"
+# the foreign library the allocation streams call (never preloaded: found through dynamic_library_path)
+ALLOCLIB = REPO_ROOT / "benchmarks" / "alloclib"
 
 
 def private_install(
     info: PgConfig, destdir: Path, foreign: Sequence[str], log: Callable[[str], None]
 ) -> Path:
-    """Build and install the hook library and the foreign libraries this repository holds (examples/<name>);
-    return the directory for dynamic_library_path."""
+    """Build and install the hook library, the foreign libraries this repository holds (examples/<name>) and
+    benchmarks/alloclib; return the directory for dynamic_library_path."""
     make_args = [f"DESTDIR={destdir}"]
     make_install(CEXT_DIR, info, make_args, log=log, siblings=("sql",))
     for lib in foreign:
         if (EXAMPLES / lib / "Makefile").is_file():
             make_install(EXAMPLES / lib, info, make_args, log=log)
+    make_install(ALLOCLIB, info, make_args, log=log)
     return destdir / info.pkglibdir.lstrip("/")
 
 

@@ -164,8 +164,25 @@ def _stream_c(lookups: int, temp_tables: int) -> Stream:
     )
 
 
+def _stream_d(rows: int) -> Stream:
+    # alloclib_row(g) returns 8g + 28 (g + i for i in 0..7)
+    total = sum(8 * g + 28 for g in range(1, rows + 1))
+    warm = 10
+    return Stream(
+        key="d",
+        title=f"a foreign C function over {rows} rows, 8 small pallocs per row (4 freed at once, 4 with the row)",
+        # alloclib is in the benchmark's private install (dynamic_library_path), so it is declared by the run
+        setup=("CREATE FUNCTION alloclib_row(int) RETURNS int AS 'alloclib' LANGUAGE C STRICT;",
+               f"SELECT sum(alloclib_row(g)) FROM generate_series(1, {warm}) g;"),
+        measured=(f"SELECT sum(alloclib_row(g)) FROM generate_series(1, {rows}) g;",),
+        units=rows,
+        unit="row",
+        expect=((f'sum = "{total}"', 1),),
+    )
+
+
 def build_streams(lookups: int = LOOKUPS, rows: int = ROWS, temp_tables: int = TEMP_TABLES) -> Dict[str, Stream]:
-    streams = (_stream_a(lookups), _stream_b(rows), _stream_c(lookups, temp_tables))
+    streams = (_stream_a(lookups), _stream_b(rows), _stream_c(lookups, temp_tables), _stream_d(rows))
     return {s.key: s for s in streams}
 
 

@@ -229,12 +229,18 @@ mc_foreign_changed(void)
 int
 mc_lib_of_address(const void *addr)
 {
+	static int	last = 0;		/* calls come from one library in a row */
 	uintptr_t	a = (uintptr_t) addr;
 	int			i;
 
+	if (last < nlibs && a >= libs[last].text_lo && a < libs[last].text_hi)
+		return last;
 	for (i = 0; i < nlibs; i++)
 		if (a >= libs[i].text_lo && a < libs[i].text_hi)
+		{
+			last = i;
 			return i;
+		}
 	return MC_NO_LIB;
 }
 

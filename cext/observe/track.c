@@ -123,7 +123,8 @@ typedef struct McCtx
 	bool		foreign_created;
 	int16		creator_lib;
 	uint32		pseudo;			/* its pseudo-chunk in the parent, or 0 */
-	uint8		life;			/* by where it sits, when first seen */
+	bool		placed;			/* depth and path are filled (mc_ctx_place) */
+	uint8		life;			/* by where it sits, when first seen or last reset */
 	int16		depth;
 	char		path[MC_PATH_LEN];
 	bool		used;
@@ -174,6 +175,13 @@ static bool judge_pending = false;
 static const char *suspects[MC_MAX_SUSPECTS];
 static int	nsuspects = 0;
 static int	backtrace_budget = MC_BACKTRACES_PER_STATEMENT;
+
+/* the bucket the last allocation went to (cleared whenever a bucket is released) */
+static uint32 last_bucket = 0;
+static MemoryContext last_ctx = NULL;
+static uintptr_t last_site = 0;
+static int16 last_lib = MC_NO_LIB;
+static uint8 last_kind = 0;
 static uint64 budget_statement = 0;
 
 int			mc_explicit_cleanup = 0;
@@ -324,8 +332,7 @@ mc_ctx_get(MemoryContext ctx)
 	r->ctx = ctx;
 	r->name = ctx == MC_MALLOC_HEAP ? "malloc heap" : ctx->name;
 	r->life = (uint8) mc_context_lifetime(ctx);
-	r->depth = (int16) mc_context_depth(ctx);
-	mc_context_path(ctx, r->path, sizeof(r->path));
+	r->placed = false;
 	r->creator_lib = MC_NO_LIB;
 	slot = mc_hash_ptr((uintptr_t) ctx, 10);
 	r->hnext = ctx_hash[slot];
@@ -333,6 +340,25 @@ mc_ctx_get(MemoryContext ctx)
 	if (ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)] < 255)
 		ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)]++;
 	return i;
+}
+
+/*
+ * Where context record i sits: its depth and path, computed when a judgment
+ * needs them (never on the allocation path: a per-row context is seen
+ * thousands of times and judged rarely), and again once it moved.
+ */
+static McCtx *
+mc_ctx_place(uint32 i)
+{
+	McCtx	   *r = &ctxs[i];
+
+	if (!r->placed)
+	{
+		r->depth = (int16) mc_context_depth(r->ctx);
+		mc_context_path(r->ctx, r->path, sizeof(r->path));
+		r->placed = true;
+	}
+	return r;
 }
 
 static void
@@ -445,6 +471,8 @@ mc_bucket_release(uint32 bi)
 	uint32		slot = (mc_hash_ptr(b->site ^ ((uintptr_t) b->group << 40), 32)) & (MC_SMALL_HASH - 1);
 	uint32	   *pp;
 
+	if (bi == last_bucket)
+		last_bucket = 0;
 	for (pp = &bucket_hash[slot]; *pp != 0; pp = &buckets[*pp].hnext)
 		if (*pp == bi)
 		{
@@ -600,9 +628,26 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 		site = mc_site_from_stack(&lib);
 	if (note && mc_track_listeners.watching && ctx != MC_MALLOC_HEAP)
 		mc_track_listeners.alloc_note(ctx, lib, &site, size, child_name);
-	ctxi = mc_ctx_get(ctx);
-	gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
-	bi = gi ? mc_bucket_get(gi, site, who) : 0;
+	/* a loop allocates at one site into one context: its bucket is remembered */
+	if (last_bucket != 0 && last_ctx == ctx && last_site == site && last_lib == lib && last_kind == kind)
+	{
+		bi = last_bucket;
+		gi = buckets[bi].group;
+	}
+	else
+	{
+		ctxi = mc_ctx_get(ctx);
+		gi = ctxi ? mc_group_get(ctxi, lib, kind) : 0;
+		bi = gi ? mc_bucket_get(gi, site, who) : 0;
+		if (bi != 0)
+		{
+			last_bucket = bi;
+			last_ctx = ctx;
+			last_site = site;
+			last_lib = (int16) lib;
+			last_kind = (uint8) kind;
+		}
+	}
 	if (bi != 0)
 		MC_POOL_ALLOC(chunks, (uint32) Max(mc_max_tracked, 1024), ci);
 	else
@@ -798,8 +843,7 @@ mc_pseudo_rehome(uint32 ri, MemoryContext parent)
 	r = &ctxs[ri];				/* the pools may have moved */
 	r->pseudo = ci;
 	r->life = (uint8) mc_context_lifetime(r->ctx);
-	r->depth = (int16) mc_context_depth(r->ctx);
-	mc_context_path(r->ctx, r->path, sizeof(r->path));
+	r->placed = false;
 }
 
 /* MemoryContextSetParent(ctx, ...) was called by foreign code (gotwrap.c) */
@@ -983,7 +1027,7 @@ static void
 mc_fill_common(McViolation *v, uint32 gi, bool dead)
 {
 	McGroup    *g = &groups[gi];
-	McCtx	   *r = &ctxs[g->ctx];
+	McCtx	   *r = mc_ctx_place(g->ctx);
 	McBucket   *main = mc_group_main_bucket(gi, dead);
 
 	mc_strlcpy(v->source_lib, mc_lib_name(g->lib), MC_LIB_LEN);
@@ -1001,7 +1045,7 @@ static void
 mc_group_where(uint32 gi, bool dead, char *name, char *path)
 {
 	McGroup    *g = &groups[gi];
-	McCtx	   *r = &ctxs[g->ctx];
+	McCtx	   *r = mc_ctx_place(g->ctx);
 	McBucket   *main = mc_group_main_bucket(gi, dead);
 
 	if (g->kind == MC_CHUNK_CONTEXT && main != NULL && main->child_name != NULL)
@@ -1341,6 +1385,7 @@ mc_track_poison(uint32 ri, bool deleting)
 			}
 			if (count > 0)
 			{
+				mc_ctx_place(ri);
 				mc_track_listeners.poisoned(ctxs[ri].ctx, ctxs[ri].path, (McLifetime) ctxs[ri].life,
 								  groups[gi].lib, buckets[bi].site, bytes, count, deleting);
 				any = true;
@@ -1375,13 +1420,19 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		/* a new context at a reused address, seen for the first time */
 		r->name = ctx->name;
 	}
+	if (r->groups == 0 && r->pseudo == 0)
+	{
+		/* nothing of foreign code's here any more (a per-row context reset again) */
+		if (deleting)
+			mc_ctx_release(ri);
+		return false;
+	}
 	/* while alive (a reset), where it sits now is the truth */
 	if (!deleting)
 	{
 		r->life = (uint8) mc_context_lifetime(ctx);
-		mc_context_path(ctx, r->path, sizeof(r->path));
+		r->placed = false;
 	}
-	life = r->life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
 	error_cleanup = mc_error_cleanup(ctx);
 	if (ctx == aborted_top)
 		aborted_top = NULL;
@@ -1426,7 +1477,10 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		 */
 		if (!folded && !error_cleanup && groups[gi].lib != cleaner)
 		{
-			McLifetime	glife = life;
+			McLifetime	glife;
+
+			life = ctxs[ri].life == MC_LIFE_TRANSACTION ? MC_LIFE_TRANSACTION : MC_LIFE_STATEMENT;
+			glife = life;
 
 			/* memory that already outlived a transaction is not statement memory */
 			if (glife == MC_LIFE_STATEMENT && groups[gi].live_count > 0 &&
@@ -1462,8 +1516,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		}
 		mc_ctx_release(ri);
 	}
-	else if (!r->foreign_created)
-		mc_ctx_release(ri);
+	/* a reset context keeps its record: it is used again (a per-row context) */
 	return keep;
 }
 
@@ -1587,6 +1640,7 @@ mc_track_reset_all(void)
 	ctxs_cap = ctxs_free = ctxs_used = 0;
 	all_groups = 0;
 	live_chunks = 0;
+	last_bucket = 0;
 	memset(chunk_hint, 0, sizeof(chunk_hint));
 	memset(ctx_hint, 0, sizeof(ctx_hint));
 	judge_pending = false;
