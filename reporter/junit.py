@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from junit_xml import TestCase, TestSuite, to_xml_report_string
+from reporter.junitxml import TestCase, TestSuite, to_xml_report_string
 
 from reporter import describe
 from reporter.findings import Evidence, Finding, WorkloadSlice, by_workload, slice_severity, worst_evidence
