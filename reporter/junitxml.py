@@ -96,7 +96,7 @@ def _suite(suite: TestSuite) -> ET.Element:
     for case in cases:
         attrs = {"name": case.name}
         if case.elapsed_sec:
-            attrs["time"] = "%f" % case.elapsed_sec
+            attrs["time"] = f"{case.elapsed_sec:f}"
         for key in ("classname", "status", "file"):
             value = getattr(case, key)
             if value:
