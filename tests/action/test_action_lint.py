@@ -23,6 +23,7 @@ PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v
 REQUIRED_OUTPUTS = {
     "findings", "violations", "errors", "warnings", "infos", "max-severity", "conclusion", "junit-path",
     "markdown-path", "comment-url", "new-findings", "worse-findings", "fixed-findings", "compared-with",
+    "sarif-path", "json-path", "reasons", "exit-code",
 }
 
 
@@ -225,7 +226,8 @@ def test_workflows_declare_minimal_permissions(path: Path) -> None:
                 assert (scope, path.name) in {
                     ("pull-requests", "memcheck.yml"), ("pull-requests", "memcheck-matrix.yml"),
                     ("pull-requests", "memcheck-publish.yml"), ("pull-requests", "ci.yml"),
-                    ("contents", "release.yml"),
+                    ("contents", "release.yml"), ("pull-requests", "memcheck-code-scanning.yml"),
+                    ("security-events", "memcheck-code-scanning.yml"),  # upload-sarif
                 }, f"{path.name}/{name}: {scope}: write"
         text = path.read_text(encoding="utf-8")
         assert "${{ github.event.pull_request.title" not in text
