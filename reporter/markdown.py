@@ -180,7 +180,7 @@ def _finding_row(merged: Merged, f: Finding, ctx: Context, cls: Optional[str], s
         "severity": f"{_mark(merged, f, ctx.fail_on)} {f.severity}",
         # a reference link (defined once at the end): the URL is not repeated in every row of the table
         "what": (f"{icon} " if icon else "") + f"[{f.check_type}] in {md_inline(f.context, 40)}",
-        "rate": md_inline(describe.amount(f), 40),
+        "rate": md_inline(describe.amount(f), 40).replace(" ", "&nbsp;"),  # "2.0 KiB/call" on one line
         "where": site,
         "majors": describe.majors_text(f.majors),
     }

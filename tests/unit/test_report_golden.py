@@ -96,11 +96,11 @@ def test_example_matrix_shows_one_finding_per_bug(monkeypatch: pytest.MonkeyPatc
     rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in comment.splitlines()
             if re.match(r"\| (❌|🟥|🟧|🟦) ", line)]
     assert [(r[2], r[3], r[4]) for r in rows] == [
-        ("8.0 KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:{TOP}]({REPO}/blob/{SHA}/"
+        ("8.0&nbsp;KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:{TOP}]({REPO}/blob/{SHA}/"
                          f"buggy_pg_ext.c#L{TOP})", "18, 15"),
-        ("2.0 KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:{NESTED}]({REPO}/blob/{SHA}/"
+        ("2.0&nbsp;KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:{NESTED}]({REPO}/blob/{SHA}/"
                          f"buggy_pg_ext.c#L{NESTED})", "18, 15"),
-        ("8.2 KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:{PLANNER}]({REPO}/blob/{SHA}/"
+        ("8.2&nbsp;KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:{PLANNER}]({REPO}/blob/{SHA}/"
                               f"buggy_pg_ext.c#L{PLANNER})", "18, 15"),
     ]
     assert all(len(r) == 5 for r in rows)  # five narrow columns
