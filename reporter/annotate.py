@@ -16,13 +16,14 @@ from typing import Any, Dict, Iterator, Optional, Sequence
 from reporter import describe
 from reporter.compare import NEW, WORSE
 from reporter.findings import Finding
-from reporter.ghoutputs import Annotation
+from reporter.ghoutputs import Annotation, workflow_file
 from reporter.merge import Merged
 from reporter.summary import BELOW, FAILS, NOT_JUDGED
 from reporter.text import clean
 from reporter.vocab import BROKEN_STATUSES
 
 TOOL = "pg-ext-memcheck"
+__all__ = ["build", "finding_annotation", "workflow_file"]  # workflow_file: the file of last resort
 KIND = {FAILS: "error", BELOW: "warning", NOT_JUDGED: "notice"}
 
 
@@ -78,13 +79,3 @@ def build(merged: Merged, found: Sequence[Finding], fail_on: str, root: Optional
     for f in ordered:
         yield finding_annotation(f, merged.gate(f, fail_on), fail_on, root, c.class_of(f) if c else None, legs,
                                  fallback)
-
-
-def workflow_file(env: Dict[str, str]) -> Optional[str]:
-    """The running workflow's file, relative to the repository (from GITHUB_WORKFLOW_REF,
-    `owner/repo/.github/workflows/memcheck.yml@refs/pull/1/merge`): where an annotation with no other place
-    goes, so that GitHub shows it beside the file instead of nowhere."""
-    ref = env.get("GITHUB_WORKFLOW_REF") or ""
-    path = ref.split("@", 1)[0]
-    parts = path.split("/", 2)
-    return parts[2] if len(parts) == 3 and parts[2].startswith(".github/") else None

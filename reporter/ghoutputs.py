@@ -128,3 +128,11 @@ def annotations(items: Iterable[Annotation], limit: int = MAX_ANNOTATIONS, file:
         lines.append(command("notice", f"{what} more not shown as annotations; see the job summary.",
                              "pg-ext-memcheck", file))
     return lines
+
+
+def workflow_file(env: Mapping[str, str]) -> Optional[str]:
+    """The running workflow's file, relative to the repository, from GITHUB_WORKFLOW_REF
+    (`owner/repo/.github/workflows/memcheck.yml@refs/pull/1/merge`): where an annotation with no other place goes,
+    so that inside GitHub every annotation has a file."""
+    parts = (env.get("GITHUB_WORKFLOW_REF") or "").split("@", 1)[0].split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[2].startswith(".github/") else None
