@@ -71,7 +71,7 @@ _RAW_BYTES = re.compile(r"(?<![\w.,])(-?\d{4,}) bytes\b")
 
 
 # "4112208 per statement": the C library's per-unit amounts are bytes too
-_RAW_RATE = re.compile(r"(?<![\w.,])(\d{4,}) per (call|row|iteration|statement)\b")
+_RAW_RATE = re.compile(r"(?<![\w.,])(\d{4,}) per (call|row|iteration|statement|transaction|subtransaction|loop)\b")
 # large counts of things: "1000 allocations" -> "1,000 allocations" (not OIDs or other names)
 _RAW_COUNT = re.compile(r"(?<![\w.,])(\d{4,})(?= (?:allocations|calls|rows|iterations|statements|executions|"
                         r"nested executions|executor starts|times|child contexts?|occurrences)\b)")
