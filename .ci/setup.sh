@@ -20,6 +20,7 @@ CI_APT_PACKAGES=(
   "${CI_DEMO_APT_PACKAGES[@]}"
   bison flex libreadline-dev zlib1g-dev libicu-dev pkg-config libssl-dev dpkg-dev
   debootstrap bubblewrap
+  cmark-gfm chromium   # tests/browser.py: the comment rendered as GitHub does, measured at 800 px
 )
 
 # The majors each command gets, in the order of PG_EXT_MEMCHECK_PG_CONFIGS. Debian's 15 goes first: tests that

@@ -1,48 +1,64 @@
-"""GitHub annotations from a merged report: missing legs, broken workloads, then findings worst first.
+"""GitHub annotations from a merged report: missing legs, broken workloads, then findings (with a base, what the
+change made new or worse first).
 
-A finding whose allocation site resolves to a file inside the repository (the workspace) is annotated on that file
-and line, so it shows on the pull request's diff; the others are annotated without a file. The kind is `error`
-when the finding reaches fail-on, else `warning`. Pure: ghoutputs formats and caps the lines.
+The kind follows the one verdict every output gives (Merged.gate): `error` only for what fails the job, `warning`
+for a finding that is judged but below fail-on, `notice` for one fail-on-scope `new` does not judge (on the base
+too, unchanged), whose title names no severity. A finding is annotated on its allocating line when that is a file
+of the repository, else on the definition of a workload it was seen in (memcheck.yml's `name:` line, a
+regression test's sql file); `fallback` (the workflow file, inside GitHub Actions) takes what points nowhere, so
+that every annotation has a file. Pure: ghoutputs formats and caps the lines.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from reporter import describe
 from reporter.compare import NEW, WORSE
 from reporter.findings import Finding
-from reporter.ghoutputs import Annotation
+from reporter.ghoutputs import Annotation, workflow_file
 from reporter.merge import Merged
+from reporter.summary import BELOW, FAILS, NOT_JUDGED
 from reporter.text import clean
 from reporter.vocab import BROKEN_STATUSES
 
 TOOL = "pg-ext-memcheck"
+__all__ = ["build", "finding_annotation", "workflow_file"]  # workflow_file: the file of last resort
+KIND = {FAILS: "error", BELOW: "warning", NOT_JUDGED: "notice"}
 
 
-def finding_annotation(f: Finding, fail_on: str, root: Optional[str], cls: Optional[str] = None,
-                       judged: bool = True) -> Annotation:
-    """`cls`: how it compares with the base (new, worse...); `judged`: whether fail-on applies to it (with
-    fail-on-scope new an unchanged finding is only a warning)."""
-    site = describe.repo_site(f, root)
-    title = clean(f"{TOOL}: {cls + ' ' if cls in (NEW, WORSE) else ''}{f.severity} {f.check_type} in {f.context}",
-                  200)
+def finding_annotation(f: Finding, gate: str, fail_on: str, root: Optional[str], cls: Optional[str] = None,
+                       legs: Sequence[Dict[str, Any]] = (), fallback: Optional[str] = None) -> Annotation:
+    """`gate`: what fail-on (and fail-on-scope) says about it (summary.GATES); `cls`: how it compares with the
+    base (new, worse...)."""
+    what = f"{f.check_type} in {f.context}"
+    if gate == NOT_JUDGED:
+        title = f"{TOOL}: unchanged {what} (on the base too, not failing)"
+    else:
+        mark = f"{cls} " if cls in (NEW, WORSE) else ""
+        below = f" (below fail-on {fail_on})" if gate == BELOW else ""
+        title = f"{TOOL}: {mark}{f.severity} {what}{below}"
     lines = [clean(f"{f.severity} {f.check_type} in {f.where} ({f.source_lib or 'no library named'}): "
                    f"{describe.amount(f)}, {describe.lifetime_text(f)}; seen {describe.seen_text(f)}.", 600)]
+    if gate == NOT_JUDGED:
+        lines.insert(0, "Unchanged from the base revision: fail-on-scope new judges only what this change "
+                        "introduced or made worse.")
     if f.site:
         lines.append(f"Allocated by {describe.site_text(f.site, root)}"
                      + (f", entered from {clean(f.entry, 80)}" if f.entry else "") + ".")
+    where = describe.location(f, root, legs)
+    if where is not None and where[2] == "workload":
+        lines.append("No allocation site in the repository: annotated on the workload's definition.")
     lines.append(f"What to do: {describe.advice_url(f.check_type)}")
-    return Annotation(
-        "error" if judged and f.reaches(fail_on) else "warning", "\n".join(lines), title,
-        describe.repo_path(site.get("file"), root) if site else None, site.get("line") if site else None,
-    )
+    file, line = (where[0], where[1]) if where else (fallback, None)
+    return Annotation(KIND[gate], "\n".join(lines), clean(title, 200), file, line)
 
 
-def build(merged: Merged, found: Sequence[Finding], fail_on: str, root: Optional[str]) -> Iterator[Annotation]:
+def build(merged: Merged, found: Sequence[Finding], fail_on: str, root: Optional[str],
+          fallback: Optional[str] = None) -> Iterator[Annotation]:
     for leg in merged.missing:
-        yield Annotation("error", clean(leg.problem or f"no results from {leg.source}", 300), TOOL)
-    scope = merged.judged_scope
+        kind = "error" if fail_on != "never" else "warning"
+        yield Annotation(kind, clean(leg.problem or f"no results from {leg.source}", 300), TOOL, fallback)
     c = merged.comparison
     for res in merged.present:
         version = clean(res["postgresql"]["version"], 30)
@@ -50,14 +66,16 @@ def build(merged: Merged, found: Sequence[Finding], fail_on: str, root: Optional
         for w in res["workloads"]:
             if w["status"] in BROKEN_STATUSES:
                 msg = (w.get("error") or {}).get("message") or w["status"]
-                kind = "error" if scope is None or (major, w["name"]) in scope.broken else "warning"
+                kind = "error" if merged.broken_fails(major, w["name"], fail_on) else "warning"
+                where = describe.definition(res, w["name"], root)
                 yield Annotation(kind, clean(msg, 300),
-                                 clean(f"{TOOL}: PostgreSQL {version}: {w['name']} {w['status']}", 200))
-    in_scope = {id(f) for f in scope.findings} if scope is not None else None
+                                 clean(f"{TOOL}: PostgreSQL {version}: {w['name']} {w['status']}", 200),
+                                 where[0] if where else fallback, where[1] if where else None)
     ordered = [f for f in found if not f.suppressed_by]
     if c is not None:  # what this change made new or worse first: the annotation cap keeps those
         rank = {NEW: 0, WORSE: 1}
         ordered.sort(key=lambda f: rank.get(c.class_of(f), 2))
+    legs = merged.present
     for f in ordered:
-        yield finding_annotation(f, fail_on, root, c.class_of(f) if c else None,
-                                 in_scope is None or id(f) in in_scope)
+        yield finding_annotation(f, merged.gate(f, fail_on), fail_on, root, c.class_of(f) if c else None, legs,
+                                 fallback)

@@ -48,6 +48,7 @@ class Comparison:
     # (major, workload) broken now and not in the base (or on a major the base did not run)
     broken_new: Set[Tuple[int, str]] = field(default_factory=set)
     label: Optional[str] = None  # what the base is ("main at 0123abcd"), for the report
+    base_sha: Optional[str] = None  # the base commit, when one revision was compared with (links to its lines)
     margin: float = NOISE_MARGIN
 
     @property

@@ -110,14 +110,15 @@ def command(kind: str, message: str, title: str | None = None, file: str | None 
     return f"{head}::{_escape_data(message)}"
 
 
-def annotations(items: Iterable[Annotation], limit: int = MAX_ANNOTATIONS) -> List[str]:
+def annotations(items: Iterable[Annotation], limit: int = MAX_ANNOTATIONS, file: Optional[str] = None) -> List[str]:
     """At most `limit` lines per kind (most important first), then one notice saying how many of each kind
-    were left out, so nothing vanishes silently."""
+    were left out, so nothing vanishes silently (on `file` when given: inside GitHub every annotation has one)."""
     lines: List[str] = []
     shown: Dict[str, int] = {}
     extra: Dict[str, int] = {}
     for a in items:
-        if shown.get(a.kind, 0) < limit:
+        # The runner keeps `limit` of each kind: one notice stays free for the "more not shown" line.
+        if shown.get(a.kind, 0) < (limit - 1 if a.kind == "notice" else limit):
             shown[a.kind] = shown.get(a.kind, 0) + 1
             lines.append(command(a.kind, a.message, a.title, a.file, a.line))
         else:
@@ -125,5 +126,13 @@ def annotations(items: Iterable[Annotation], limit: int = MAX_ANNOTATIONS) -> Li
     if extra:
         what = " and ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in extra.items())
         lines.append(command("notice", f"{what} more not shown as annotations; see the job summary.",
-                             "pg-ext-memcheck"))
+                             "pg-ext-memcheck", file))
     return lines
+
+
+def workflow_file(env: Mapping[str, str]) -> Optional[str]:
+    """The running workflow's file, relative to the repository, from GITHUB_WORKFLOW_REF
+    (`owner/repo/.github/workflows/memcheck.yml@refs/pull/1/merge`): where an annotation with no other place goes,
+    so that inside GitHub every annotation has a file."""
+    parts = (env.get("GITHUB_WORKFLOW_REF") or "").split("@", 1)[0].split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[2].startswith(".github/") else None

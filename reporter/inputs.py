@@ -40,7 +40,7 @@ PR_EVENTS = ("pull_request", "pull_request_target")
 # The inputs and the environment variable each arrives in.
 INPUTS = ("postgres-version", "extension-path", "config", "install-method", "pg-config", "fail-on", "fail-on-scope",
           "mode", "comment", "comment-key", "leg-name", "compare", "annotations", "job-summary", "cassert",
-          "python-version")
+          "python-version", "sarif", "repository-path")
 
 
 def env_name(name: str) -> str:
@@ -65,7 +65,9 @@ class Plan:
     compare: str  # the base revision to compare with, '' for none
     compare_note: str  # why there is no comparison ('' when there is one)
     fail_on_scope: str  # '' (the CLI's default: new with a base, else all) | new | all
-    annotations: str  # always | never (report --annotations)
+    annotations: str  # on | off (report --annotations)
+    sarif: str  # where report --sarif writes (absolute), '' for none
+    repository_path: str  # report --repository-path (absolute), '' to let the runs' git top level decide
     step_summary: str  # "true" / "false"
     install_method: str  # pgdg | debian | source | none
     cassert: str  # "true" / "false"
@@ -148,6 +150,10 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
                           f"'--', '<', '>' or control characters; the workflow name '{key}' is not: set comment-key")
     if v["leg-name"] and not _LEG.fullmatch(v["leg-name"]):
         errors.append(f"leg-name may hold only letters, digits, '.', '_' and '-' (at most 80) (got '{v['leg-name']}')")
+    for name in ("sarif", "repository-path"):
+        value = v[name]
+        if value and (value.startswith("/") or ".." in Path(value).parts or "\n" in value):
+            errors.append(f"{name} must be a path relative to the workspace, without '..' (got '{value}')")
     compare = v["compare"]
     if compare not in ("", COMPARE_OFF) and not gitrev.valid_ref(compare):
         errors.append(f"compare must be a revision (a commit SHA, a branch or a tag), empty for the pull "
@@ -188,7 +194,9 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
         results_dir=str(Path(root) / "legs" / leg) if run_leg else "", artifact=f"pg-ext-memcheck-{leg}", leg=leg,
         config=config_abs, extension=extension_abs, comment=v["comment"], comment_key=key,
         download_run_id=download_run_id, compare=base, compare_note=note, fail_on_scope=v["fail-on-scope"],
-        annotations="always" if v["annotations"] == "on" else "never",
+        annotations=v["annotations"],
+        sarif=str(workspace / v["sarif"]) if v["sarif"] else "",
+        repository_path=str(workspace / v["repository-path"]) if v["repository-path"] else "",
         step_summary=str(v["job-summary"] == "on").lower(), install_method=method, cassert=str(cassert).lower(),
         pg_config=pg_config, major=major, cache_dir=cache_dir,
         postgres_cache_key=postgres_cache_key(env, major, cassert) if building else "",

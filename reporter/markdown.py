@@ -28,8 +28,8 @@ from reporter.compare import NEW, WORSE, Comparison
 from reporter.findings import Evidence, Finding
 from reporter.merge import Merged
 from reporter.perf import bulk
-from reporter.summary import judge, workload_counts
-from reporter.text import ELLIPSIS, format_bytes, format_rate, plural, sparkline, strip_controls
+from reporter.summary import FAILS, judge, workload_counts
+from reporter.text import ELLIPSIS, format_bytes, format_rate, humanise, plural, strip_controls
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES
 
 COMMENT_BUDGET_CHARS = 60_000  # GitHub refuses comment bodies over 65,536 characters
@@ -129,25 +129,37 @@ def _items(merged: Merged) -> List[Item]:
 
 _STATUS_ICON = {"passed": "✅", "violations": "⚠️", "error": "💥", "timeout": "⏱️", "crashed": "💥", "failed": "❌"}
 _SEVERITY_ICON = {"ERROR": "🟥", "WARNING": "🟧", "INFO": "🟦"}
-
-
-def _counts_row(label: str, counts: Any, result: str) -> Dict[str, Any]:
-    return {
-        "label": label, "ERROR": counts.by_severity["ERROR"], "WARNING": counts.by_severity["WARNING"],
-        "INFO": counts.by_severity["INFO"], "violations": counts.violations, "suppressed": counts.suppressed,
-        "workloads": counts.workloads, "broken": counts.broken, "result": result,
-    }
+_CLASS_ICON = {NEW: "🆕", WORSE: "📈"}
+SITE_FILE_CHARS = 40  # a table cell's file:line: longer paths lose directories from the left, never the file:line
 
 
 def _repo_url(run_url: Optional[str]) -> Optional[str]:
     return run_url.split("/actions/runs/")[0] if run_url else None
 
 
-def _site_md(site: Optional[Dict[str, Any]], ctx: Context, repo_url: Optional[str], sha: Optional[str]) -> str:
-    """The site as text, linked to the line on GitHub when it is a file of this repository at a known commit."""
-    text = md_inline(describe.site_text(site, ctx.workspace), 120)
-    rel = describe.repo_path(site.get("file"), ctx.workspace) if site else None
-    if site and rel and site.get("line") and repo_url and sha:
+def _short_file(path: str, limit: int = SITE_FILE_CHARS) -> str:
+    """'src/backend/deep/dir/file.c' -> '…/dir/file.c': directories go first; the file name always stays."""
+    parts = path.split("/")
+    while len("/".join(parts)) > limit and len(parts) > 1:
+        parts = parts[1:]
+    text = "/".join(parts)
+    return text if text == path else ELLIPSIS + "/" + text
+
+
+def _site_md(site: Optional[Dict[str, Any]], ctx: Context, repo_url: Optional[str], sha: Optional[str],
+             short: bool = False) -> str:
+    """`function() at file.c:line`, linked to that line at the head commit when the file is in the repository.
+    `short`: the file's directories cut from the left to fit a table cell."""
+    if not site:
+        return "-"
+    rel = describe.repo_path(site.get("file"), ctx.workspace)
+    if short and rel and site.get("line"):
+        func = site.get("function")
+        loc = f"{_short_file(rel)}:{int(site['line'])}"
+        text = md_inline(f"{func}() at {loc}" if func else loc, 120)
+    else:
+        text = md_inline(describe.site_text(site, ctx.workspace), 120)
+    if rel and site.get("line") and repo_url and sha:
         return f"[{text}]({repo_url}/blob/{sha}/{quote(rel)}#L{int(site['line'])})"
     return text
 
@@ -157,37 +169,38 @@ def _names(names: Sequence[str], shown: int = 3) -> str:
     return head + (f" (+{len(names) - shown})" if len(names) > shown else "")
 
 
-_CLASS_ICON = {NEW: "🆕 ", WORSE: "📈 "}
+def _mark(merged: Merged, f: Finding, fail_on: str) -> str:
+    """❌ only for what fails the job (Merged.gate); else the severity's colour."""
+    return "❌" if merged.gate(f, fail_on) == FAILS else _SEVERITY_ICON[f.severity]
 
 
-def _finding_row(n: int, f: Finding, ctx: Context, cls: Optional[str], site: str) -> Dict[str, str]:
-    failing = f.reaches(ctx.fail_on)
+def _finding_row(merged: Merged, f: Finding, ctx: Context, cls: Optional[str], site: str) -> Dict[str, str]:
+    icon = _CLASS_ICON.get(cls or "")
     return {
-        "n": str(n),
-        "severity": ("❌ " if failing else _SEVERITY_ICON[f.severity] + " ") + f.severity,
+        "severity": f"{_mark(merged, f, ctx.fail_on)} {f.severity}",
         # a reference link (defined once at the end): the URL is not repeated in every row of the table
-        "check": _CLASS_ICON.get(cls or "", "") + f"[{f.check_type}]",
-        "context": md_inline(describe.short_path(f), 80),
-        "amount": md_inline(describe.amount(f), 40),
-        "lifetime": md_inline(describe.lifetime_text(f), 60),
-        "site": site,
+        "what": (f"{icon} " if icon else "") + f"[{f.check_type}] in {md_inline(f.context, 40)}",
+        "rate": md_inline(describe.amount(f), 40).replace(" ", "&nbsp;"),  # "2.0 KiB/call" on one line
+        "where": site,
         "majors": describe.majors_text(f.majors),
-        "workloads": _names(f.workloads),
     }
 
 
-def _evidence_row(e: Evidence) -> Dict[str, str]:
+def _evidence_line(e: Evidence) -> str:
     v = e.row
     note = describe.FOLD_TEXT.get(e.folded or "", "")
-    counted = [f"{plural(int(v[k]), k[:-1] if k != 'calls' else 'call')}" for k in ("calls", "rows", "occurrences")
+    counted = [plural(int(v[k]), k[:-1] if k != "calls" else "call") for k in ("calls", "rows", "occurrences")
                if v.get(k)]
-    return {
-        "version": md_inline(e.version, 30), "workload": md_inline(e.workload, 60), "severity": v["severity"],
-        "check": v["check_type"], "context": md_inline(v.get("context_path") or v.get("context"), 120),
-        "bytes": format_bytes(v.get("used_delta")), "rate": md_inline(format_rate(v.get("rate")), 40),
-        "phase": md_inline(v.get("phase"), 20), "counted": md_inline(", ".join(counted), 80),
-        "note": md_inline(note, 80) if note else "",
-    }
+    parts = [f"PostgreSQL {md_inline(e.version, 30)} · {md_inline(e.workload, 60)}: {v['severity']} "
+             f"{v['check_type']} in {md_inline(v.get('context_path') or v.get('context'), 160)}",
+             f"grew {format_bytes(v.get('used_delta'))}"]
+    if v.get("rate"):
+        parts.append(md_inline(format_rate(v.get("rate")), 40))
+    if counted:
+        parts.append(md_inline(", ".join(counted), 80))
+    if v.get("phase"):
+        parts.append(f"phase {md_inline(v.get('phase'), 20)}")
+    return ", ".join(parts) + (f" ({md_inline(note, 80)})" if note else "")
 
 
 def _details(n: int, f: Finding, variant: Variant, ctx: Context, site: str,
@@ -204,16 +217,59 @@ def _details(n: int, f: Finding, variant: Variant, ctx: Context, site: str,
         "entry": md_inline(f.entry, 100) if f.entry else None, "phase": md_inline(f.phase, 20),
         "lifetime": md_inline(describe.lifetime_text(f), 80),
         "seen": md_inline(describe.seen_text(f), 200),
+        "workloads": _names(f.workloads, 10),
         "bytes": format_bytes(f.bytes),
-        "growth": sparkline(f.samples),
-        "detail": md_inline(f.detail, variant.text_limit),
-        "advice": describe.advice_url(f.check_type), "check": f.check_type,
-        "evidence": [_evidence_row(e) for e in f.evidence_worst_first()[: variant.evidence_limit]],
+        "chart": growth_chart(f),
+        "detail": md_inline(humanise(f.detail), variant.text_limit),
+        "check": f.check_type,
+        "evidence": [_evidence_line(e) for e in f.evidence_worst_first()[: variant.evidence_limit]],
         "evidence_more": max(0, len(f.evidence) - variant.evidence_limit),
     }
 
 
-def _broken(merged: Merged, li: int, wi: int, variant: Variant) -> Dict[str, Any]:
+CHART_POINTS = 24  # the x axis of a growth chart: more checkpoints are thinned out
+
+
+def growth_chart(f: Finding) -> Optional[str]:
+    """A Mermaid xychart-beta line chart of the memory the finding's context held at each checkpoint of a
+    scenario, in KiB; the title says whether it is a leak (grows at every checkpoint) or a cache (grew once,
+    then flat), and so does the line's shape. None without samples."""
+    samples = f.samples
+    if not samples or len(samples) < 2:
+        return None
+    points = list(samples)
+    if len(points) > CHART_POINTS:
+        step = (len(points) - 1) / (CHART_POINTS - 1)
+        points = [points[round(i * step)] for i in range(CHART_POINTS)]
+    kib = [round(p / 1024, 1) for p in points]
+    top = max(kib) or 1.0
+    grew = points[-1] - points[0]
+    if f.verdict == "cache":
+        title = f"cache: grew once ({format_bytes(grew)}), then flat"
+    elif f.verdict == "leak" or grew > 0:
+        rate = describe.amount(f)
+        title = f"leak: grows at every checkpoint ({format_bytes(grew)} in all, {rate})"
+    else:
+        title = "no growth"
+    return "\n".join([
+        "xychart-beta",
+        f'    title "{_chart_text(title)}"',
+        f'    x-axis "checkpoint (of {len(samples)})" [{", ".join(str(i) for i in range(1, len(kib) + 1))}]',
+        f'    y-axis "KiB held" 0 --> {_chart_number(top * 1.1)}',
+        f"    line [{', '.join(_chart_number(k) for k in kib)}]",
+    ])
+
+
+def _chart_text(text: str) -> str:
+    """Text inside a Mermaid string: no quotes, no line breaks, nothing a code fence could end on."""
+    return re.sub(r'["`\n\r]', "'", strip_controls(text))[:120]
+
+
+def _chart_number(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
+def _broken(merged: Merged, li: int, wi: int, variant: Variant, ctx: Context) -> Dict[str, Any]:
     res = merged.legs[li].results
     assert res is not None
     w = res["workloads"][wi]
@@ -221,21 +277,33 @@ def _broken(merged: Merged, li: int, wi: int, variant: Variant) -> Dict[str, Any
     return {
         "title": f"PostgreSQL {md_inline(res['postgresql']['version'], 30)} · {md_inline(w['name'], 120)}",
         "icon": _STATUS_ICON[w["status"]], "status": w["status"],
+        "fails": merged.broken_fails(int(res["postgresql"]["major"]), w["name"], ctx.fail_on),
         "iterations": w["iterations"], "duration": f"{w['duration_s']:.2f}",
-        "error": md_pre(err["message"], variant.text_limit) if err else None,
+        "error": md_inline(humanise(err["message"]), variant.text_limit) if err else None,
         "sqlstate": md_inline(err.get("sqlstate"), 10) if err and err.get("sqlstate") else None,
         "log": md_pre(w["log_excerpt"], variant.log_limit) if w.get("log_excerpt") else None,
         "diff": md_pre(w["diff"], variant.log_limit) if w.get("diff") else None,
     }
 
 
+def _count_text(counts: Any) -> str:
+    by = ", ".join(f"{counts.by_severity[s]} {s}" for s in reversed(SEVERITIES) if counts.by_severity[s])
+    text = plural(counts.findings, "finding") + (f" ({by})" if by else "")
+    text += f" from {plural(counts.violations, 'violation row')} in {plural(counts.workloads, 'workload')}"
+    if counts.broken:
+        text += f", {counts.broken} broken"
+    if counts.suppressed:
+        text += f", {counts.suppressed} suppressed"
+    return text
+
+
 def _legs_view(merged: Merged, ctx: Context,
                by_major: Dict[int, Any]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """The counts table (one row per leg) and, per leg, what passed and what the ring dropped."""
+    """One line of counts per leg and, per leg, what passed and what the ring dropped."""
     table, legs = [], []
     for leg in merged.legs:
         if leg.results is None:
-            table.append({"label": f"{md_inline(leg.source.name, 80)} (missing)", "missing": True})
+            table.append({"label": f"{md_inline(leg.source.name, 80)}", "missing": True})
             legs.append({"title": md_inline(leg.source.name, 80), "missing": True,
                          "source": md_inline(str(leg.source), 200),
                          "problem": md_inline(leg.problem, 500) if leg.problem else None})
@@ -244,8 +312,8 @@ def _legs_view(merged: Merged, ctx: Context,
         major = int(res["postgresql"]["major"])
         counts = by_major[major]
         verdict = judge(counts, 0, ctx.fail_on, scope=merged.judged_scope, major=major)
-        table.append(_counts_row(md_inline(res["postgresql"]["version"], 30), counts,
-                                 "❌ failed" if verdict.failed else "✅ passed") | {"missing": False})
+        table.append({"label": md_inline(res["postgresql"]["version"], 30), "missing": False,
+                      "text": _count_text(counts), "icon": "❌" if verdict.failed else "✅"})
         passed = []
         for w in res["workloads"]:
             active, suppressed = workload_counts(w)
@@ -268,21 +336,23 @@ def _view(merged: Merged, ctx: Context, variant: Variant, keep: int, items: Sequ
         kind, item = items[index]
         if kind == "broken":
             if index not in memo:
-                memo[index] = _broken(merged, item[0], item[1], variant)
+                memo[index] = _broken(merged, item[0], item[1], variant, ctx)
             broken.append(memo[index])
             continue
         n += 1
         if index not in memo:
-            site = _site_md(item.site, ctx, repo_url, sha)
             want = variant.details_limit is None or n <= variant.details_limit
             cls = comparison.class_of(item) if comparison else None
-            memo[index] = (_finding_row(n, item, ctx, cls, site),
-                           _details(n, item, variant, ctx, site, repo_url, sha) if want else None)
+            memo[index] = (_finding_row(merged, item, ctx, cls, _site_md(item.site, ctx, repo_url, sha, short=True)),
+                           _details(n, item, variant, ctx, _site_md(item.site, ctx, repo_url, sha), repo_url, sha)
+                           if want else None)
         row, detail = memo[index]
         rows.append(row)
         if detail is not None:
             details.append(detail)
     checks = dict.fromkeys(items[i][1].check_type for i in range(min(keep, len(items))) if items[i][0] == "finding")
+    if comparison is not None:
+        checks.update(dict.fromkeys(f.check_type for f in comparison.new + comparison.worse + comparison.fixed))
     return fixed | {
         "links": [{"label": c, "url": describe.advice_url(c)} for c in checks],
         "findings": rows, "details": details, "broken": broken,
@@ -301,6 +371,7 @@ def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[
     n_broken = sum(1 for kind, _ in items if kind == "broken")
     suppressed = [f for f in found if f.key[0]]
     run_url = ctx.run_url if ctx.run_url and _RUN_URL.fullmatch(ctx.run_url) else None
+    sha = _full_sha(ctx.head_sha)
     return {
         "total_findings": len(items) - n_broken, "total_broken": n_broken,
         "variant": variant.name,
@@ -308,21 +379,22 @@ def _fixed_view(merged: Merged, ctx: Context, variant: Variant, items: Sequence[
         # Dropped ring entries are findings of unknown severity: never call that "all clear".
         "all_clear": not verdict.failed and total.findings == 0 and total.dropped == 0,
         "dropped": total.dropped,
-        "reasons": [md_inline(r, 300) for r in verdict.reasons],
+        "reasons": [md_inline(humanise(r), 300) for r in verdict.reasons],
         "fail_on": verdict.fail_on,
+        "scope": merged.scope if merged.comparison is not None else None,
         "active": total.findings,
         "headline": _change_headline(merged.comparison, verdict.failed) or _headline(total, len(merged.missing)),
         "change_headline": _change_headline(merged.comparison, verdict.failed),
         "table": table,
-        "total": _counts_row("**all**", total, "❌ **failure**" if verdict.failed else "✅ **success**"),
+        "total": _count_text(total),
         "legs": legs,
         "more_hint": variant.more_hint,
         "run_url": run_url,
-        "sha": _full_sha(ctx.head_sha),
-        "head_sha": (_full_sha(ctx.head_sha) or "")[:12] or None,
+        "sha": sha,
+        "head_sha": (sha or "")[:12] or None,
         "versions": ", ".join(md_inline(leg.version, 30) for leg in merged.legs if leg.results is not None),
-        "comparison": _comparison_view(merged.comparison) if merged.comparison else None,
-        "notices": [md_inline(n, 300) for n in ctx.notices],
+        "comparison": _comparison_view(merged, ctx, _repo_url(run_url), sha) if merged.comparison else None,
+        "notices": [md_inline(humanise(n), 300) for n in ctx.notices],
         "suppressed": [{"text": md_inline(describe.headline(f, ctx.workspace), 200),
                         "reason": md_inline(f.suppressed_by, 200)} for f in suppressed[:20]],
         "suppressed_more": max(0, len(suppressed) - 20),
@@ -372,27 +444,36 @@ def _full_sha(sha: Optional[str]) -> Optional[str]:
     return sha if sha and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
-def _finding_text(f: Finding) -> str:
-    return (f"{f.check_type} in {md_inline(f.where, 100)}" + (f" ({md_inline(f.source_lib, 40)})" if f.source_lib
-                                                               else "")
-            + f" on PostgreSQL {describe.majors_text(f.majors)}")
-
-
-def _change_text(f: Finding) -> str:
+def _change_bullet(merged: Merged, f: Finding, ctx: Context, repo_url: Optional[str], sha: Optional[str],
+                   why: Optional[str] = None) -> str:
+    """One bullet of what the change did: mark, severity, check, context, rate, versions, and the allocating
+    `function() at file.c:line` linked to that line at `sha`."""
     rate = describe.amount(f)
-    return f"{f.severity} " + _finding_text(f) + (f": {md_inline(rate, 40)}" if rate and rate != "-" else "")
+    text = (f"{_mark(merged, f, ctx.fail_on)} {f.severity} [{f.check_type}] in {md_inline(f.context, 60)}"
+            + (f", {md_inline(rate, 40)}" if rate and rate != "-" else "")
+            + f" on PostgreSQL {describe.majors_text(f.majors)}")
+    if f.site:
+        text += f": {_site_md(f.site, ctx, repo_url, sha)}"
+    if why:
+        text += f" ({md_inline(why, 120)})"
+    return text
 
 
-def _comparison_view(c: Comparison) -> Dict[str, Any]:
+def _comparison_view(merged: Merged, ctx: Context, repo_url: Optional[str], sha: Optional[str]) -> Dict[str, Any]:
+    c = merged.comparison
+    assert c is not None
+    base_sha = _full_sha(c.base_sha)
     return {
         "label": md_inline(c.label, 120) if c.label else None,
         "majors": ", ".join(str(m) for m in c.compared_majors) or "none",
         "new": len(c.new), "fixed": len(c.fixed), "worse": len(c.worse), "unchanged": len(c.unchanged),
         "not_compared": len(c.not_compared), "broken": len(c.broken_new),
         "unstable": c.unstable,
-        "new_list": [_change_text(f) for f in c.new[:10]],
-        "worse_list": [f"{_change_text(f)} ({md_inline(c.why_worse.get(f.key), 120)})" for f in c.worse[:10]],
-        "fixed_list": [_change_text(f) for f in c.fixed[:10]],
+        "new_list": [_change_bullet(merged, f, ctx, repo_url, sha) for f in c.new[:10]],
+        "worse_list": [_change_bullet(merged, f, ctx, repo_url, sha, c.why_worse.get(f.key)) for f in c.worse[:10]],
+        # what was fixed is on the base's lines: linked there when the base commit is known
+        "fixed_list": [_change_bullet(merged, f, ctx, repo_url, base_sha)
+                       for f in c.fixed[:10]],
         "broken_list": [f"{md_inline(name, 80)} on PostgreSQL {major}" for major, name in sorted(c.broken_new)[:10]],
         "more": max(0, len(c.new) - 10) + max(0, len(c.worse) - 10) + max(0, len(c.fixed) - 10),
         "margin": f"{c.margin:.0%}",

@@ -48,8 +48,10 @@ class Merged:
     notices: List[str] = field(default_factory=list)  # one line each, for stderr and the report
     comparison: Optional[Comparison] = None  # with the base run, when there was one
     scope: str = "all"  # fail-on-scope: "new" judges only comparison.in_scope (see summary.Scope)
+    base_sha: Optional[str] = None  # of a baseline: the one base commit its legs ran, when they agree
     _findings: Optional[List[findings.Finding]] = field(default=None, init=False, repr=False)
     _by_major: Optional[Dict[int, summary.Counts]] = field(default=None, init=False, repr=False)
+    _scope: Optional[Tuple[Comparison, summary.Scope]] = field(default=None, init=False, repr=False)
 
     @property
     def findings(self) -> List[findings.Finding]:
@@ -70,13 +72,29 @@ class Merged:
         """What fail-on judges when only the change's own findings count; None: everything."""
         if self.comparison is None or self.scope != "new":
             return None
-        return summary.Scope(self.comparison.in_scope, self.comparison.broken_new)
+        made = self._scope
+        if made is None or made[0] is not self.comparison:
+            made = self._scope = (self.comparison, summary.Scope(self.comparison.in_scope,
+                                                                 self.comparison.broken_new))
+        return made[1]
+
+    def gate(self, f: findings.Finding, fail_on: str, major: Optional[int] = None) -> str:
+        """summary.gate with this report's scope: the one answer every output gives about `f`."""
+        return summary.gate(f, fail_on, self.judged_scope, major)
+
+    def broken_fails(self, major: int, workload: str, fail_on: str) -> bool:
+        return summary.broken_fails(major, workload, fail_on, self.judged_scope)
 
     def conclude(self, fail_on: str) -> summary.Conclusion:
         """summary.conclude over every leg (missing ones included), from the cached counts."""
         total = summary.total_counts(self.counts_by_major, self.findings)
         incomplete = [summary.incomplete_note(res) for res in self.present if res.get("complete") is False]
         return summary.judge(total, len(self.missing), fail_on, incomplete, self.judged_scope)
+
+    @property
+    def source_root(self) -> Optional[str]:
+        """Where the legs' repository was checked out, as their runs recorded it (the first that did)."""
+        return next((res["source_root"] for res in self.present if res.get("source_root")), None)
 
     @property
     def present(self) -> List[Results]:
@@ -154,6 +172,7 @@ def leg_bases(merged: Merged) -> Tuple[Merged, Optional[str]]:
     legs: List[Leg] = []
     notices: List[str] = []
     labels: List[str] = []
+    shas: List[Optional[str]] = []
     for leg in merged.legs:
         if leg.results is None or not leg.source.is_dir():
             continue
@@ -171,7 +190,10 @@ def leg_bases(merged: Merged) -> Tuple[Merged, Optional[str]]:
             continue
         legs.append(loaded)
         labels.append(info.label)
-    return Merged(legs, notices), ", ".join(dict.fromkeys(labels)) or None
+        shas.append(info.sha)
+    found = Merged(legs, notices)
+    found.base_sha = shas[0] if shas and len(set(shas)) == 1 else None
+    return found, ", ".join(dict.fromkeys(labels)) or None
 
 
 def attach_comparison(merged: Merged, baseline: Optional[Merged], scope: Optional[str],
@@ -180,4 +202,5 @@ def attach_comparison(merged: Merged, baseline: Optional[Merged], scope: Optiona
     "new" when there was something to compare with, else "all"."""
     if baseline is not None and baseline.present:
         merged.comparison = compare(merged.present, baseline.present, merged.findings, label=label)
+        merged.comparison.base_sha = baseline.base_sha
     merged.scope = scope or ("new" if merged.comparison is not None else "all")

@@ -80,7 +80,10 @@ def from_env(env: Mapping[str, str]) -> Origin:
     head = pull.get("head") if isinstance(pull.get("head"), dict) else {}
     pr = pr_from_event(event)
     why = None if pr else "no pull request number (not a pull_request event): the report is in the job summary only"
-    return Origin(pr, _sha(head.get("sha")), run, None, why)
+    # A push (or another event of one commit) is about GITHUB_SHA; a pull_request's GITHUB_SHA is a merge commit,
+    # so there only the event's head counts.
+    sha = _sha(head.get("sha")) if pull else _sha(env.get("GITHUB_SHA"))
+    return Origin(pr, sha, run, None, why)
 
 
 def resolve_pull_request(origin: Origin, client: GitHubClient) -> Origin:

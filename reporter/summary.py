@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from reporter import findings as fnd
 from reporter.findings import Finding
 from reporter.results import current_violations
-from reporter.vocab import BROKEN_STATUSES, SEVERITIES, SEVERITY_RANK, reaches
+from reporter.vocab import BROKEN_STATUSES, GATES, SEVERITIES, SEVERITY_RANK, reaches
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -153,6 +153,13 @@ class Scope:
 
     findings: Sequence[Finding]  # new, worse, or not comparable
     broken: Set[Tuple[int, str]]  # (major, workload) broken here and not in the base
+    ids: Set[int] = field(default_factory=set, compare=False)  # id() of each finding, filled in below
+
+    def __post_init__(self) -> None:
+        self.ids.update(id(f) for f in self.findings)
+
+    def holds(self, f: Finding) -> bool:
+        return id(f) in self.ids
 
     def counts(self, total: Counts, major: Optional[int] = None) -> Counts:
         """`total` with the severities and broken workloads of what is in scope (on one major if given)."""
@@ -163,6 +170,27 @@ class Scope:
                 c.by_severity[sev] += 1
         c.broken = sum(1 for m, _ in self.broken if major is None or m == major)
         return c
+
+
+# What the gate says about one finding; every renderer (JUnit, annotations, Markdown, SARIF, JSON, terminal) asks
+# `gate()` and shows the same answer.
+FAILS, BELOW, NOT_JUDGED, SUPPRESSED = GATES
+
+
+def gate(f: Finding, fail_on: str, scope: Optional[Scope] = None, major: Optional[int] = None) -> str:
+    """How fail-on (and, with a base, fail-on-scope) judges `f`, across the report or on one major."""
+    if f.key[0]:
+        return SUPPRESSED
+    if scope is not None and not scope.holds(f):
+        return NOT_JUDGED
+    sev = f.severity if major is None else f.severity_on(major)
+    return FAILS if reaches(sev, fail_on) else BELOW
+
+
+def broken_fails(major: int, workload: str, fail_on: str, scope: Optional[Scope] = None) -> bool:
+    """Whether a broken workload (error, timeout, crash, failed test) fails the job: unless fail-on is never,
+    and with fail-on-scope new only when it did not break on the base too."""
+    return fail_on != "never" and (scope is None or (major, workload) in scope.broken)
 
 
 def judge(total: Counts, missing: int, fail_on: str, incomplete: Sequence[str] = (),

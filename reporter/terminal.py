@@ -1,14 +1,16 @@
 """Plain-text report for a terminal (`check`, and `report`'s log): findings worst first, then the workloads.
 
-Colour only on a terminal that wants it (a TTY, no NO_COLOR, not TERM=dumb); every line is fitted to the
-terminal's width. Text from the database or a results file is cleaned (text.clean) before it is printed.
+Colour on a terminal that wants it (a TTY, not TERM=dumb), or wherever FORCE_COLOR or CLICOLOR_FORCE asks for it
+(GitHub Actions' logs show colours), never with NO_COLOR; every line is fitted to the terminal's width, and a line
+that names a file:line keeps it whole while the context path or the function name gives way. Text from the
+database or a results file is cleaned (text.clean) before it is printed.
 """
 
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from reporter import describe
 from reporter.compare import NEW, WORSE, Comparison
@@ -16,11 +18,12 @@ from reporter.findings import Finding
 from reporter.merge import Merged
 from reporter.perf import bulk
 from reporter.summary import workload_counts
-from reporter.text import clean, display_width, fit, plural
+from reporter.text import clean, display_width, fit, fit_left, plural
 from reporter.vocab import BROKEN_STATUSES, SEVERITIES, strictest_fail_on
 
 MAX_FINDINGS = 30
 MIN_WIDTH = 40
+MIN_SQUEEZE = 12  # columns a cut context path or function name must keep to be worth showing
 DEFAULT_WIDTH = 120
 
 _SGR = {
@@ -34,11 +37,21 @@ class Style:
     color: bool = False
 
 
+def _forced(environ: Mapping[str, str]) -> bool:
+    """FORCE_COLOR (https://force-color.org) or CLICOLOR_FORCE set to anything but '' or '0': colour even without
+    a terminal, as in GitHub Actions' logs, which show ANSI colours."""
+    return any(environ.get(name, "") not in ("", "0") for name in ("FORCE_COLOR", "CLICOLOR_FORCE"))
+
+
 def style_for(stream: IO[str], environ: Mapping[str, str]) -> Style:
-    """Colour on a TTY unless NO_COLOR is set (https://no-color.org) or TERM is dumb; the terminal's width
-    (COLUMNS wins, as everywhere), else DEFAULT_WIDTH."""
+    """Colour on a TTY, or anywhere with FORCE_COLOR or CLICOLOR_FORCE; never with NO_COLOR set
+    (https://no-color.org), and on a TTY not with TERM=dumb. The width: COLUMNS (it wins, as everywhere), else
+    the terminal's, else DEFAULT_WIDTH."""
     tty = bool(getattr(stream, "isatty", lambda: False)())
-    color = tty and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
+    if environ.get("NO_COLOR"):
+        color = False
+    else:
+        color = _forced(environ) or (tty and environ.get("TERM") != "dumb")
     columns = DEFAULT_WIDTH
     if environ.get("COLUMNS", "").isdigit():
         columns = int(environ["COLUMNS"])
@@ -54,6 +67,26 @@ class _Lines:
     def __init__(self, style: Style) -> None:
         self.style = style
         self.out: List[str] = []
+
+    def add_fitted(self, head: Sequence[Segment], squeeze: Segment, tail: Segment) -> None:
+        """head, then `squeeze` cut from the left to what the width leaves, then `tail` whole: a line whose tail
+        is a file:line keeps it, and its context path or function gives way (left out when fewer than
+        MIN_SQUEEZE columns are left, and then the head is cut too)."""
+        width = self.style.width
+        fixed = sum(display_width(t) for t, _ in head) + display_width(tail[0])
+        segments: List[Segment] = list(head)
+        if width - fixed >= MIN_SQUEEZE:
+            segments.append((fit_left(squeeze[0], width - fixed), squeeze[1]))
+        elif fixed > width:
+            text = fit("".join(t for t, _ in head), max(1, width - display_width(tail[0])))
+            segments = [(text, head[0][1] if head else None)]
+        segments.append(tail)
+        parts: List[str] = []
+        for text, role in segments:
+            if self.style.color and role and text:
+                text = f"\x1b[{_SGR[role]}m{text}\x1b[0m"
+            parts.append(text)
+        self.out.append("".join(parts).rstrip())
 
     def add(self, *segments: Segment, whole: bool = False) -> None:
         """One line, cut to the width unless `whole` (a URL cut short is useless)."""
@@ -77,13 +110,39 @@ def _finding(lines: _Lines, n: int, f: Finding, root: Optional[str], cls: Option
     lines.add((f"{n:>3} ", None), (mark, "fail"), (f"{f.severity:<8}", f.severity), (f"{f.check_type:<16} ", "bold"),
               (clean(f.context, 50) + "  ", None), (describe.amount(f), None),
               ("" if lives == "-" else f"  {lives}", "dim"))
-    lines.add((indent + clean(f.where, 300) + f" ({clean(f.source_lib, 60)})", "dim"))
+    lines.add_fitted([(indent, None)], (clean(f.where, 300), "dim"), (f" ({clean(f.source_lib, 60)})", "dim"))
     if f.site:
         entry = f"; entered from {clean(f.entry, 60)}" if f.entry else ""
-        lines.add((indent + "allocated by " + describe.site_text(f.site, root, 200) + entry, None))
+        _site_line(lines, indent, f.site, root, entry)
     names = ", ".join(clean(w, 40) for w in f.workloads[:3]) + (
         f", +{len(f.workloads) - 3}" if len(f.workloads) > 3 else "")
     lines.add((indent + f"seen {describe.seen_text(f)}: {names}", "dim"))
+
+
+def _site_line(lines: _Lines, indent: str, site: Dict[str, Any], root: Optional[str], after: str = "") -> None:
+    """'allocated by function() at file.c:line': on a narrow terminal what follows goes first, then the
+    function gives way, never the file:line."""
+    where = describe.site_file(site, root)
+    if not (where and site.get("line")):
+        lines.add((indent + "allocated by " + describe.site_text(site, root, 200) + after, None))
+        return
+    loc = clean(f"{where}:{site['line']}", 200)
+    func = f"allocated by {clean(site.get('function'), 120)}()" if site.get("function") else "allocated"
+    if display_width(indent + func + " at " + loc + after) <= lines.style.width:
+        lines.add((indent + func + " at " + loc + after, None))
+    else:
+        lines.add_fitted([(indent, None)], (func, None), (" at " + loc, None))
+
+
+def _change_line(lines: _Lines, mark: Segment, f: Finding, root: Optional[str], why: str = "") -> None:
+    """One line of what the change did: the context path gives way on a narrow terminal, the file:line not."""
+    head = [mark, (f"{f.severity} {f.check_type} ", None)]
+    squeeze = f"in {clean(f.where, 300)}: {describe.amount(f)}{why}"
+    where = describe.site_file(f.site, root) if f.site else None
+    if where and f.site and f.site.get("line"):
+        lines.add_fitted(head, (squeeze, None), (f" at {clean(where, 200)}:{f.site['line']}", None))
+    else:
+        lines.add(*head, (squeeze, None))
 
 
 def _workloads(lines: _Lines, merged: Merged) -> None:
@@ -122,7 +181,7 @@ def _workloads(lines: _Lines, merged: Merged) -> None:
                     lines.add((f"{'':16}log: {clean(log_line, 300)}", "dim"))
 
 
-def _comparison(lines: _Lines, c: Comparison) -> None:
+def _comparison(lines: _Lines, c: Comparison, root: Optional[str]) -> None:
     """What this change did, first: new, worse, broken, fixed."""
     against = f" with {clean(c.label, 80)}" if c.label else ""
     majors = ", ".join(str(m) for m in c.compared_majors) or "none"
@@ -130,13 +189,13 @@ def _comparison(lines: _Lines, c: Comparison) -> None:
               (f"{len(c.new)} new, {len(c.worse)} worse, {len(c.unchanged)} unchanged, {len(c.fixed)} fixed"
                + (f", {plural(len(c.broken_new), 'workload')} broken" if c.broken_new else ""), None))
     for f in c.new[:10]:
-        lines.add(("  NEW    ", "fail"), (describe.headline(f), None))
+        _change_line(lines, ("  NEW    ", "fail"), f, root)
     for f in c.worse[:10]:
-        lines.add(("  WORSE  ", "fail"), (f"{describe.headline(f)} ({clean(c.why_worse.get(f.key), 100)})", None))
+        _change_line(lines, ("  WORSE  ", "fail"), f, root, f" ({clean(c.why_worse.get(f.key), 100)})")
     for major, name in sorted(c.broken_new)[:10]:
         lines.add(("  BROKEN ", "fail"), (f"{clean(name, 80)} on PostgreSQL {major}", None))
     for f in c.fixed[:10]:
-        lines.add(("  FIXED  ", "pass"), (describe.headline(f), None))
+        _change_line(lines, ("  FIXED  ", "pass"), f, root)
 
 
 @bulk
@@ -155,7 +214,7 @@ def render_terminal(merged: Merged, fail_on: Optional[str] = None, style: Style 
     if c is not None:
         rank = {NEW: 0, WORSE: 1}
         active.sort(key=lambda f: rank.get(c.class_of(f), 2))
-        _comparison(lines, c)
+        _comparison(lines, c, root)
     lines.add(("", None))
     for n, f in enumerate(active[:MAX_FINDINGS], 1):
         _finding(lines, n, f, root, c.class_of(f) if c else None)

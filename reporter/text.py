@@ -67,6 +67,27 @@ def format_bytes(n: Optional[float]) -> str:
     return f"{sign}{value:.1f} GiB"  # unreachable; keeps type checkers calm
 
 
+_RAW_BYTES = re.compile(r"(?<![\w.,])(-?\d{4,}) bytes\b")
+
+
+# "4112208 per statement": the C library's per-unit amounts are bytes too
+_RAW_RATE = re.compile(r"(?<![\w.,])(\d{4,}) per (call|row|iteration|statement|transaction|subtransaction|loop)\b")
+# large counts of things: "1000 allocations" -> "1,000 allocations" (not OIDs or other names)
+_RAW_COUNT = re.compile(r"(?<![\w.,])(\d{4,})(?= (?:allocations|calls|rows|iterations|statements|executions|"
+                        r"nested executions|executor starts|times|child contexts?|occurrences)\b)")
+
+
+def humanise(text: str) -> str:
+    """Numbers in a sentence the way a reader takes them in: 'grew 8224416 bytes' -> 'grew 7.8 MiB',
+    '4112208 per statement' -> '3.9 MiB per statement', '1000 allocations' -> '1,000 allocations' (byte counts
+    below 1,024 stay as they are)."""
+    if not any(ch.isdigit() for ch in text):
+        return text
+    text = _RAW_BYTES.sub(lambda m: format_bytes(int(m.group(1))), text)
+    text = _RAW_RATE.sub(lambda m: f"{format_bytes(int(m.group(1)))} per {m.group(2)}", text)
+    return _RAW_COUNT.sub(lambda m: f"{int(m.group(1)):,}", text)
+
+
 def format_rate(rate: Optional[Mapping[str, Any]]) -> str:
     """{"bytes": 2064, "unit": "call"} -> '2.0 KiB/call'; the unit is the rate's own, never assumed."""
     if not rate or rate.get("bytes") is None:
@@ -126,3 +147,19 @@ def fit(text: str, width: int) -> str:
         out.append(ch)
         used += w
     return "".join(out) + ELLIPSIS
+
+
+def fit_left(text: str, width: int) -> str:
+    """Cut to at most `width` terminal columns from the left ('…ExecutorState/SQL function'): for paths, whose
+    end names the place."""
+    if display_width(text) <= width:
+        return text
+    out: List[str] = []
+    used = 0
+    for ch in reversed(text):
+        w = char_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return ELLIPSIS + "".join(reversed(out))

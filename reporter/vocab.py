@@ -73,13 +73,18 @@ FAIL_ON_LEVELS: Tuple[str, ...] = ("never", "info", "warning", "error")
 FAIL_ON_RANK: Dict[str, Optional[int]] = {"never": None, "info": 1, "warning": 2, "error": 3}
 DEFAULT_FAIL_ON = "error"
 
-ANNOTATION_MODES: Tuple[str, ...] = ("auto", "always", "never")
+# report --annotations: the action's on/off, and auto (on inside GitHub Actions) for the command line.
+ANNOTATION_MODES: Tuple[str, ...] = ("auto", "on", "off")
 
 # Which findings fail-on judges when a base revision was compared: only what the change introduced or made
 # worse (new), or every finding (all). Without a comparison it is always all.
 FAIL_ON_SCOPES: Tuple[str, ...] = ("new", "all")
 # How a finding compares with the base run (reporter/compare.py), in the order the report lists them.
 COMPARISON_CLASSES: Tuple[str, ...] = ("new", "worse", "unchanged", "fixed", "not compared")
+# What fail-on (and fail-on-scope) says about one finding (summary.gate), the same in every output: it fails the
+# job; it is judged but below fail-on; it is not judged (unchanged from the base under fail-on-scope new);
+# it is suppressed.
+GATES: Tuple[str, ...] = ("fails", "below", "not judged", "suppressed")
 
 # ---- the action -----------------------------------------------------------------------------------------
 

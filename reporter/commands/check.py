@@ -10,15 +10,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
 
-from reporter import build, defaults
+from reporter import build, defaults, jsonreport
 from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.commands.run import execute, interrupted_status, prepare_output, progress, run_base
 from reporter.merge import BASE_DIR, Leg, Merged, attach_comparison, leg_bases
 from reporter.terminal import render_terminal, style_for
-from reporter.vocab import FAIL_ON_SCOPES
+from reporter.vocab import FAIL_ON_LEVELS, FAIL_ON_SCOPES
 
 CONFIG_NAME = "memcheck.yml"
 EXAMPLE_DIR = build.REPO_ROOT / "examples" / "buggy_pg_ext"
@@ -32,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "./memcheck.yml; without one, the extension's own regression suite (`make installcheck` of ./Makefile, "
         "each test file a workload); with neither, the bundled examples/buggy_pg_ext) on a private cluster and "
         "print a summary. With --compare REF, first build and run the base revision REF the same way and "
-        "report what this revision made worse. Exit status: 0 clean, 1 findings at or above fail-on (with "
+        "report what this revision made worse. Exit status: 0 clean, 1 findings at or above fail-on (--fail-on, "
+        "else memcheck.yml's; with "
         "--compare: new or worse ones, see --fail-on-scope) or no workload ran, 2 bad input or an environment "
         "problem (a build that fails, a server that cannot start), 128+N when signal N stopped it.",
     )
@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or tag; fetched from origin when the clone lacks it): it is checked out in a temporary "
                         "worktree, built against the same PostgreSQL and run with the same workloads first. A "
                         "base that cannot be built or run is reported and the comparison skipped")
+    p.add_argument("--fail-on", choices=FAIL_ON_LEVELS,
+                   help="the lowest severity that fails (exit 1): never, info, warning, error (default: "
+                        "memcheck.yml's fail-on, else error)")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write the JSON summary here: verdict, counts, findings with their classification "
+                        "(reporter/schemas/summary.schema.json, as `report --json`)")
     p.add_argument("--fail-on-scope", choices=FAIL_ON_SCOPES,
                    help="new: only findings this revision introduced or made worse (and workloads it broke) "
                         "fail; all: every finding does (default: new when a base was compared, else all)")
@@ -129,12 +135,20 @@ def main(args: argparse.Namespace) -> int:
     for notice in baseline.notices:
         progress(f"warning: {notice}")
     attach_comparison(merged, baseline, args.fail_on_scope, label)
-    print(render_terminal(merged, style=style_for(sys.stdout, os.environ), root=os.getcwd()))
+    fail_on = args.fail_on or doc["fail_on"]
+    root = merged.source_root or os.getcwd()
+    print(render_terminal(merged, fail_on, style=style_for(sys.stdout, os.environ), root=root))
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(jsonreport.render(merged, merged.conclude(fail_on), root), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.json}: cannot write: {exc.strerror}") from None
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
     stopped = interrupted_status(doc)
-    return stopped if stopped is not None else exit_status(merged, doc)
+    return stopped if stopped is not None else exit_status(merged, fail_on)
 
 
-def exit_status(merged: Merged, doc: Dict[str, Any]) -> int:
+def exit_status(merged: Merged, fail_on: str) -> int:
     """The same rule as `report`: findings at or above fail-on (in scope), broken workloads, or nothing ran."""
-    return 1 if merged.conclude(doc["fail_on"]).failed else 0
+    return 1 if merged.conclude(fail_on).failed else 0

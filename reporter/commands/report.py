@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from reporter import annotate, ghoutputs, origin
+from reporter import annotate, ghoutputs, jsonreport, origin, sarif
 from reporter import comment as sticky
 from reporter.cli import UsageError
+from reporter.ghoutputs import MAX_ANNOTATIONS
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
@@ -18,7 +19,15 @@ from reporter.merge import Merged, MergeError, attach_comparison, leg_bases, loa
 from reporter.summary import Conclusion, incomplete_note
 from reporter.terminal import render_terminal, style_for
 from reporter.text import clean, strip_controls
-from reporter.vocab import ANNOTATION_MODES, BROKEN_STATUSES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, strictest_fail_on
+from reporter.vocab import (
+    ANNOTATION_MODES,
+    BROKEN_STATUSES,
+    COMMENT_MODES,
+    FAIL_ON_LEVELS,
+    FAIL_ON_SCOPES,
+    SWITCHES,
+    strictest_fail_on,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -26,7 +35,10 @@ def add_parser(sub: Any) -> None:
         "report",
         help="merge results directories and render/publish them",
         description="Merge one or more results directories (one per PostgreSQL version of a matrix) and "
-                    "write JUnit XML, Markdown, the job summary, outputs and one sticky PR comment.",
+                    "write JUnit XML, Markdown, SARIF, a JSON summary, the job summary, outputs and one sticky PR "
+                    "comment. --annotations, --job-summary and --comment take the values of the action's inputs "
+                    "of the same names. Every output says the same about each finding: it fails the job only "
+                    "when fail-on (and, with a base, fail-on-scope) says so.",
     )
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                    help="a results directory, a results.json, or a folder of downloaded leg artifacts")
@@ -34,16 +46,25 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the full Markdown report here")
     p.add_argument("--markdown-comment", type=Path, metavar="FILE",
                    help="write the pull-request comment variant here (to post it with another tool)")
-    p.add_argument("--step-summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
-    p.add_argument("--comment", action="store_true", help="upsert one sticky comment on the pull request")
+    p.add_argument("--sarif", type=Path, metavar="FILE",
+                   help="write SARIF 2.1.0 here, for GitHub code scanning (github/codeql-action/upload-sarif)")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="write the JSON summary here: verdict, counts, findings with their classification "
+                        "(reporter/schemas/summary.schema.json)")
+    p.add_argument("--job-summary", choices=SWITCHES, default="off",
+                   help="on: append the report to $GITHUB_STEP_SUMMARY (the action's job-summary)")
+    p.add_argument("--annotations", choices=ANNOTATION_MODES, default="auto",
+                   help="::error (what fails the job), ::warning (judged, below fail-on) and ::notice (unchanged "
+                        f"from the base) lines, at most {MAX_ANNOTATIONS} of each kind and a notice for the rest; "
+                        "auto: on when GITHUB_ACTIONS=true")
+    p.add_argument("--comment", choices=COMMENT_MODES, default="never",
+                   help="the sticky pull-request comment, as the action's comment input: auto (when the event "
+                        "names a pull request), always (like auto, and exit 2 when it cannot be posted), changes "
+                        "(post or update only when the findings changed: an existing comment when what it shows "
+                        "differs, a digest in its marker; a new one only when there is something to say: with a "
+                        "base new, worse or fixed findings or a broken workload, without any finding or "
+                        "failure), never (the default here)")
     p.add_argument("--comment-key", metavar="KEY", help="sticky comment identity (default: $GITHUB_WORKFLOW)")
-    p.add_argument("--require-comment", action="store_true",
-                   help="with --comment: exit 2 when the comment cannot be posted (the action's comment: always)")
-    p.add_argument("--comment-changes", action="store_true",
-                   help="with --comment: post or update the comment only when the findings changed (the action's "
-                        "comment: changes): an existing comment is updated when what it shows differs (a digest "
-                        "in its marker); a new one is posted only when there is something to say (with a base: "
-                        "new, worse or fixed findings or a broken workload; without: any finding or failure)")
     p.add_argument("--comment-app", metavar="SLUG",
                    default=os.environ.get("PG_EXT_MEMCHECK_COMMENT_APP") or sticky.DEFAULT_APP,
                    help="for an installation token: the app whose bot writes the comments (default: "
@@ -58,9 +79,20 @@ def add_parser(sub: Any) -> None:
                    help="with a base to compare with (a leg's base/ from `run --base`, or --baseline): new = only "
                         "findings this change introduced or made worse (and workloads it broke) fail; all = every "
                         "finding does (default: new when there is a base, else all)")
-    p.add_argument("--annotations", choices=ANNOTATION_MODES, default="auto",
-                   help="emit ::error/::warning lines (auto: when GITHUB_ACTIONS=true)")
+    p.add_argument("--repository-path", metavar="PATH",
+                   help="where the repository is checked out (actions/checkout's path:), absolute or relative to "
+                        "$GITHUB_WORKSPACE (else the current directory): files are shown, linked and annotated "
+                        "relative to it. Default: the git top level each run recorded, else $GITHUB_WORKSPACE")
     p.set_defaults(func=main)
+
+
+def repository_root(explicit: Optional[str], merged: Merged, env: Mapping[str, str]) -> str:
+    """The directory site files are shown relative to: --repository-path, else where the runs found the git
+    repository, else the workspace (or the current directory)."""
+    base = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    if explicit:
+        return os.path.normpath(os.path.join(base, explicit))
+    return merged.source_root or base
 
 
 def _fail_on(arg: str | None, merged: Merged) -> str:
@@ -113,7 +145,7 @@ def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: M
     verdict = merged.conclude(ctx.fail_on)
     digest = sticky.digest(digest_lines(merged, verdict.conclusion))
     changes = None
-    if args.comment_changes:
+    if args.comment == "changes":
         worth = merged.comparison.changed if merged.comparison else (verdict.failed or bool(merged.findings))
         changes = sticky.Changes(digest, worth)
     return sticky.publish(client, found.pr, key, found.run, render(merged, ctx, COMMENT), args.comment_app,
@@ -154,11 +186,14 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
     for notice in merged.notices:
         print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
     attach_comparison(merged, baseline, args.fail_on_scope, label)
-    if args.comment:
+    commenting = args.comment != "never"
+    if commenting:
         comment_key(args.comment_key, env)  # refuse a bad key before anything is written
     fail_on = _fail_on(args.fail_on, merged)
     verdict: Conclusion = merged.conclude(fail_on)
-    root = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    root = repository_root(args.repository_path, merged, env)
+    in_github = env.get("GITHUB_ACTIONS") == "true"
+    fallback = annotate.workflow_file(env) if in_github else None  # inside GitHub every annotation has a file
     found = origin.from_env(env)
     ctx = Context(
         fail_on=fail_on, run_url=_run_url(env, found.run[0]),
@@ -176,22 +211,30 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         outputs["markdown-path"] = str(args.markdown)
     if args.markdown_comment:
         _write(args.markdown_comment, render(merged, ctx, COMMENT))
+    if args.sarif:
+        _write(args.sarif, sarif.render(merged, fail_on, root))
+        outputs["sarif-path"] = str(args.sarif)
+    if args.json:
+        _write(args.json, jsonreport.render(merged, verdict, root))
+        outputs["json-path"] = str(args.json)
 
     print(render_terminal(merged, fail_on, style_for(out, env), root), file=out, end="")
-    if args.annotations == "always" or (args.annotations == "auto" and env.get("GITHUB_ACTIONS") == "true"):
-        for line in ghoutputs.annotations(annotate.build(merged, merged.findings, fail_on, root)):
+    if args.annotations == "on" or (args.annotations == "auto" and in_github):
+        for line in ghoutputs.annotations(annotate.build(merged, merged.findings, fail_on, root, fallback),
+                                          file=fallback):
             print(line, file=out)
 
     comment_url = ""
     comment_failed: str | None = None
-    if args.comment:
+    require = args.comment == "always"
+    if commenting:
         outcome = _publish_comment(args, env, merged, ctx, found, retry)
         comment_url = outcome.url or ""
-        if outcome.action == "refused" or (args.require_comment and outcome.action == "degraded"):
+        if outcome.action == "refused" or (require and outcome.action == "degraded"):
             comment_failed = outcome.notice or "the comment could not be posted"
-            if args.require_comment and outcome.action == "degraded" and found.pr is None:
+            if require and outcome.action == "degraded" and found.pr is None:
                 comment_failed = f"comment: always, but no pull-request number is known: {comment_failed}"
-            print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}"), file=out)
+            print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}", file=fallback), file=out)
             ctx.notices.append(comment_failed)
             full_md = None
         elif outcome.action == "skipped" or (outcome.action == "degraded" and found.pr is None
@@ -200,16 +243,17 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
             print(f"pg-ext-memcheck: {outcome.notice}", file=out)
         elif outcome.notice:
             # One line, a notice not an error: a fork PR must not turn the job red.
-            print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000)), file=out)
+            print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000), file=fallback),
+                  file=out)
             ctx.notices.append(outcome.notice)
             full_md = None  # re-render so the job summary carries the notice
         elif outcome.url:
             print(f"pg-ext-memcheck: PR comment {outcome.action}: {clean(outcome.url, 500)}", file=out)
 
-    if args.step_summary:
+    if args.job_summary == "on":
         path = env.get("GITHUB_STEP_SUMMARY")
         if not path:
-            raise UsageError("--step-summary needs GITHUB_STEP_SUMMARY (set by the GitHub runner)")
+            raise UsageError("--job-summary on needs GITHUB_STEP_SUMMARY (set by the GitHub runner)")
         ghoutputs.append_step_summary(Path(path), full_md or render(merged, ctx, SUMMARY))
 
     c = verdict.counts
@@ -220,6 +264,7 @@ def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPol
         # one line, escaped for a workflow command (the action's conclusion step prints it as an ::error::)
         "reasons": ghoutputs.escape_data(clean("; ".join(verdict.reasons), 2000)),
         "junit-path": outputs.get("junit-path", ""), "markdown-path": outputs.get("markdown-path", ""),
+        "sarif-path": outputs.get("sarif-path", ""), "json-path": outputs.get("json-path", ""),
         "comment-url": comment_url,
         "new-findings": str(len(merged.comparison.new)) if merged.comparison else "",
         "worse-findings": str(len(merged.comparison.worse)) if merged.comparison else "",

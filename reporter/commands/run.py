@@ -126,10 +126,25 @@ def execute(cfg: Config, pg_config: str, output: Path) -> results.Results:
         resolved = sites.resolve_results(doc)
         if resolved:
             progress(f"resolved {resolved} allocation site(s) to source lines")
+        doc["source_root"] = source_root(cfg)
         save(doc)
     if doc.get("interrupted"):
         progress(f"wrote {output / RESULTS_FILE}, marked incomplete (interrupted by {doc['interrupted']})")
     return doc
+
+
+def source_root(cfg: Config) -> str | None:
+    """The git top level of the extension's sources (else of memcheck.yml's directory): the reports show the
+    files of allocation sites relative to it, wherever the repository was checked out (actions/checkout's
+    `path:`, an extension in a subdirectory). None outside a git repository."""
+    places = [cfg.extension.path] if cfg.extension and cfg.extension.path else []
+    places.append(Path(cfg.path).parent)
+    for place in places:
+        try:
+            return str(gitrev.toplevel(Path(place)))
+        except (gitrev.GitError, OSError):
+            continue
+    return None
 
 
 def interrupted_status(doc: results.Results) -> int | None:

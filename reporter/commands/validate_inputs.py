@@ -39,10 +39,11 @@ def run(env: Mapping[str, str], out: object = None) -> int:
     try:
         plan = inputs.plan(values, env, event, workspace)
     except inputs.Problems as exc:
+        where = ghoutputs.workflow_file(env)  # inside GitHub every annotation has a file: the workflow's
         for message in exc.messages:
-            print(ghoutputs.command("error", message, "pg-ext-memcheck invalid input"), file=out)
+            print(ghoutputs.command("error", message, "pg-ext-memcheck invalid input", where), file=out)
         print(ghoutputs.command("error", "invalid inputs, see the messages above; nothing was run",
-                                "pg-ext-memcheck"), file=out)
+                                "pg-ext-memcheck", where), file=out)
         return 2
     if not env.get("GITHUB_OUTPUT"):
         print("pg-ext-memcheck: validate-inputs needs GITHUB_OUTPUT (set by the GitHub runner)", file=sys.stderr)

@@ -335,6 +335,7 @@ class Annotation:
     level: str  # error, warning, notice
     message: str
     title: Optional[str]
+    file: Optional[str] = None
 
 
 @dataclass
@@ -378,11 +379,13 @@ def _annotations(log: str) -> List[Annotation]:
         m = _COMMAND.match(line.strip())
         if not m or m.group("cmd") not in ("error", "warning", "notice"):
             continue
-        title = None
+        title = file = None
         for prop in (m.group("props") or "").split(","):
             if prop.startswith("title="):
                 title = _unescape(prop[len("title="):], prop=True)
-        found.append(Annotation(m.group("cmd"), _unescape(m.group("msg")), title))
+            if prop.startswith("file="):
+                file = _unescape(prop[len("file="):], prop=True)
+        found.append(Annotation(m.group("cmd"), _unescape(m.group("msg")), title, file))
     return found
 
 
@@ -469,6 +472,7 @@ class ActionRunner:
                 "GITHUB_SHA": github["sha"],
                 "GITHUB_REF": github["ref"],
                 "GITHUB_WORKFLOW": self.workflow,
+                "GITHUB_WORKFLOW_REF": f"{github['repository']}/.github/workflows/{self.workflow}.yml@{github['ref']}",
                 "GITHUB_JOB": self.job,
                 "GITHUB_API_URL": github["api_url"],
                 "GITHUB_SERVER_URL": github["server_url"],

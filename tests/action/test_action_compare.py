@@ -103,6 +103,10 @@ def test_outputs_and_failure_name_the_new_finding_only(job: Job, first: Dict[str
     assert any(e.startswith("1 new or worse finding(s) at or above warning") for e in r.errors()), r.errors()
     titles = [a.title or "" for a in r.annotations]
     assert any(t.startswith("pg-ext-memcheck: new ") and "context_leak" in t for t in titles), titles
+    # inside GitHub every annotation has a file: the finding's line, else the workflow file (GITHUB_WORKFLOW_REF)
+    assert all(a.file for a in r.annotations), [(a.level, a.title, a.file) for a in r.annotations]
+    assert [a.file for a in r.annotations if a.level == "error" and a.title == "pg-ext-memcheck"] == [
+        ".github/workflows/memcheck.yml"]
 
 
 def test_summary_and_comment_lead_with_what_the_change_made_worse(first: Dict[str, object]) -> None:
@@ -110,8 +114,9 @@ def test_summary_and_comment_lead_with_what_the_change_made_worse(first: Dict[st
     assert isinstance(r, ActionResult)
     summary = html.unescape(r.summary)
     assert summary.startswith("## ❌ pg-ext-memcheck: this change adds 1 finding")
-    assert "### What this change did, compared with" in summary
-    assert summary.index("New in this change:") < summary.index("| PostgreSQL | ERROR |")
+    assert "### What this change did\n\nCompared with" in summary
+    assert summary.index("- 🆕 new: ❌ ERROR [context_leak]") < summary.index("| severity | what |")
+    assert summary.count("| ❌ ") == 1  # the one new finding is what fails
     bodies = first["bodies"]
     assert isinstance(bodies, list) and len(bodies) == 1
     assert re.match(r"<!-- pg-ext-memcheck:memcheck run=501 attempt=1 digest=[0-9a-f]{16} -->\n## ❌ pg-ext-memcheck: "

@@ -55,6 +55,7 @@ def test_fail_on_sometimes_message_is_exact(base_dir: Path, workspace: Path, act
         "fail-on must be one of never, info, warning, error, or empty for memcheck.yml's fail-on (got 'sometimes')"
     )
     assert result.annotations[0].title == "pg-ext-memcheck invalid input"
+    assert all((a.file or "").startswith(".github/workflows/") for a in result.annotations)  # every one has a file
 
 
 def test_every_bad_input_is_reported_at_once(base_dir: Path, workspace: Path, action_copy: Path) -> None:
@@ -84,7 +85,7 @@ def test_valid_inputs_pass_validation(base_dir: Path, workspace: Path, action_co
     assert validate.outputs["comment-key"] == "memcheck"  # the workflow name
     assert validate.outputs["results-dir"].startswith(str(result.runner_temp))
     assert validate.outputs["compare"] == "" and "not a pull request (push event)" in validate.outputs["compare-note"]
-    assert validate.outputs["annotations"] == "always" and validate.outputs["step-summary"] == "true"
+    assert validate.outputs["annotations"] == "on" and validate.outputs["step-summary"] == "true"
     assert result.step("python").outcome == "success"  # setup-python (local equivalent) ran for 3.12
 
 

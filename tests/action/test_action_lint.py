@@ -23,6 +23,7 @@ PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v
 REQUIRED_OUTPUTS = {
     "findings", "violations", "errors", "warnings", "infos", "max-severity", "conclusion", "junit-path",
     "markdown-path", "comment-url", "new-findings", "worse-findings", "fixed-findings", "compared-with",
+    "sarif-path", "json-path", "reasons", "exit-code",
 }
 
 
@@ -94,7 +95,7 @@ def zizmor(paths: List[Path]) -> List[Dict[str, Any]]:
 
 
 def test_zizmor_no_medium_or_high_findings() -> None:
-    findings = zizmor([ACTION_YML, *WORKFLOWS])
+    findings = zizmor([ACTION_YML, *WORKFLOWS, REPO_ROOT / ".github" / "dependabot.yml"])
     serious = [
         (f["ident"], f["determinations"]["severity"], f["locations"][0]["symbolic"]["key"])
         for f in findings
@@ -225,7 +226,8 @@ def test_workflows_declare_minimal_permissions(path: Path) -> None:
                 assert (scope, path.name) in {
                     ("pull-requests", "memcheck.yml"), ("pull-requests", "memcheck-matrix.yml"),
                     ("pull-requests", "memcheck-publish.yml"), ("pull-requests", "ci.yml"),
-                    ("contents", "release.yml"),
+                    ("contents", "release.yml"), ("pull-requests", "memcheck-code-scanning.yml"),
+                    ("security-events", "memcheck-code-scanning.yml"),  # upload-sarif
                 }, f"{path.name}/{name}: {scope}: write"
         text = path.read_text(encoding="utf-8")
         assert "${{ github.event.pull_request.title" not in text
@@ -272,3 +274,21 @@ def test_issue_templates_schema() -> None:
             [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)], capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+DEPENDABOT = REPO_ROOT / ".github" / "dependabot.yml"
+
+
+def test_dependabot_keeps_the_pinned_actions_and_pip_current(tmp_path: Path) -> None:
+    """Dependabot's schema accepts the file (and refuses a misspelt ecosystem), and it covers both kinds of pin:
+    the actions used by action.yml and the workflows (the root directory), and pyproject.toml's dependencies."""
+    proc = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(DEPENDABOT)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    updates = {(u["package-ecosystem"], u["directory"]) for u in load(DEPENDABOT)["updates"]}
+    assert updates == {("github-actions", "/"), ("pip", "/")}
+    bad = tmp_path / "dependabot.yml"
+    bad.write_text(DEPENDABOT.read_text().replace("github-actions", "github-action"), encoding="utf-8")
+    proc = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "github-action" in proc.stdout

@@ -134,8 +134,135 @@ def test_choices_agree_between_action_readme_and_the_cli() -> None:
     assert "--fail-on-scope {" + ",".join(vocab.FAIL_ON_SCOPES) + "}" in report
     assert "--fail-on {" + ",".join(vocab.FAIL_ON_LEVELS) + "}" in report
     assert "--annotations {" + ",".join(vocab.ANNOTATION_MODES) + "}" in report
-    for flag in ("--comment-changes", "--require-comment", "--baseline DIR", "--step-summary"):
+    for flag in ("--baseline DIR", "--sarif FILE", "--json FILE", "--repository-path PATH"):
         assert flag in report, flag
     assert "--compare REF" in check and "--fail-on-scope {new,all}" in check
-    for flag in ("--baseline", "--annotations", "--fail-on-scope", "--compare", "--base REF", "--comment-changes"):
+    for flag in ("--baseline", "--annotations", "--fail-on-scope", "--compare", "--base REF", "--sarif", "--json",
+                 "--repository-path"):
         assert flag in text(), f"{flag} is not in the README"
+
+
+# ---- docs equal code: each mismatch once found between README, action.yml and --help ---------------------------
+
+
+def help_text(*command: str) -> str:
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "import sys; from reporter.cli import main; sys.exit(main())"]
+    proc = subprocess.run([*cli, *command, "--help"], capture_output=True, text=True, env={"COLUMNS": "300"})
+    assert proc.returncode == 0, proc.stderr
+    return " ".join(proc.stdout.split())
+
+
+def described(name: str) -> str:
+    return " ".join(yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))["inputs"][name]["description"].split())
+
+
+def test_publish_example_says_the_event_decides_the_pull_request() -> None:
+    """The comment goes to the pull request the workflow_run event names (design: the event decides), never
+    to one the artifacts record."""
+    header = (REPO_ROOT / "examples" / "workflows" / "memcheck-publish.yml").read_text(encoding="utf-8")
+    header = " ".join(line.lstrip("# ") for line in header.splitlines() if line.startswith("#"))
+    assert "recorded inside" not in header and "the workflow_run event decides" in header
+    assert "only cross-checked" in header
+    assert "nothing in them decides where the report goes" in text()
+
+
+def test_install_method_auto_is_one_order_everywhere() -> None:
+    """auto: debian, else pgdg, else the major's known route: in the action, the README and install-postgres
+    --help alike; and each says what its own default is."""
+    from reporter import provision
+
+    assert provision.DEFAULT_METHOD == "auto"
+    action_default = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))["inputs"]["install-method"]["default"]
+    assert action_default == "pgdg"
+    for where, doc in (("action.yml", described("install-method")), ("README", input_row("install-method")),
+                       ("--help", help_text("install-postgres"))):
+        auto = doc[doc.index("auto"):]
+        order = [auto.index(word) for word in ("debian", "pgdg", "route")]
+        assert order == sorted(order), (where, auto[:300])
+    assert "the default here" in described("install-method") and "install-postgres' default" in described(
+        "install-method")
+    assert "defaults to `auto`" in input_row("install-method") and "(default)" in help_text("install-postgres")
+
+
+def test_compare_names_every_pull_request_event() -> None:
+    from reporter import inputs
+
+    for event in inputs.PR_EVENTS:
+        assert event in described("compare"), event
+        assert f"`{event}`" in input_row("compare"), event
+
+
+def test_config_lookup_names_extension_path() -> None:
+    """memcheck.yml is looked for in the workspace, then in extension-path (reporter/inputs.py)."""
+    for doc in (described("config"), input_row("config")):
+        assert doc.index("workspace, else of") < doc.index("extension-path"), doc
+
+
+def test_annotations_cap_and_kinds_are_the_same_everywhere() -> None:
+    from reporter.ghoutputs import MAX_ANNOTATIONS
+
+    report = help_text("report")
+    for where, doc in (("action.yml", described("annotations")), ("README", input_row("annotations")),
+                       ("--help", report)):
+        assert f"at most {MAX_ANNOTATIONS} of each kind" in doc, where
+        for kind in ("::error", "::warning", "::notice"):
+            assert kind in doc, (where, kind)
+
+
+def test_one_vocabulary_for_annotations_job_summary_and_comment() -> None:
+    """The action's inputs and report's options have the same names and take the same values."""
+    from reporter import vocab
+
+    report = help_text("report")
+    action = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))
+    assert "--annotations {auto,on,off}" in report and set(vocab.SWITCHES) <= set(vocab.ANNOTATION_MODES)
+    assert "--job-summary {on,off}" in report
+    assert "--comment {" + ",".join(vocab.COMMENT_MODES) + "}" in report
+    for gone in ("--step-summary", "--require-comment", "--comment-changes"):
+        assert gone not in report and gone not in text() and gone not in ACTION_YML.read_text(), gone
+    for name in ("annotations", "job-summary", "comment", "sarif", "repository-path"):
+        assert name in action["inputs"] and f"--{name}" in report, name
+        assert f"(report --{name})" in described(name), name
+
+
+def test_check_has_fail_on() -> None:
+    from reporter import vocab
+
+    check = help_text("check")
+    assert "--fail-on {" + ",".join(vocab.FAIL_ON_LEVELS) + "}" in check and "--json FILE" in check
+    assert "Its exit status follows `fail-on`" in text() and "`check --fail-on LEVEL`" in text()
+
+
+def test_change_outputs_are_counts() -> None:
+    action = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))["outputs"]
+    for name in ("new-findings", "worse-findings", "fixed-findings"):
+        assert action[name]["description"].startswith("Number of findings"), name
+    assert "| `new-findings`, `worse-findings`, `fixed-findings` | numbers (counts) of findings" in section("Outputs")
+
+
+def test_every_v1_reference_in_the_readme_carries_the_zizmor_note() -> None:
+    uses = [line.strip() for block in yaml_blocks(text()) for line in block.splitlines()
+            if "pg-ext-memcheck/pg-ext-memcheck@v1" in line]
+    assert len(uses) >= 5
+    assert all(line.endswith("@v1 # zizmor: ignore[unpinned-uses] pin a release SHA if you prefer") for line in uses)
+    quick = yaml_blocks(section("Quick start: the workflow to copy"))[1]
+    example = (REPO_ROOT / "examples" / "workflows" / "memcheck.yml").read_text(encoding="utf-8")
+    assert [ln for ln in quick.splitlines() if "@v1" in ln] == [ln for ln in example.splitlines() if "@v1" in ln]
+
+
+def test_reasons_and_exit_code_are_declared_outputs() -> None:
+    """Every name the report step writes to $GITHUB_OUTPUT (or the step itself, exit-code) is a declared output of
+    the action with the README row, and nothing declared is left unwritten."""
+    import re as _re
+
+    action = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))
+    declared = {name for name, spec in action["outputs"].items() if "steps.report." in spec["value"]}
+    source = (REPO_ROOT / "reporter" / "commands" / "report.py").read_text(encoding="utf-8")
+    block = source[source.index("outputs.update({"):source.index("})", source.index("outputs.update({"))]
+    written = set(_re.findall(r'"([a-z-]+)":', block)) | {"exit-code"}
+    assert declared == written, (declared ^ written)
+    for name in ("reasons", "exit-code"):
+        assert f"`{name}`" in section("Outputs"), name

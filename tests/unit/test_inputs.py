@@ -156,7 +156,7 @@ def test_source_builds_get_a_cache_key(workspace: Path) -> None:
 
 def test_switches_and_names(workspace: Path) -> None:
     p = plan(workspace, annotations="off", job_summary="off", leg_name="pg17-jammy", comment="changes")
-    assert (p.annotations, p.step_summary, p.artifact, p.comment) == ("never", "false", "pg-ext-memcheck-pg17-jammy",
+    assert (p.annotations, p.step_summary, p.artifact, p.comment) == ("off", "false", "pg-ext-memcheck-pg17-jammy",
                                                                       "changes")
     assert p.comment_key == "CI" and p.results_dir.endswith("/pg-ext-memcheck/legs/pg17-jammy")
     publish = plan(workspace, mode="publish", postgres_version="")
@@ -195,3 +195,15 @@ def test_the_command_writes_outputs_or_errors(workspace: Path, tmp_path: Path,
     assert printed[0].startswith("::error title=pg-ext-memcheck invalid input::mode must be one of")
     assert "%0A::warning::forged" in printed[0] and not any(line.startswith("::warning") for line in printed)
     assert printed[-1] == "::error title=pg-ext-memcheck::invalid inputs, see the messages above; nothing was run"
+
+
+@pytest.mark.parametrize("name", ["sarif", "repository-path"])
+def test_report_paths_are_relative_to_the_workspace(tmp_path: Path, name: str) -> None:
+    env = {"RUNNER_TEMP": str(tmp_path / "rt"), "GITHUB_EVENT_NAME": "push"}
+    good = {"mode": "publish", "comment": "auto", "annotations": "on", "job-summary": "on", "cassert": "false",
+            "install-method": "pgdg", name: "sub/dir"}
+    p = inputs.plan(good, env, {}, tmp_path)
+    assert p.outputs()[name] == str(tmp_path / "sub" / "dir")
+    for bad in ("/etc/x", "../outside", "a/../../b"):
+        with pytest.raises(inputs.Problems, match=f"{name} must be a path relative to the workspace"):
+            inputs.plan({**good, name: bad}, env, {}, tmp_path)

@@ -101,13 +101,14 @@ def test_files_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     junit, md = tmp_path / "r" / "junit.xml", tmp_path / "r" / "report.md"
     code = run(*legs("violations_pg15", "violations_pg18"), "--junit", str(junit), "--markdown", str(md),
-               "--step-summary")
+               "--job-summary", "on")
     assert code == 1
     values = parse_outputs(out.read_text())
     # 9 rows on two majors are 5 findings: errors, warnings and infos count findings
     assert values == {
         "findings": "5", "violations": "9", "errors": "2", "warnings": "2", "infos": "1", "max-severity": "ERROR",
         "conclusion": "failure", "junit-path": str(junit), "markdown-path": str(md), "comment-url": "",
+        "sarif-path": "", "json-path": "",
         "new-findings": "", "worse-findings": "", "fixed-findings": "", "compared-with": "",
         "reasons": "2 finding(s) at or above error; worst is ERROR",
     }
@@ -125,7 +126,7 @@ def test_clean_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_step_summary_needs_the_variable() -> None:
-    assert run(*legs("clean_pg15"), "--step-summary") == 2
+    assert run(*legs("clean_pg15"), "--job-summary", "on") == 2
 
 
 def test_annotations_capped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -165,7 +166,7 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitH
 
 def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    args = [*legs("violations_pg15", "violations_pg18"), "--comment", "--step-summary"]
+    args = [*legs("violations_pg15", "violations_pg18"), "--comment", "auto", "--job-summary", "on"]
     assert run(*args) == 1
     assert run(*args) == 1  # publishing again updates, never adds
     bodies = github.state.all_bodies(42)
@@ -181,8 +182,8 @@ def test_comment_created_once_for_the_matrix(github: FakeGitHub, tmp_path: Path,
 def test_bad_and_duplicate_legs_are_skipped_and_the_others_published(
         github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     md = tmp_path / "report.md"
-    args = [*legs("violations_pg15", "duplicate_pg15", "invalid", "violations_pg18"), "--comment",
-            "--step-summary", "--markdown", str(md)]
+    args = [*legs("violations_pg15", "duplicate_pg15", "invalid", "violations_pg18"), "--comment", "auto",
+            "--job-summary", "on", "--markdown", str(md)]
     assert run(*args) == 2  # bad input, named: not "findings"
     err = capsys.readouterr().err
     assert "a second result for PostgreSQL 15" in err and "invalid/results.json: not a valid results file" in err
@@ -199,7 +200,7 @@ def test_no_pr_from_the_results_on_a_push(github: FakeGitHub, monkeypatch: pytes
                                           capsys: pytest.CaptureFixture[str]) -> None:
     # The legs say PR 42, but a push event has no pull request: results never choose where to post.
     monkeypatch.delenv("GITHUB_EVENT_PATH")
-    assert run(*legs("clean_pg15"), "--comment", "--comment-key", "k") == 0
+    assert run(*legs("clean_pg15"), "--comment", "auto", "--comment-key", "k") == 0
     assert github.state.all_bodies(42) == []
     assert "no pull request number" in capsys.readouterr().out
 
@@ -207,7 +208,7 @@ def test_no_pr_from_the_results_on_a_push(github: FakeGitHub, monkeypatch: pytes
 def test_read_only_token_degrades_without_failing(github: FakeGitHub, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     github.state.writable = False
-    assert run(*legs("clean_pg15"), "--comment", "--step-summary") == 0
+    assert run(*legs("clean_pg15"), "--comment", "auto", "--job-summary", "on") == 0
     out = capsys.readouterr().out
     notices = [line for line in out.splitlines() if line.startswith("::notice::")]
     assert len(notices) == 1 and "read-only" in notices[0]
@@ -224,7 +225,7 @@ def test_no_pr_degrades(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp
     doc["github"]["pr_number"] = None
     (tmp_path / "leg").mkdir()
     (tmp_path / "leg" / "results.json").write_text(json.dumps(doc))
-    assert run(str(tmp_path / "leg"), "--comment") == 0
+    assert run(str(tmp_path / "leg"), "--comment", "auto") == 0
     out = capsys.readouterr().out
     assert "pg-ext-memcheck: no pull request number" in out
     assert "::notice" not in out  # a push is not worth an annotation on every run
@@ -237,9 +238,13 @@ def test_baseline_option_marks_new_findings(tmp_path: Path) -> None:
     code = run("--baseline", str(LEGS / "baseline"), *legs("violations_pg15"), "--markdown", str(md))
     assert code == 1
     text = md.read_text()
-    assert "### What this change did, compared with the --baseline results (PostgreSQL 15)" in text
+    assert "### What this change did\n\nCompared with the --baseline results on PostgreSQL 15" in text
     assert "1 new, 0 worse, 4 unchanged, 1 fixed." in text
-    assert "| 1 | ❌ ERROR | 🆕 [context_leak] | BuggyPlannerLeakCtx |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "[" in line]
+    assert rows[0].startswith("| ❌ ERROR | 🆕 [context_leak] in BuggyPlannerLeakCtx |")
+    # the other ERROR is on the base too: not failing (fail-on-scope new), so no ❌
+    assert [r.split(" | ")[0] for r in rows] == ["| ❌ ERROR", "| 🟥 ERROR", "| 🟧 WARNING", "| 🟧 WARNING",
+                                                 "| 🟦 INFO"]
     assert text.startswith("## ❌ pg-ext-memcheck: this change adds 1 finding (1 ERROR)\n")
     # with a base, fail-on judges only what is new (default fail-on-scope new); all judges everything
     assert "- 1 new or worse finding(s) at or above error; worst is ERROR" in text
@@ -266,7 +271,7 @@ def test_markdown_comment_writes_the_comment_variant(tmp_path: Path) -> None:
     assert code == 1
     text = comment.read_text()
     assert text.startswith("## ❌ pg-ext-memcheck: 3 findings (3 ERROR)")
-    assert "… 10 more evidence rows in results.json." in text  # the comment's shorter details
+    assert "- … 10 more rows in results.json" in text  # the comment's shorter details
     assert "more evidence rows" not in summary.read_text()  # the job summary has room for all of them
 
 
@@ -280,7 +285,7 @@ def test_markdown_comment_writes_the_comment_variant(tmp_path: Path) -> None:
 def test_comment_key_is_validated(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                   args: tuple, workflow: str, needle: str) -> None:
     monkeypatch.setenv("GITHUB_WORKFLOW", workflow)
-    assert run(*legs("clean_pg15"), "--comment", *args) == 2
+    assert run(*legs("clean_pg15"), "--comment", "auto", *args) == 2
     assert needle in capsys.readouterr().err
 
 
@@ -328,7 +333,7 @@ def test_notices_about_odd_leg_names_are_cleaned(tmp_path: Path, capsys: pytest.
     odd = tmp_path / "artifacts" / "pg-ext-memcheck-\x1b]0;x\x07\u202eleg"
     odd.mkdir(parents=True)  # an empty artifact: a missing leg
     shutil.copytree(LEGS / "clean_pg15", tmp_path / "artifacts" / "pg-ext-memcheck-pg15")
-    assert run(str(tmp_path / "artifacts"), "--annotations", "always") == 1
+    assert run(str(tmp_path / "artifacts"), "--annotations", "on") == 1
     captured = capsys.readouterr()
     assert "no results.json" in captured.err and "]0;xleg" in captured.err
     for ch in "\x1b\x07\u202e":

@@ -16,10 +16,12 @@ from typing import Callable, Dict, Tuple
 import pytest
 from lxml import etree
 
+from reporter import jsonreport, sarif
 from reporter.junit import render_junit
 from reporter.markdown import COMMENT, SUMMARY, Context, render
-from reporter.merge import Merged, load_legs
+from reporter.merge import Merged, attach_comparison, leg_bases, load_legs
 from reporter.terminal import Style, render_terminal, style_for
+from reporter.vocab import strictest_fail_on
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LEGS = FIXTURES / "legs"
@@ -36,23 +38,34 @@ BUG_SETS: Dict[str, Tuple[str, ...]] = {
     "example_matrix": ("example_pg15", "example_pg18"),  # planner_ctx_leak, top_ctx_alloc, nested_leak
     "topctx": ("topctx_pg18",),  # top_ctx_alloc alone
     "resources": ("resources_pg16",),  # dsm_leak, relcache_leak, a one-time cache
+    # a real comparison run, the extension in ext/: one new finding (nested_leak), two unchanged (fail-on warning)
+    "compare": ("compare_pg15",),
 }
 
 
 def load(monkeypatch: pytest.MonkeyPatch, names: Tuple[str, ...]) -> Merged:
     monkeypatch.chdir(LEGS)  # relative leg paths keep the golden files machine-independent
-    return load_legs([Path(n) for n in names])
+    merged = load_legs([Path(n) for n in names])
+    baseline, label = leg_bases(merged)  # the legs' base/ runs, when they have one
+    attach_comparison(merged, baseline, None, label)
+    return merged
 
 
-def context() -> Context:
-    return Context(run_url=RUN_URL, head_sha=SHA, workspace=WORKSPACE)
+def fail_on(m: Merged) -> str:
+    return strictest_fail_on(r["fail_on"] for r in m.present)
+
+
+def context(m: Merged) -> Context:
+    return Context(fail_on=fail_on(m), run_url=RUN_URL, head_sha=SHA, workspace=WORKSPACE)
 
 
 RENDERERS: Dict[str, Callable[[Merged], str]] = {
     "terminal.txt": lambda m: render_terminal(m, style=Style(100, False), root=WORKSPACE),
-    "summary.md": lambda m: render(m, context(), SUMMARY),
-    "comment.md": lambda m: render(m, context(), COMMENT),
-    "junit.xml": lambda m: render_junit(m, "error", WORKSPACE),
+    "summary.md": lambda m: render(m, context(m), SUMMARY),
+    "comment.md": lambda m: render(m, context(m), COMMENT),
+    "junit.xml": lambda m: render_junit(m, fail_on(m), WORKSPACE),
+    "report.sarif": lambda m: sarif.render(m, fail_on(m), WORKSPACE),
+    "summary.json": lambda m: jsonreport.render(m, m.conclude(fail_on(m)), WORKSPACE),
 }
 
 
@@ -78,39 +91,39 @@ def test_golden(monkeypatch: pytest.MonkeyPatch, bug_set: str, output: str) -> N
 
 def test_example_matrix_shows_one_finding_per_bug(monkeypatch: pytest.MonkeyPatch) -> None:
     merged = load(monkeypatch, BUG_SETS["example_matrix"])
-    comment = render(merged, context(), COMMENT)
+    comment = render(merged, context(merged), COMMENT)
     assert comment.startswith("## ❌ pg-ext-memcheck: 3 findings (3 ERROR)\n")
-    rows = [line.split(" | ") for line in comment.splitlines() if re.match(r"\| \d+ \| ", line)]
-    assert [(r[4], r[6], r[7]) for r in rows] == [
-        ("8.0 KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:{TOP}]({REPO}/blob/{SHA}/"
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in comment.splitlines()
+            if re.match(r"\| (❌|🟥|🟧|🟦) ", line)]
+    assert [(r[2], r[3], r[4]) for r in rows] == [
+        ("8.0&nbsp;KiB/call", f"[buggy&#95;ExecutorStart() at buggy&#95;pg&#95;ext.c:{TOP}]({REPO}/blob/{SHA}/"
                          f"buggy_pg_ext.c#L{TOP})", "18, 15"),
-        ("2.0 KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:{NESTED}]({REPO}/blob/{SHA}/"
+        ("2.0&nbsp;KiB/call", f"[buggy&#95;ExecutorEnd() at buggy&#95;pg&#95;ext.c:{NESTED}]({REPO}/blob/{SHA}/"
                          f"buggy_pg_ext.c#L{NESTED})", "18, 15"),
-        ("8.2 KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:{PLANNER}]({REPO}/blob/{SHA}/"
+        ("8.2&nbsp;KiB/iteration", f"[buggy&#95;planner() at buggy&#95;pg&#95;ext.c:{PLANNER}]({REPO}/blob/{SHA}/"
                               f"buggy_pg_ext.c#L{PLANNER})", "18, 15"),
     ]
+    assert all(len(r) == 5 for r in rows)  # five narrow columns
     terminal = render_terminal(merged, style=Style(100, False), root=WORKSPACE)
     assert terminal.count("allocated by ") == 3 and f"buggy_pg_ext.c:{TOP}" in terminal
 
 
-def test_junit_names_the_worst_finding_and_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_junit_names_each_finding_and_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
     root = etree.fromstring(render_junit(load(monkeypatch, BUG_SETS["example_matrix"]), "error",
                                          WORKSPACE).encode("utf-8"))
     assert [s.get("name") for s in root.iter("testsuite")] == ["pg-ext-memcheck PostgreSQL 18",
                                                               "pg-ext-memcheck PostgreSQL 15"]
-    case = root.find("testsuite/testcase[@name='per_row_function']")
-    assert case is not None and case.get("file") == "buggy_pg_ext.c" and case.get("line") == str(TOP)
-    failure = case.find("failure")
-    assert failure.get("message") == ("ERROR context_leak in TopMemoryContext: 8.0 KiB/call, allocated by "
-                                      f"buggy_ExecutorStart() at buggy_pg_ext.c:{TOP} (+1 more at or above error)")
-    heads = [line for line in failure.text.splitlines() if not line.startswith((" ", "What to do"))]
-    assert [h.split(":")[0] for h in heads] == [  # the body lists every failing finding, then its rows
-        "ERROR context_leak in TopMemoryContext",
-        "ERROR context_leak in TopMemoryContext/PortalContext/ExecutorState/SQL function"]
-    abort = root.find("testsuite/testcase[@name='abort_loop']")
-    assert abort.findtext("system-out").startswith("WARNING context_leak in TopMemoryContext: 8.0 KiB/iteration")
-    # the planner's leak is INFO in this workload (3 plans): listed, below fail-on, in the output
-    assert "INFO context_leak in TopMemoryContext/MessageContext/BuggyPlannerLeakCtx" in case.findtext("system-out")
+    suite = root.find("testsuite[@id='15']")
+    found = {c.get("name"): c for c in suite.iter("testcase") if c.get("classname", "").endswith(".findings")}
+    top = found["context_leak in TopMemoryContext by buggy_ExecutorStart()"]
+    assert (top.get("file"), top.get("line")) == ("buggy_pg_ext.c", str(TOP))
+    assert top.find("failure").get("message") == ("ERROR context_leak in TopMemoryContext: 8.0 KiB/call, allocated "
+                                                  f"by buggy_ExecutorStart() at buggy_pg_ext.c:{TOP}")
+    lines = {c.get("line") for c in found.values() if c.find("failure") is not None}
+    assert lines == {str(TOP), str(NESTED), str(PLANNER)}  # each failing finding on its own line
+    case = suite.find("testcase[@name='per_row_function']")
+    assert case.find("failure") is None and case.get("file") is None
+    assert "context_leak in TopMemoryContext by buggy_ExecutorStart()" in case.findtext("system-out")
 
 
 # ---- terminal: colour and width ----------------------------------------------------------------------------
@@ -124,6 +137,12 @@ class FakeTTY(io.StringIO):
 @pytest.mark.parametrize("stream,env,color", [
     (FakeTTY(), {}, True), (FakeTTY(), {"NO_COLOR": "1"}, False), (io.StringIO(), {}, False),
     (FakeTTY(), {"TERM": "dumb"}, False),
+    # GitHub Actions' logs: no terminal, colour asked for
+    (io.StringIO(), {"FORCE_COLOR": "1"}, True), (io.StringIO(), {"CLICOLOR_FORCE": "1"}, True),
+    (io.StringIO(), {"FORCE_COLOR": "3", "TERM": "dumb"}, True),
+    (io.StringIO(), {"FORCE_COLOR": "0"}, False), (io.StringIO(), {"FORCE_COLOR": ""}, False),
+    (io.StringIO(), {"CLICOLOR_FORCE": "0"}, False),
+    (io.StringIO(), {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),  # NO_COLOR as always: no colour
 ])
 def test_colour_only_on_a_terminal_that_wants_it(stream: io.StringIO, env: Dict[str, str], color: bool) -> None:
     assert style_for(stream, env).color is color
@@ -144,3 +163,25 @@ def test_lines_fit_the_width(monkeypatch: pytest.MonkeyPatch, width: int) -> Non
     assert all("https://" in line for line in long)  # only the README links stay whole
     assert bool(long) is (width < 90) and any(line.endswith("…") for line in text.splitlines())
     assert style_for(io.StringIO(), {"COLUMNS": "57"}).width == 57
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 80])
+def test_narrow_terminal_cuts_the_context_path_never_the_file_line(monkeypatch: pytest.MonkeyPatch,
+                                                                   width: int) -> None:
+    """The comparison's lines and each finding's site line keep `file:line` whole; the context path (or the
+    function) is what gets cut."""
+    merged = load(monkeypatch, ("compare_pg15",))
+    root = merged.source_root
+    text = render_terminal(merged, "warning", Style(width, False), root)
+    lines = text.splitlines()
+    (added,) = merged.comparison.new
+    new = next(line for line in lines if line.startswith("  NEW "))
+    assert new.endswith(f" at ext/buggy_pg_ext.c:{added.site['line']}") and len(new) <= width, new
+    for line_no in (f.site["line"] for f in merged.findings):
+        site = next(line for line in lines if line.endswith(f"ext/buggy_pg_ext.c:{line_no}")
+                    and not line.startswith("  NEW"))
+        assert len(site) <= width, site
+    paths = [line for line in lines if "(buggy_pg_ext.so)" in line]
+    assert all(len(line) <= width for line in paths)
+    if width < 90:  # the long path is cut at its start, its innermost context kept
+        assert any("…" in line and "SQL function (buggy_pg_ext.so)" in line for line in paths) or width < 50

@@ -36,6 +36,20 @@ EXPECTED: Dict[Tuple[str, str], Tuple[Any, ...]] = {
     ("memcheck", "/$defs/workload/properties/protocol"): vocab.PROTOCOLS,
     ("memcheck", "/$defs/workload/properties/mode"): vocab.MODES + tuple(vocab.MODE_ALIASES),
     ("memcheck", "/$defs/suppression/properties/check"): vocab.CHECK_TYPES,
+    ("summary", "/properties/schema_version"): (1,),
+    ("summary", "/properties/verdict/properties/conclusion"): ("success", "failure"),
+    ("summary", "/properties/verdict/properties/fail_on"): vocab.FAIL_ON_LEVELS,
+    ("summary", "/properties/verdict/properties/fail_on_scope"): vocab.FAIL_ON_SCOPES,
+    ("summary", "/properties/postgresql/items/properties/conclusion"): ("success", "failure"),
+    ("summary", "/$defs/finding/properties/check_type"): vocab.CHECK_TYPES,
+    ("summary", "/$defs/finding/properties/severity"): vocab.SEVERITIES,
+    ("summary", "/$defs/finding/properties/severity_by_major/additionalProperties"): vocab.SEVERITIES,
+    ("summary", "/$defs/finding/properties/gate"): vocab.GATES,
+    ("summary", "/$defs/finding/properties/classification"): vocab.COMPARISON_CLASSES,
+    ("summary", "/$defs/finding/properties/rate/properties/unit"): vocab.RATE_UNITS,
+    ("summary", "/$defs/finding/properties/lifetime"): vocab.LIFETIMES,
+    ("summary", "/$defs/finding/properties/verdict"): vocab.VERDICTS,
+    ("summary", "/$defs/finding/properties/location/properties/kind"): ("site", "workload"),
 }
 
 
@@ -52,7 +66,7 @@ def enums(node: Any, pointer: str = "") -> Iterator[Tuple[str, list]]:
 
 def all_enums() -> Dict[Tuple[str, str], list]:
     out = {}
-    for name in ("results", "memcheck"):
+    for name in ("results", "memcheck", "summary"):
         doc = json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
         for pointer, values in enums(doc):
             out[(name, pointer)] = values
