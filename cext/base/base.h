@@ -44,6 +44,9 @@
 #include "nodes/memnodes.h"
 #include "utils/tuplestore.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /* ---------- vocabularies (vocab.c names them; reporter/vocab.py must agree) ---------- */
 
 typedef enum McMode
@@ -287,5 +290,7 @@ extern int	mc_ring_copy_pending(uint64 start, uint64 stop, McViolation *out,
 /* ---------- srf.c ---------- */
 
 extern Tuplestorestate *mc_srf_begin(FunctionCallInfo fcinfo, TupleDesc *tupdesc);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_BASE_H */

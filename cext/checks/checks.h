@@ -21,6 +21,9 @@
 
 #include "scenarios/worker.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /* each file's start-up (_PG_init): what it adds to the layers below */
 extern void mc_reslog_init(void);
 extern void mc_guards_init(void);
@@ -44,5 +47,7 @@ extern void mc_dsm_request_shmem(void);
 extern void mc_dsm_shmem_startup(void);
 extern void mc_dsm_window_begin(void);
 extern void mc_dsm_window_end(void);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_CHECKS_H */

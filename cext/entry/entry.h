@@ -21,6 +21,9 @@
 
 #include "observe/observe.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /* hooktable.c */
 extern void mc_entry_init(void);
 extern void mc_hooks_attach(bool on);
@@ -36,6 +39,17 @@ extern void mc_hooks_safe_point(void);
 #define MC_HOOK_FMGR			0x7ff0
 #define MC_HOOK_NEEDS_FMGR	0x7ff1
 extern void mc_fmgr_install(void);
+
+/* thunks.c: entry points that are call thunks */
+typedef uintptr_t (*McThunkPost) (uint8 post, uintptr_t ret, int lib);
+extern void mc_entry_thunks_init(void);
+extern int	mc_entry_thunk(void *fn, int lib, McEntryKind kind, McPhase phase, const char *name,
+						   const char *what, uint8 post);
+extern int	mc_entry_thunk_of(const void *fn);
+extern void mc_entry_thunk_post(McThunkPost post);
+
+/* functions.c: SQL-callable C functions, through PostgreSQL's dlsym() */
+extern void mc_functions_init(void);
 
 /* routines.c: access methods, FDWs, custom scans */
 typedef enum McRoutineKindId
@@ -67,5 +81,7 @@ extern bool mc_bgworker_at(int i, char *what, size_t whatlen, char *detail, size
 extern void mc_xact_init(void);
 extern void mc_xact_adopt_registered(void);
 extern void mc_xact_callbacks_register(void);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_ENTRY_H */

@@ -1,18 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * fmgrhook.c
- *		Every call of a foreign library's C function is a foreign segment:
- *		its SQL functions, operator-class support functions, type I/O,
- *		triggers and aggregate functions.
+ *		The handler functions of a foreign library (returning
+ *		index_am_handler, table_am_handler, fdw_handler or tsm_handler):
+ *		their result, a struct of callbacks, gets bracketed (routines.c).
  *
- * needs_fmgr_hook answers true only for C-language functions whose library
- * is foreign, so SQL functions keep being inlined and PostgreSQL's own
- * functions keep their fast path; the answer is cached per function OID
- * and forgotten when pg_proc changes.  PostgreSQL then calls such
- * functions through fmgr_security_definer, which calls fmgr_hook at the
- * start and end of every call and when an error leaves it.  A function's
- * library is loaded at its first call, just before FHET_START, which is
- * where a library loaded that way is registered and its GOT patched.
+ * Every call of a foreign C function is a segment already (functions.c
+ * hands PostgreSQL a call thunk for it).  needs_fmgr_hook answers true
+ * only for a foreign library's handler functions (the answer is cached
+ * per function OID and forgotten when pg_proc changes); PostgreSQL then
+ * calls them through fmgr_security_definer, which calls fmgr_hook around
+ * the call, and for that one call we stand in for the handler to see the
+ * struct it returns.  Another library's fmgr_hook shares the chain: its
+ * private slot is never read or written, and it runs outside our work on
+ * both sides.
  *
  *-------------------------------------------------------------------------
  */
@@ -144,6 +145,8 @@ mc_prev_lib(void *fn, int16 *cached)
 static bool
 mc_needs_fmgr_hook(Oid fn_oid)
 {
+	McFnEntry  *e;
+
 	if (prev_needs_fmgr_hook)
 	{
 		int			lib = mc_active ? mc_prev_lib((void *) prev_needs_fmgr_hook, &prev_needs_lib) : MC_NO_LIB;
@@ -171,10 +174,11 @@ mc_needs_fmgr_hook(Oid fn_oid)
 		if (needed)
 			return true;
 	}
-	/* PostgreSQL's own functions are never foreign */
+	/* PostgreSQL's own functions are never foreign; of a library's, only its handlers */
 	if (!mc_active || fn_oid < FirstNormalObjectId)
 		return false;
-	return mc_fn_lookup(fn_oid, true)->foreign;
+	e = mc_fn_lookup(fn_oid, true);
+	return e->foreign && e->routine >= 0;
 }
 
 /*
@@ -334,6 +338,7 @@ mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 			}
 			if (e->lib == MC_NO_LIB)
 				return;
+			/* the call itself is a segment already (its address is a thunk, functions.c) */
 			if (e->routine >= 0 && nfn_calls > 0 && fn_calls[nfn_calls - 1].flinfo == flinfo &&
 				flinfo->fn_addr != mc_handler_call)
 			{
@@ -344,7 +349,6 @@ mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 				c->lib = e->lib;
 				flinfo->fn_addr = mc_handler_call;
 			}
-			mc_seg_open(e->lib, MC_ENTRY_FUNCTION, flinfo->fn_oid, MC_PHASE_FUNCTION);
 			break;
 		case FHET_END:
 		case FHET_ABORT:
@@ -355,18 +359,6 @@ mc_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	}
 }
 
-/* "function buggy_pg_ext_work()" for a cached function (a segment's entry) */
-static bool
-mc_function_describe(uint32 fn_oid, char *buf, size_t len)
-{
-	McFnEntry  *e = mc_fn_lookup((Oid) fn_oid, false);
-
-	if (e == NULL || e->name[0] == '\0')
-		return false;
-	snprintf(buf, len, "function %s()", e->name);
-	return true;
-}
-
 void
 mc_fmgr_install(void)
 {
@@ -374,5 +366,4 @@ mc_fmgr_install(void)
 	needs_fmgr_hook = mc_needs_fmgr_hook;
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = mc_fmgr_hook;
-	mc_seg_register_describer(MC_ENTRY_FUNCTION, mc_function_describe);
 }

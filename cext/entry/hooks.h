@@ -12,6 +12,9 @@
 
 #include "entry/entry.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /*
  * Our positions in a hook chain: OUTER is installed once every preloaded
  * library has loaded (shmem_startup_hook), so it sits above all of them;
@@ -131,5 +134,7 @@ static type prefix##_late2 params { return prefix##_layer(MC_LAYER_LATE2, args);
 	{(void *) prefix##_outer, (void *) prefix##_late1, (void *) prefix##_late2}
 
 /* hooks.c: statement boundaries seen by the executor and utility layers */
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_HOOKS_H */

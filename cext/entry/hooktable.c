@@ -55,6 +55,7 @@ mc_describe_hook(uint32 id, char *buf, size_t len)
 static void
 mc_entry_mode_changed(bool on)
 {
+	mc_gotwrap_set_hot(on);
 	mc_hooks_attach(on);
 	if (!on)
 		mc_deactivate();
@@ -82,10 +83,14 @@ mc_entry_init(void)
 		}
 	mc_gotwrap_add_targets(std, n);
 	mc_xact_init();
+	mc_entry_thunks_init();
+	mc_functions_init();
 	mc_routines_init();
 	mc_bgworker_init();
 	mc_seg_register_describer(MC_ENTRY_HOOK, mc_describe_hook);
 	mc_settings_on_mode_change(mc_entry_mode_changed);
+	/* the mode the configuration set before the listener was there */
+	mc_gotwrap_set_hot(mc_mode != MC_MODE_OFF);
 }
 
 static bool

@@ -50,17 +50,6 @@ typedef enum McRoutinePost
 	MC_POST_CUSTOM_STATE		/* a CustomScanState: wrap its methods */
 } McRoutinePost;
 
-/* one wrapped member: the thunk's own facts */
-typedef struct McRoutineThunk
-{
-	void	   *fn;				/* the library's function */
-	int16		lib;
-	uint8		phase;
-	uint8		post;
-	const char *what;			/* "index access method", "FDW" ... */
-	char		name[48];		/* "aminsert", or "callback +0x40" */
-} McRoutineThunk;
-
 /* a member's name and phase, by its offset in the struct */
 typedef struct McMember
 {
@@ -199,12 +188,6 @@ static const McRoutineKind kinds[] = {
 									offsetof(CustomExecMethods, CustomName), false),
 };
 
-static McRoutineThunk thunks[MC_NUM_THUNKS];
-
-/* function -> thunk: open addressing, twice the thunks */
-#define MC_FN_SLOTS (MC_NUM_THUNKS * 2)
-static int16 fn_slot[MC_FN_SLOTS];	/* thunk + 1, 0: empty */
-
 /* static structs copied once: original -> copy */
 #define MC_MAX_COPIES 256
 static const void *copy_orig[MC_MAX_COPIES];
@@ -222,9 +205,8 @@ mc_routines_gap(int lib, const char *what)
 		return;
 	gap_noted = true;
 	snprintf(detail, sizeof(detail),
-			 "the callbacks of %s's %s run unbracketed (%s): what they allocate through PostgreSQL is not seen, and their direct allocations count one call per statement",
-			 lib != MC_NO_LIB ? mc_lib_name(lib) : "a library", what,
-			 mc_thunk_available() ? "no call thunk left" : "no call thunks on this platform");
+			 "some callbacks of %s's %s run unbracketed (no call thunk for them): what they allocate through PostgreSQL is not seen, and their direct allocations count one call per statement",
+			 lib != MC_NO_LIB ? mc_lib_name(lib) : "a library", what);
 	mc_record_gap(lib != MC_NO_LIB ? mc_lib_name(lib) : NULL, "routine callbacks", detail);
 }
 
@@ -239,37 +221,19 @@ mc_member_at(const McRoutineKind *kind, Size offset)
 	return NULL;
 }
 
-/* the thunk standing for fn (one per function, whatever struct holds it), or -1 */
+/* the thunk standing for the member at offset of a struct of this kind, or -1 */
 static int
-mc_thunk_for(void *fn, int lib, const McRoutineKind *kind, Size offset, McRoutinePost post)
+mc_member_thunk(void *fn, int lib, const McRoutineKind *kind, Size offset, McRoutinePost post)
 {
-	uint32		h = (uint32) (((uint64) (uintptr_t) fn * UINT64CONST(0x9E3779B97F4A7C15)) >> 52) % MC_FN_SLOTS;
-	const McMember *m;
-	McRoutineThunk *t;
-	int			k;
+	const McMember *m = mc_member_at(kind, offset);
+	char		name[48];
 
-	while (fn_slot[h] != 0)
-	{
-		if (thunks[fn_slot[h] - 1].fn == fn)
-			return fn_slot[h] - 1;
-		h = (h + 1) % MC_FN_SLOTS;
-	}
-	k = mc_thunk_make(fn);
-	if (k < 0)
-		return -1;
-	fn_slot[h] = (int16) (k + 1);
-	t = &thunks[k];
-	m = mc_member_at(kind, offset);
-	t->fn = fn;
-	t->lib = (int16) lib;
-	t->phase = (uint8) (m ? m->phase : MC_PHASE_EXECUTOR);
-	t->post = (uint8) post;
-	t->what = kind->what;
 	if (m != NULL)
-		mc_strlcpy(t->name, m->name, sizeof(t->name));
+		mc_strlcpy(name, m->name, sizeof(name));
 	else
-		snprintf(t->name, sizeof(t->name), "callback +%zu", offset);
-	return k;
+		snprintf(name, sizeof(name), "callback +%zu", offset);
+	return mc_entry_thunk(fn, lib, MC_ENTRY_ROUTINE, m ? m->phase : MC_PHASE_EXECUTOR, name,
+						  kind->what, (uint8) post);
 }
 
 /* what PlanCustomPath and CreateCustomScanState return holds methods to wrap too */
@@ -296,10 +260,10 @@ mc_wrap_members(void *r, const McRoutineKind *kind, int lib)
 		void	  **slot = (void **) ((char *) r + off);
 		int			k;
 
-		if (off == kind->skip_offset || *slot == NULL || mc_thunk_of_address(*slot) >= 0 ||
+		if (off == kind->skip_offset || *slot == NULL || mc_entry_thunk_of(*slot) >= 0 ||
 			mc_lib_of_address(*slot) != lib)
 			continue;
-		k = mc_thunk_for(*slot, lib, kind, off, mc_post_of(kind, off));
+		k = mc_member_thunk(*slot, lib, kind, off, mc_post_of(kind, off));
 		if (k < 0)
 		{
 			complete = false;
@@ -397,7 +361,7 @@ mc_routines_custom_paths(RelOptInfo *rel)
 			if (!IsA(path, CustomPath))
 				continue;
 			cpath = (CustomPath *) path;
-			if (cpath->methods == NULL || mc_thunk_of_address(cpath->methods->PlanCustomPath) >= 0)
+			if (cpath->methods == NULL || mc_entry_thunk_of(cpath->methods->PlanCustomPath) >= 0)
 				continue;
 			lib = mc_lib_of_address(cpath->methods->PlanCustomPath);
 			if (lib != MC_NO_LIB)
@@ -406,51 +370,27 @@ mc_routines_custom_paths(RelOptInfo *rel)
 	}
 }
 
-/* ---------- the thunks' handlers ---------- */
+/* ---------- what a thunk's callback returned ---------- */
 
-static int
-mc_routine_enter(uint32 k)
-{
-	int			depth = mc_seg_depth();
-
-	if (mc_active)
-		mc_seg_open(thunks[k].lib, MC_ENTRY_ROUTINE, k, (McPhase) thunks[k].phase);
-	return depth;
-}
-
+/* PlanCustomPath's plan and CreateCustomScanState's state hold methods to wrap too */
 static uintptr_t
-mc_routine_leave(uint32 k, uintptr_t ret, int depth)
+mc_routine_post(uint8 post, uintptr_t ret, int lib)
 {
-	McRoutineThunk *t = &thunks[k];
-
-	mc_layer_leave(depth);
-	if (ret == 0)
-		return ret;
-	if (t->post == MC_POST_CUSTOM_PLAN)
+	if (post == MC_POST_CUSTOM_PLAN)
 	{
 		CustomScan *cscan = (CustomScan *) ret;
 
 		if (IsA(cscan, CustomScan) && cscan->methods != NULL)
-			cscan->methods = mc_routines_wrap(MC_ROUTINE_CUSTOM_SCAN, (void *) cscan->methods, t->lib);
+			cscan->methods = mc_routines_wrap(MC_ROUTINE_CUSTOM_SCAN, (void *) cscan->methods, lib);
 	}
-	else if (t->post == MC_POST_CUSTOM_STATE)
+	else if (post == MC_POST_CUSTOM_STATE)
 	{
 		CustomScanState *css = (CustomScanState *) ret;
 
 		if (IsA(css, CustomScanState) && css->methods != NULL)
-			css->methods = mc_routines_wrap(MC_ROUTINE_CUSTOM_EXEC, (void *) css->methods, t->lib);
+			css->methods = mc_routines_wrap(MC_ROUTINE_CUSTOM_EXEC, (void *) css->methods, lib);
 	}
 	return ret;
-}
-
-/* "aminsert (index access method)" */
-static bool
-mc_routine_describe(uint32 k, char *buf, size_t len)
-{
-	if (k >= MC_NUM_THUNKS || thunks[k].fn == NULL)
-		return false;
-	snprintf(buf, len, "%s (%s)", thunks[k].name, thunks[k].what);
-	return true;
 }
 
 /* which routine a handler function's result type names, or -1 */
@@ -475,6 +415,5 @@ mc_routines_handler_kind(Oid rettype)
 void
 mc_routines_init(void)
 {
-	mc_thunk_set_handlers(mc_routine_enter, mc_routine_leave);
-	mc_seg_register_describer(MC_ENTRY_ROUTINE, mc_routine_describe);
+	mc_entry_thunk_post(mc_routine_post);
 }

@@ -284,6 +284,7 @@ mc_own_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			/* the error unwound every C frame: direct calls are over */
 			mc_direct_depth = 0;
+			mc_direct_site = 0;
 			mc_explicit_cleanup = 0;
 			mc_cleanup_lib = MC_NO_LIB;
 			mc_track_abort(false);
@@ -333,6 +334,7 @@ mc_own_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					mc_seg_unwind(substack[i].seg_depth);
 					if (mc_direct_depth > substack[i].direct_depth)
 						mc_direct_depth = substack[i].direct_depth;
+					mc_direct_site = 0;	/* the error left the wrapper that set it */
 					if (mc_explicit_cleanup > substack[i].explicit_cleanup)
 						mc_explicit_cleanup = substack[i].explicit_cleanup;
 					mc_exec_nesting = substack[i].exec_nesting;

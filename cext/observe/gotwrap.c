@@ -42,25 +42,39 @@ mc_direct_wanted(void)
 	return mc_active && (mc_seg != NULL || mc_mode == MC_MODE_ALL);
 }
 
+/*
+ * A library's direct call to an allocator: its return address is the site.
+ * Inside a segment the allocator already carries our wrapper (mcxtwrap.c),
+ * which only needs the site; outside one (code entered without a bracket)
+ * the wrapper is put in for the call.  The library is looked up when the
+ * allocation is recorded, not here.
+ */
 #define MC_DIRECT_BEGIN() \
 	uintptr_t	mc_saved_site_ = mc_direct_site; \
 	int16		mc_saved_lib_ = mc_direct_lib; \
-	bool		mc_on_ = mc_direct_wanted(); \
-	if (mc_on_) \
+	bool		mc_slow_ = false; \
+	if (mc_seg != NULL) \
 	{ \
 		mc_direct_site = (uintptr_t) __builtin_return_address(0); \
-		mc_direct_lib = (int16) mc_lib_of_address((void *) mc_direct_site); \
+		mc_direct_lib = MC_LIB_UNKNOWN; \
+	} \
+	else if ((mc_slow_ = mc_direct_wanted())) \
+	{ \
+		mc_direct_site = (uintptr_t) __builtin_return_address(0); \
+		mc_direct_lib = MC_LIB_UNKNOWN; \
 		mc_direct_depth++; \
-		mc_mcxt_set_alloc_wrapped(true); \
+		if (!mc_alloc_wrapped) \
+			mc_mcxt_swap_alloc(true); \
 	}
 
 #define MC_DIRECT_END() \
-	if (mc_on_) \
+	mc_direct_site = mc_saved_site_; \
+	mc_direct_lib = mc_saved_lib_; \
+	if (mc_slow_) \
 	{ \
 		mc_direct_depth--; \
-		mc_direct_site = mc_saved_site_; \
-		mc_direct_lib = mc_saved_lib_; \
-		mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0); \
+		if (mc_seg == NULL && mc_direct_depth == 0) \
+			mc_mcxt_set_alloc_wrapped(false); \
 	}
 
 /* ---------- palloc and friends ---------- */
@@ -494,7 +508,16 @@ mc_got_posix_memalign(void **memptr, size_t alignment, size_t size)
 
 #define MC_TARGET(fn) {#fn, (void *) mc_got_##fn, NULL}
 
-static const McGotTarget base_targets[] = {
+/*
+ * The hot targets: every allocator and cleanup call, run again and again by
+ * a library's code.  They point at our wrappers only while measuring is on
+ * in this process (mc_gotwrap_set_hot); with it off the library calls
+ * PostgreSQL and libc directly and pays nothing.  hot_originals[] puts the
+ * real functions back, slot for slot.
+ */
+#define MC_ORIGINAL(fn) {#fn, (void *) fn, NULL}
+
+static const McGotTarget hot_wrappers[] = {
 	MC_TARGET(palloc),
 	MC_TARGET(palloc0),
 	MC_TARGET(palloc_extended),
@@ -536,18 +559,56 @@ static const McGotTarget base_targets[] = {
 	MC_TARGET(posix_memalign),
 };
 
-#define MC_MAX_TARGETS (lengthof(base_targets) + 64)
+static const McGotTarget hot_originals[] = {
+	MC_ORIGINAL(palloc),
+	MC_ORIGINAL(palloc0),
+	MC_ORIGINAL(palloc_extended),
+	MC_ORIGINAL(MemoryContextAlloc),
+	MC_ORIGINAL(MemoryContextAllocZero),
+#ifdef MC_HAVE_ALLOC_ZERO_ALIGNED
+	MC_ORIGINAL(MemoryContextAllocZeroAligned),
+#endif
+	MC_ORIGINAL(MemoryContextAllocExtended),
+	MC_ORIGINAL(MemoryContextAllocHuge),
+#ifdef MC_HAVE_ALIGNED_ALLOC
+	MC_ORIGINAL(palloc_aligned),
+	MC_ORIGINAL(MemoryContextAllocAligned),
+#endif
+	MC_ORIGINAL(pstrdup),
+	MC_ORIGINAL(pnstrdup),
+	MC_ORIGINAL(MemoryContextStrdup),
+	MC_ORIGINAL(pchomp),
+	MC_ORIGINAL(psprintf),
+	MC_ORIGINAL(AllocSetContextCreateInternal),
+	MC_ORIGINAL(GenerationContextCreate),
+	MC_ORIGINAL(SlabContextCreate),
+#ifdef MC_HAVE_BUMP
+	MC_ORIGINAL(BumpContextCreate),
+#endif
+	MC_ORIGINAL(hash_create),
+	MC_ORIGINAL(hash_destroy),
+	MC_ORIGINAL(MemoryContextDelete),
+	MC_ORIGINAL(MemoryContextReset),
+	MC_ORIGINAL(MemoryContextDeleteChildren),
+	MC_ORIGINAL(MemoryContextResetChildren),
+	MC_ORIGINAL(MemoryContextSetParent),
+	MC_ORIGINAL(malloc),
+	MC_ORIGINAL(calloc),
+	MC_ORIGINAL(realloc),
+	MC_ORIGINAL(free),
+	MC_ORIGINAL(strdup),
+	MC_ORIGINAL(strndup),
+	MC_ORIGINAL(posix_memalign),
+};
 
 #define MC_MAX_EXTRA_TARGETS 64
 
-static McGotTarget targets[MC_MAX_TARGETS];
 static McGotTarget extra_targets[MC_MAX_EXTRA_TARGETS];
 static int	nextra = 0;
-static int	ntargets = 0;
+static bool patching_started = false;
 static bool lib_done[MC_MAX_LIBS];
 static bool core_done = false;
-
-static void mc_build_targets(void);
+static bool hot = false;		/* the hot targets are patched in */
 
 /*
  * PostgreSQL itself frees what an extension malloc'd (GUC check hooks' extra
@@ -587,42 +648,49 @@ mc_core_dlopen(const char *file, int mode)
 	return handle;
 }
 
-static const McGotTarget core_targets[] = {
+#define MC_MAX_CORE_TARGETS 8
+
+/* the first MC_CORE_HOT are hot (patched in only while measuring) */
+#define MC_CORE_HOT 2
+static McGotTarget core_targets[MC_MAX_CORE_TARGETS] = {
 	{"free", (void *) mc_core_free, NULL},
 	{"realloc", (void *) mc_core_realloc, NULL},
 	{"dlopen", (void *) mc_core_dlopen, NULL},
 };
+static const McGotTarget core_originals[MC_CORE_HOT] = {
+	{"free", (void *) free, NULL},
+	{"realloc", (void *) realloc, NULL},
+};
+static int	ncore_targets = 3;
+
+/* a higher layer's wrapper for one of PostgreSQL's own calls (entry/: dlsym), at start-up */
+void
+mc_gotwrap_add_core_target(const McGotTarget *target)
+{
+	if (core_done || ncore_targets >= MC_MAX_CORE_TARGETS)
+		elog(ERROR, "pg_ext_memcheck: core GOT target %s added too late or too many", target->symbol);
+	core_targets[ncore_targets++] = *target;
+}
 
 /*
  * PostgreSQL's own calls (at _PG_init, once every layer added its
- * targets): free and realloc, and dlopen.
+ * targets): free and realloc, dlopen, and the higher layers' (dlsym).
  */
 void
 mc_gotwrap_patch_core(void)
 {
 	char		why[128];
 
-	mc_build_targets();
+	patching_started = true;
 	if (core_done || !mc_core_known())
 		return;
 	core_done = true;
-	if (mc_got_patch_object(mc_core_base(), true, core_targets, lengthof(core_targets),
-							why, sizeof(why)) < 0)
+	/* free and realloc are hot: patched in only while measuring (mc_gotwrap_set_hot) */
+	if (mc_got_patch_object(mc_core_base(), true, core_targets + MC_CORE_HOT, ncore_targets - MC_CORE_HOT,
+							why, sizeof(why)) < 0 ||
+		(hot && mc_got_patch_object(mc_core_base(), true, core_targets, MC_CORE_HOT, why, sizeof(why)) < 0))
 		mc_record_gap(NULL, "PostgreSQL's own calls",
 					  "PostgreSQL's own free() and dlopen() calls cannot be followed: memory an extension malloc'd and PostgreSQL freed may be reported as a leak, and what a library registers in its _PG_init is not bracketed");
-}
-
-static void
-mc_build_targets(void)
-{
-	int			i;
-
-	if (ntargets > 0)
-		return;
-	for (i = 0; i < (int) lengthof(base_targets); i++)
-		targets[ntargets++] = base_targets[i];
-	for (i = 0; i < nextra; i++)
-		targets[ntargets++] = extra_targets[i];
 }
 
 /*
@@ -637,10 +705,21 @@ mc_gotwrap_add_targets(const McGotTarget *add, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		if (ntargets > 0 || nextra >= (int) MC_MAX_EXTRA_TARGETS)
+		if (patching_started || nextra >= (int) MC_MAX_EXTRA_TARGETS)
 			elog(ERROR, "pg_ext_memcheck: GOT target %s added too late or too many", add[i].symbol);
 		extra_targets[nextra++] = add[i];
 	}
+}
+
+static void
+mc_patch_lib_gap(int i, const char *why)
+{
+	char		detail[256];
+
+	snprintf(detail, sizeof(detail),
+			 "the calls %s makes to PostgreSQL and libc cannot be followed because %s; only its hook code is measured",
+			 mc_lib_name(i), why);
+	mc_record_gap(mc_lib_name(i), "direct calls", detail);
 }
 
 /* Patch every foreign library not patched yet (after loading, once). */
@@ -649,7 +728,7 @@ mc_gotwrap_patch_all(void)
 {
 	int			i;
 
-	mc_build_targets();
+	patching_started = true;
 	for (i = 0; i < mc_lib_count(); i++)
 	{
 		char		why[128];
@@ -657,14 +736,34 @@ mc_gotwrap_patch_all(void)
 		if (lib_done[i])
 			continue;
 		lib_done[i] = true;
-		if (mc_got_patch_object(mc_lib_base(i), false, targets, ntargets, why, sizeof(why)) < 0)
-		{
-			char		detail[256];
-
-			snprintf(detail, sizeof(detail),
-					 "the calls %s makes to PostgreSQL and libc cannot be followed because %s; only its hook code is measured",
-					 mc_lib_name(i), why);
-			mc_record_gap(mc_lib_name(i), "direct calls", detail);
-		}
+		if (mc_got_patch_object(mc_lib_base(i), false, extra_targets, nextra, why, sizeof(why)) < 0 ||
+			(hot && mc_got_patch_object(mc_lib_base(i), false, hot_wrappers, lengthof(hot_wrappers),
+										why, sizeof(why)) < 0))
+			mc_patch_lib_gap(i, why);
 	}
+}
+
+/*
+ * Measuring switched on or off in this process: the libraries' allocator
+ * and cleanup slots (and PostgreSQL's free and realloc) point at our
+ * wrappers, or at the real functions again.  Only pointer stores, under
+ * mprotect: safe from an assign hook.
+ */
+void
+mc_gotwrap_set_hot(bool on)
+{
+	int			i;
+	char		why[128];
+
+	if (on == hot)
+		return;
+	hot = on;
+	for (i = 0; i < mc_lib_count(); i++)
+		if (lib_done[i])
+			(void) mc_got_patch_object(mc_lib_base(i), false, on ? hot_wrappers : hot_originals,
+									   on ? lengthof(hot_wrappers) : lengthof(hot_originals),
+									   why, sizeof(why));
+	if (core_done)
+		(void) mc_got_patch_object(mc_core_base(), true, on ? core_targets : core_originals,
+								   MC_CORE_HOT, why, sizeof(why));
 }

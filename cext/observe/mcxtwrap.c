@@ -65,28 +65,41 @@ int16		mc_direct_lib = MC_NO_LIB;
 /* set while our own bookkeeping runs, so it is never tracked */
 static int	in_wrapper = 0;
 
-/* what to record for an allocation: the caller a GOT wrapper saw, or the segment */
-static inline void
-mc_note_alloc(MemoryContext context, void *p, Size size)
+/* record an allocation: the caller a GOT wrapper saw, or the segment's */
+static pg_noinline void
+mc_note_alloc_slow(MemoryContext context, void *p, Size size)
 {
-	if (p == NULL || in_wrapper > 0)
-		return;
-	in_wrapper++;
-	if (mc_direct_depth > 0)
-	{
-		McWho		who;
+	McWho		who;
 
+	in_wrapper++;
+	if (mc_direct_site != 0)
+	{
+		if (mc_direct_lib == MC_LIB_UNKNOWN)
+			mc_direct_lib = (int16) mc_lib_of_address((void *) mc_direct_site);
 		mc_seg_who(mc_direct_lib, &who);
 		mc_track_alloc(context, p, size, mc_direct_lib, mc_direct_site, &who);
 	}
 	else if (mc_seg != NULL)
 	{
-		McWho		who;
-
 		mc_seg_who(mc_seg->lib, &who);
 		mc_track_alloc(context, p, size, mc_seg->lib, 0, &who);
 	}
 	in_wrapper--;
+}
+
+/* what to record for an allocation; the common cases take a few instructions */
+static inline void
+mc_note_alloc(MemoryContext context, void *p, Size size)
+{
+	if (p == NULL || in_wrapper > 0)
+		return;
+	/* a context that churns, allocated into inside a segment: only counted */
+	if (context == mc_churn_ctx && mc_seg != NULL)
+	{
+		mc_churn_note(mc_seg->unit_id);
+		return;
+	}
+	mc_note_alloc_slow(context, p, size);
 }
 
 /*

@@ -19,6 +19,9 @@
 
 #include "platform/platform.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /* ---------- segment.c: when foreign code runs ---------- */
 
 /* how foreign code was entered */
@@ -130,6 +133,8 @@ extern void mc_deactivate(void);
 
 extern void mc_gotwrap_patch_all(void);
 extern void mc_gotwrap_patch_core(void);
+extern void mc_gotwrap_set_hot(bool on);
+extern void mc_gotwrap_add_core_target(const McGotTarget *target);
 /* what higher layers want a foreign library's calls to reach (at start-up) */
 extern void mc_gotwrap_add_targets(const McGotTarget *targets, int ntargets);
 
@@ -151,7 +156,8 @@ extern bool mc_mcxt_ready(void);
 extern Size mc_chunk_space(void *p);
 extern int	mc_direct_depth;	/* > 0 while a GOT wrapper calls an allocator */
 extern uintptr_t mc_direct_site;
-extern int16 mc_direct_lib;
+extern int16 mc_direct_lib;	/* MC_LIB_UNKNOWN until it is needed */
+#define MC_LIB_UNKNOWN (-2)
 
 /* ---------- track.c ---------- */
 
@@ -200,6 +206,21 @@ typedef struct McTrackListeners
 
 extern McTrackListeners mc_track_listeners;
 
+/* churn mode (track.c): a context reset after every unit of work is only counted */
+extern MemoryContext mc_churn_ctx;
+extern uint32 mc_churn_units;
+extern uint32 mc_churn_last_unit;
+
+static inline void
+mc_churn_note(uint32 unit_id)
+{
+	if (unit_id != mc_churn_last_unit)
+	{
+		mc_churn_units++;
+		mc_churn_last_unit = unit_id;
+	}
+}
+
 /* track.c: scenario checkpoints and probes walk the tracked groups */
 typedef struct McGroupInfo
 {
@@ -217,5 +238,7 @@ typedef void (*McGroupVisitor) (const McGroupInfo *info, void *arg);
 extern void mc_track_visit_groups(McGroupVisitor visit, void *arg);
 extern void mc_track_group_fill(uint32 group, McViolation *v);
 extern int64 mc_track_live_at(MemoryContext ctx, int lib, uintptr_t site);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_OBSERVE_H */

@@ -125,6 +125,12 @@ typedef struct McCtx
 	uint32		pseudo;			/* its pseudo-chunk in the parent, or 0 */
 	bool		placed;			/* depth and path are filled (mc_ctx_place) */
 	uint8		life;			/* by where it sits, when first seen or last reset */
+	/* churn mode: see mc_churn_note() */
+	uint8		calm_resets;	/* resets in a row that released one unit's memory */
+	bool		churn;
+	uint32		churn_units;	/* units that allocated since the last reset */
+	uint32		churn_last_unit;
+	uint32		churn_next;		/* list of churning contexts */
 	int16		depth;
 	char		path[MC_PATH_LEN];
 	bool		used;
@@ -361,6 +367,8 @@ mc_ctx_place(uint32 i)
 	return r;
 }
 
+static void mc_churn_stop(uint32 ri);
+
 static void
 mc_ctx_release(uint32 i)
 {
@@ -368,6 +376,9 @@ mc_ctx_release(uint32 i)
 	uint32		slot = mc_hash_ptr((uintptr_t) r->ctx, 10);
 	uint32	   *pp;
 	uint8	   *hint = &ctx_hint[mc_hash_ptr((uintptr_t) r->ctx, MC_HINT_BITS)];
+
+	if (r->churn)
+		mc_churn_stop(i);
 
 	for (pp = &ctx_hash[slot]; *pp != 0; pp = &ctxs[*pp].hnext)
 		if (*pp == i)
@@ -607,6 +618,100 @@ mc_site_from_stack(int *lib)
 	return mc_foreign_frame(lib);
 }
 
+/* ---------- churn mode ---------- */
+
+/*
+ * A context that is reset after every unit of work (a per-row expression
+ * context, a library's scratch context reset per call) holds, at each
+ * reset, the memory of one unit: nothing there can pile up.  After
+ * MC_CALM_RESETS such resets in a row, foreign allocations into it are no
+ * longer recorded one by one; only the units that allocated since the last
+ * reset are counted.  When a reset (or, for a context that outlives
+ * transactions, a judgment) finds two or more units there, recording
+ * resumes and the next period is judged as usual.  This keeps the tracker
+ * off the common path of code that allocates and frees on every call.
+ */
+#define MC_CALM_RESETS 3
+
+MemoryContext mc_churn_ctx = NULL;	/* the churning context counted inline (mc_churn_note) */
+uint32		mc_churn_units = 0;
+uint32		mc_churn_last_unit = 0;
+static uint32 churn_ctxi = 0;	/* its record */
+static uint32 churn_list = 0;	/* every churning context's record */
+
+/* the inline counters belong to record ri's context from now on */
+static void
+mc_churn_load(uint32 ri)
+{
+	if (churn_ctxi != 0 && churn_ctxi != ri && ctxs[churn_ctxi].used)
+	{
+		ctxs[churn_ctxi].churn_units = mc_churn_units;
+		ctxs[churn_ctxi].churn_last_unit = mc_churn_last_unit;
+	}
+	churn_ctxi = ri;
+	mc_churn_ctx = ri ? ctxs[ri].ctx : NULL;
+	mc_churn_units = ri ? ctxs[ri].churn_units : 0;
+	mc_churn_last_unit = ri ? ctxs[ri].churn_last_unit : 0;
+}
+
+/* record ri's inline counters, if they are the ones counting */
+static void
+mc_churn_sync(uint32 ri)
+{
+	if (ri != 0 && ri == churn_ctxi)
+	{
+		ctxs[ri].churn_units = mc_churn_units;
+		ctxs[ri].churn_last_unit = mc_churn_last_unit;
+	}
+}
+
+static void
+mc_churn_start(uint32 ri)
+{
+	McCtx	   *r = &ctxs[ri];
+
+	r->churn = true;
+	r->churn_units = 0;
+	r->churn_last_unit = 0;
+	r->churn_next = churn_list;
+	churn_list = ri;
+	mc_churn_load(ri);
+}
+
+/* record ri's context goes back to recording allocations one by one */
+static void
+mc_churn_stop(uint32 ri)
+{
+	uint32	   *pp;
+
+	ctxs[ri].churn = false;
+	ctxs[ri].calm_resets = 0;
+	for (pp = &churn_list; *pp != 0; pp = &ctxs[*pp].churn_next)
+		if (*pp == ri)
+		{
+			*pp = ctxs[ri].churn_next;
+			break;
+		}
+	if (churn_ctxi == ri)
+	{
+		churn_ctxi = 0;
+		mc_churn_ctx = NULL;
+	}
+}
+
+/* an allocation into a churning context other than the one counted inline */
+static bool
+mc_churn_other(MemoryContext ctx, uint32 unit_id)
+{
+	uint32		ri = mc_ctx_find(ctx);
+
+	if (ri == 0 || !ctxs[ri].churn)
+		return false;
+	mc_churn_load(ri);
+	mc_churn_note(unit_id);
+	return true;
+}
+
 static void
 mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, uintptr_t site,
 				const McWho *who, McChunkKind kind, const char *child_name, uint32 *chunk_out,
@@ -703,7 +808,11 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 void
 mc_track_alloc(MemoryContext ctx, void *p, Size size, int lib, uintptr_t site, const McWho *who)
 {
-	Size		space = ctx == MC_MALLOC_HEAP ? size : mc_chunk_space(p);
+	Size		space;
+
+	if (churn_list != 0 && ctx != MC_MALLOC_HEAP && mc_churn_other(ctx, who->unit_id))
+		return;
+	space = ctx == MC_MALLOC_HEAP ? size : mc_chunk_space(p);
 
 	mc_track_insert(ctx, (uintptr_t) p, space, size, lib, site, who, MC_CHUNK_MEMORY, NULL, NULL,
 					true);
@@ -1408,6 +1517,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	uint32		gi;
 	int			cleaner = mc_cleaner_lib();
 	bool		error_cleanup;
+	bool		calm;
 	bool		folded;
 	McLifetime	life;
 	bool		keep = false;
@@ -1419,6 +1529,29 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	{
 		/* a new context at a reused address, seen for the first time */
 		r->name = ctx->name;
+	}
+	if (r->churn)
+	{
+		mc_churn_sync(ri);
+		if (deleting)
+		{
+			mc_churn_stop(ri);
+			if (r->groups == 0 && r->pseudo == 0)
+			{
+				mc_ctx_release(ri);
+				return false;
+			}
+		}
+		else if (r->churn_units >= 2)
+			mc_churn_stop(ri);	/* memory of several units met here: record it again */
+		else
+		{
+			r->churn_units = 0;
+			r->churn_last_unit = 0;
+			if (churn_ctxi == ri)
+				mc_churn_units = mc_churn_last_unit = 0;
+			return false;
+		}
 	}
 	if (r->groups == 0 && r->pseudo == 0)
 	{
@@ -1466,6 +1599,11 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		r = &ctxs[ri];
 	}
 
+	calm = true;
+	for (gi = r->groups; gi != 0 && calm; gi = groups[gi].cnext)
+		if (groups[gi].kind != MC_CHUNK_MEMORY || (groups[gi].live_count > 1 && mc_group_live_units(gi, false) > 1))
+			calm = false;
+
 	gi = r->groups;
 	while (gi != 0)
 	{
@@ -1493,6 +1631,15 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		gi = next;
 	}
 	r->groups = 0;
+
+	/* a reset that released one unit's memory: after a few in a row, churn mode */
+	if (!deleting && !r->foreign_created && !error_cleanup)
+	{
+		if (calm && ++r->calm_resets >= MC_CALM_RESETS)
+			mc_churn_start(ri);
+		else if (!calm)
+			r->calm_resets = 0;
+	}
 
 	if (deleting)
 	{
@@ -1554,6 +1701,20 @@ mc_track_judge_unit(McUnit interval_unit)
 	mc_libs_ran_reset();
 	if (!mc_active || groups == NULL)
 		return;
+	/* a churning context that outlives transactions and gathered several units' memory */
+	{
+		uint32		ri = churn_list;
+
+		while (ri != 0)
+		{
+			uint32		next = ctxs[ri].churn_next;
+
+			mc_churn_sync(ri);
+			if (ctxs[ri].churn_units >= 2 && mc_context_lifetime(ctxs[ri].ctx) == MC_LIFE_BACKEND)
+				mc_churn_stop(ri);
+			ri = next;
+		}
+	}
 	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
 	{
 		McGroup    *g = &groups[gi];
@@ -1641,6 +1802,8 @@ mc_track_reset_all(void)
 	all_groups = 0;
 	live_chunks = 0;
 	last_bucket = 0;
+	churn_list = churn_ctxi = 0;
+	mc_churn_ctx = NULL;
 	memset(chunk_hint, 0, sizeof(chunk_hint));
 	memset(ctx_hint, 0, sizeof(ctx_hint));
 	judge_pending = false;

@@ -17,6 +17,9 @@
 
 #include "base/base.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 /* ---------- gotpatch.c ---------- */
 
 typedef struct McGotTarget
@@ -32,7 +35,7 @@ extern int	mc_got_patch_object(uintptr_t base, bool main_program,
 
 /* ---------- thunk.c ---------- */
 
-#define MC_NUM_THUNKS 2048
+#define MC_NUM_THUNKS 8192
 
 /* enter returns a cookie that leave gets back; leave returns what the caller gets */
 typedef int (*McThunkEnter) (uint32 k);
@@ -44,5 +47,7 @@ extern int	mc_thunk_make(void *fn);
 extern void *mc_thunk_address(int k);
 extern int	mc_thunk_of_address(const void *addr);
 extern void *mc_thunk_target(int k);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_PLATFORM_H */

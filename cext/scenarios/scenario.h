@@ -26,6 +26,9 @@
 
 #include "lib/stringinfo.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 typedef struct McScenario McScenario;
 
 typedef struct McScenarioKind
@@ -89,5 +92,7 @@ extern void mc_scenario_on_end(void (*listener) (McScenario *sc));
 
 /* worker.c: jobs a server restart interrupted become findings on the next call */
 extern void mc_workers_collect_crashes(void);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_EXT_MEMCHECK_SCENARIO_H */

@@ -23,6 +23,9 @@
 
 #include "scenarios/scenario.h"
 
+/* what follows is internal to the library: no PLT or GOT indirection for it */
+#pragma GCC visibility push(hidden)
+
 #define MC_WORKER_FINDINGS	16
 #define MC_POISON_NOTES		32
 #define MC_SAMPLE_LEN		48
@@ -169,7 +172,10 @@ extern void mc_worker_register_role(McWorkerRole role, const McWorkerRoleOps *op
  */
 extern void mc_worker_on_job(void (*begin) (void), void (*end) (void));
 
-/* PGDLLEXPORT entry of the workers */
-extern PGDLLEXPORT void mc_worker_main(Datum main_arg);
+
+#pragma GCC visibility pop
+
+/* the workers' entry point, looked up by name: exported */
+extern PGDLLEXPORT __attribute__((visibility("default"))) void mc_worker_main(Datum main_arg);
 
 #endif							/* PG_EXT_MEMCHECK_WORKER_H */

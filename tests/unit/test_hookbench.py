@@ -195,19 +195,19 @@ OFF = configs.CONFIGS[2]
 def test_evaluate_compares_with_the_baseline_of_the_same_stream_and_foreign_list() -> None:
     rows = evaluate([
         Measurement("a", "buggy_pg_ext", configs.BASELINE, (1000, 1000)),
-        Measurement("a", "buggy_pg_ext", ALL, (1100, 1100)),
-        Measurement("a", "buggy_pg_ext", OFF, (1011, 1011)),
+        Measurement("a", "buggy_pg_ext", ALL, (1050, 1050)),
+        Measurement("a", "buggy_pg_ext", OFF, (1006, 1006)),
         Measurement("b", "buggy_pg_ext", configs.BASELINE, (2000, 2000)),
-        Measurement("b", "buggy_pg_ext", ALL, (2599, 2601)),
+        Measurement("b", "buggy_pg_ext", ALL, (2239, 2241)),
         Measurement("a", "other", configs.BASELINE, (500, 500)),
         Measurement("a", "other", ALL, (1000, 1000)),
     ])
     got = {(r.stream, r.foreign, r.config.name): (r.ratio, r.target, r.verdict) for r in rows}
     assert got[("a", "buggy_pg_ext", "baseline")] == (None, None, "")
-    assert got[("a", "buggy_pg_ext", "mode all")] == (pytest.approx(1.10), 1.10, "met")
-    assert got[("a", "buggy_pg_ext", "mode off")] == (pytest.approx(1.011), 1.01, "MISSED")
-    assert got[("b", "buggy_pg_ext", "mode all")] == (pytest.approx(1.30), 1.30, "met")
-    assert got[("a", "other", "mode all")] == (pytest.approx(2.0), 1.10, "MISSED")
+    assert got[("a", "buggy_pg_ext", "mode all")] == (pytest.approx(1.05), 1.05, "met")
+    assert got[("a", "buggy_pg_ext", "mode off")] == (pytest.approx(1.006), 1.005, "MISSED")
+    assert got[("b", "buggy_pg_ext", "mode all")] == (pytest.approx(1.12), 1.12, "met")
+    assert got[("a", "other", "mode all")] == (pytest.approx(2.0), 1.05, "MISSED")
 
 
 def test_evaluate_refuses_a_measurement_without_baseline() -> None:
@@ -240,8 +240,8 @@ def test_verdicts_name_what_missed() -> None:
 
 
 def test_targets_are_the_issues() -> None:
-    assert [configs.target(ALL, s) for s in "abc"] == [1.10, 1.30, 1.10]
-    assert [configs.target(OFF, s) for s in "abc"] == [1.01, 1.01, 1.01]
+    assert [configs.target(ALL, s) for s in "abcd"] == [1.05, 1.12, 1.05, 1.25]
+    assert [configs.target(OFF, s) for s in "abcd"] == [1.005, 1.005, 1.005, 1.005]
     assert configs.target(configs.BASELINE, "a") is None
 
 

@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.c
+ *		Every C function of a foreign library that PostgreSQL calls through
+ *		the function manager is a foreign segment: its SQL functions,
+ *		operator-class support functions, type I/O, triggers, aggregate
+ *		functions, planner support functions, and a background worker's
+ *		main function.
+ *
+ * PostgreSQL finds such a function with dlsym() (load_external_function,
+ * from fmgr_info and LookupBackgroundWorkerFunction) and keeps the address
+ * in its caches.  Its own dlsym() call goes through its GOT, which points
+ * here: for a function in a foreign library we hand back a call thunk
+ * (entry/thunks.c) that opens a segment around every call, one call being
+ * one unit of work.  The function manager calls it directly: no
+ * fmgr_security_definer frame, no fmgr hook, and another library's fmgr
+ * hooks and their private state are never touched.  The module's own
+ * symbols (Pg_magic_func, _PG_init, pg_finfo_ records) are handed back
+ * as they are, and so is everything looked up while measuring is off.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <dlfcn.h>
+
+#include "entry/hooks.h"
+
+/* symbols PostgreSQL looks up that are not entry points into the library's work */
+static bool
+mc_module_symbol(const char *name)
+{
+	return strcmp(name, "Pg_magic_func") == 0 || strcmp(name, "_PG_init") == 0 ||
+		strcmp(name, "_PG_fini") == 0 || strncmp(name, "pg_finfo_", 9) == 0;
+}
+
+static void *
+mc_core_dlsym(void *handle, const char *name)
+{
+	void	   *fn = dlsym(handle, name);
+	int			lib;
+	int			k;
+
+	if (fn == NULL || name == NULL || mc_mode == MC_MODE_OFF || mc_module_symbol(name))
+		return fn;
+	lib = mc_lib_of_address(fn);
+	if (lib == MC_NO_LIB)
+		return fn;
+	k = mc_entry_thunk(fn, lib, MC_ENTRY_FUNCTION, MC_PHASE_FUNCTION, name, NULL, 0);
+	return k >= 0 ? mc_thunk_address(k) : fn;
+}
+
+void
+mc_functions_init(void)
+{
+	static const McGotTarget dlsym_target = {"dlsym", (void *) mc_core_dlsym, NULL};
+
+	mc_gotwrap_add_core_target(&dlsym_target);
+}
