@@ -278,6 +278,7 @@ class Runner:
         self.progress = progress
         self.cancel_grace_s = cancel_grace_s
         self.suites: Dict[str, regress.Suite] = {}
+        self.setup_at = ""  # the setup statement running, for the message when it fails
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -290,8 +291,13 @@ class Runner:
         if ext is not None and self._should_create(ext.name, ext.create):
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext.name)))
         self.check_settings()
-        for text in self.cfg.setup:
-            conn.execute(text)
+        # One statement at a time, as psql sends a script (config split it): some extensions refuse several
+        # utility statements in one query string.
+        for n, text in enumerate(self.cfg.setup):
+            line = self.cfg.setup_lines[n] if n < len(self.cfg.setup_lines) else self.cfg.lines.get("setup", 1)
+            self.setup_at = f"{self.cfg.path}:{line}: setup statement {n + 1} of {len(self.cfg.setup)}"
+            conn.execute(text, prepare=False)
+        self.setup_at = ""
 
     def _should_create(self, name: str, create: bool | None) -> bool:
         if create is not None:
@@ -806,7 +812,7 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
         progress("running setup")
         runner.setup()
     except psycopg.Error as exc:
-        message = f"setup failed: {_error(exc)['message']}"
+        message = f"setup failed: {_error(exc)['message']}" + (f" ({runner.setup_at})" if runner.setup_at else "")
         progress(message)
         results["workloads"] = [_not_run(wl, message, exc) for wl in cfg.workloads]
         return

@@ -79,7 +79,7 @@ def test_default_configuration_is_a_memcheck_yml(tmp_path: Path) -> None:
 def test_no_makefile_no_default(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError) as exc:
         defaults.for_directory(tmp_path, "/nonexistent/pg_config")
-    assert "no memcheck.yml and no Makefile here" in exc.value.errors[0]
+    assert f"no memcheck.yml, and not a PGXS extension: {tmp_path.resolve()} is empty" in exc.value.errors[0]
 
 
 def test_split_diffs_by_test() -> None:
