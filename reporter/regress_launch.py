@@ -119,8 +119,8 @@ def stdin_file() -> Optional[str]:
 
 
 class _Connector:
-    """Connections for the bookkeeping: to the postgres database, never measured themselves (PGOPTIONS,
-    which switches measuring on for the tests, is overridden)."""
+    """Connections for the bookkeeping: to the postgres database, never measured themselves (the cluster's
+    configuration, which switches measuring on for the tests, is overridden for this session)."""
 
     def connect(self, dbname: str = "postgres", **kw: Any) -> psycopg.Connection:
         conninfo = make_conninfo(dbname=dbname, options="-c pg_ext_memcheck.memcheck_mode=off",
