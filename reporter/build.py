@@ -12,12 +12,18 @@ import tempfile
 from pathlib import Path
 from typing import Callable, List, Sequence
 
-from reporter import buildcache
+from reporter import buildcache, exttree, pgxs
 from reporter.pgconfig import PgConfig, PgConfigError
 
-# The repository root is the parent of the reporter package; the hook library lives in cext/ there.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CEXT_DIR = REPO_ROOT / "cext"
+# The hook library's sources (cext/ and its sibling sql/) and the bundled example: beside the reporter package in
+# a checkout of the repository (and an editable install of it); in an installed wheel, the copy setup.py packs
+# into the package as package data (reporter/bundled/), so that `build` and `check` work from any directory.
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
+REPO_ROOT = PACKAGE_DIR.parent
+SOURCE_ROOT = BUNDLED_DIR if (BUNDLED_DIR / "cext" / "Makefile").is_file() else REPO_ROOT
+CEXT_DIR = SOURCE_ROOT / "cext"
+EXAMPLE_DIR = SOURCE_ROOT / "examples" / "buggy_pg_ext"
 
 
 class BuildError(Exception):
@@ -95,8 +101,9 @@ def make_install(
     extension is built as its authors build it, one job; the hook library in parallel).
     """
     directory = Path(directory).resolve()
-    if not (directory / "Makefile").is_file():
-        raise BuildError(f"{directory}: no Makefile (expected a PGXS extension directory)")
+    instead = exttree.found_instead(directory)
+    if instead is not None:
+        raise BuildError(exttree.not_an_extension(instead))
     source_root = source_root or directory.parent
     trees = [directory, *(directory.parent / s for s in siblings)]
     cache_key = None
@@ -157,6 +164,13 @@ def install_hook_library(info: PgConfig, log: Callable[[str], None] = lambda _ms
     make_install(CEXT_DIR, info, log=log, siblings=("sql",), keep=True, jobs=os.cpu_count() or 1)
 
 
+def install_extension(directory: Path, info: PgConfig, make_args: Sequence[str] = (),
+                      log: Callable[[str], None] = lambda _msg: None, source_root: Path | None = None) -> None:
+    """The user's extension, built and installed as make_install does, with USE_PGXS=1 before its make_args
+    (reporter/pgxs.py: a dual Makefile builds against PGXS, not contrib's tree)."""
+    make_install(directory, info, pgxs.make_args(make_args), log=log, source_root=source_root)
+
+
 def build_all(
     pg_config: str,
     extensions: Sequence[Path] = (),
@@ -171,5 +185,5 @@ def build_all(
     install_hook_library(info, log=log)
     ext_dirs: List[Path] = [Path(e) for e in extensions]
     for ext in ext_dirs:
-        make_install(ext, info, make_args, log=log)
+        install_extension(ext, info, make_args, log=log)
     return info

@@ -124,6 +124,7 @@ class Config:
     suppressions: Tuple[Suppression, ...] = field(default=())
     preload: Tuple[str, ...] = field(default=())  # further libraries, after the extension
     lines: Dict[str, int] = field(default_factory=dict)  # key path ('settings.work_mem') -> line in the file
+    setup_lines: Tuple[int, ...] = field(default=())  # the line in the file of each setup statement
 
     @property
     def base_dir(self) -> Path:
@@ -387,6 +388,7 @@ def _semantic_messages(
         ext_dir = (base / ext["path"]).resolve()
         if not ext_dir.is_dir():
             problem(("extension", "path"), f"directory not found: {ext_dir}")
+    out += [(line, message) for line, message in _setup_statements(doc, positions)[1]]
     for key in (doc.get("settings") or {}):
         reason = RESERVED_SETTINGS.get(key.lower())
         if reason is not None:
@@ -422,6 +424,37 @@ def _semantic_messages(
             except ValueError:
                 problem(("suppressions", i, "expiry"), f"not a date: {sup['expiry']!r}")
     return out
+
+
+# psql meta-commands that only change what psql shows or where its output goes: setup skips them (the server
+# never sees a meta-command). Any other one (\\connect, \\i, \\copy, \\gset, \\if...) is refused.
+SETUP_SKIPPED_META = ("set", "unset", "pset", "echo", "qecho", "warn", "timing", "t", "a", "x", "H", "C", "f", "T",
+                      "o", "out", "errverbose", "conninfo")
+
+
+def _setup_statements(doc: Dict[str, Any],
+                      positions: _Positions) -> Tuple[List[Tuple[str, int]], List[Tuple[int, str]]]:
+    """setup split into statements as psql splits a script (reporter/sqltext.py), each with its line in the
+    file; and the problems (meta-commands that are not display settings)."""
+    setup = doc.get("setup", ())
+    entries = [(("setup",), setup)] if isinstance(setup, str) else [(("setup", i), t) for i, t in enumerate(setup)]
+    statements: List[Tuple[str, int]] = []
+    problems: List[Tuple[int, str]] = []
+    for where, text in entries:
+        start = positions.text_lines.get(where)
+
+        def line_of(relative: int, where: PathKey = where, start: int | None = start) -> int:
+            return start + relative - 1 if start is not None else positions.line_of(where)
+
+        for item in sqltext.script(str(text)):
+            if isinstance(item, sqltext.Statement):
+                statements.append((item.text, line_of(item.line)))
+            elif item.name not in SETUP_SKIPPED_META:
+                problems.append((line_of(item.line), f"{key_path(where)}: psql meta-command {item.text.split()[0]} "
+                                                     "cannot run here: setup is sent to the server one statement "
+                                                     "at a time, not through psql (display settings such as "
+                                                     "\\set ECHO or \\pset are skipped); write it as SQL"))
+    return statements, problems
 
 
 def _regress_messages(wl: Dict[str, Any], i: int, ext: Dict[str, Any], seen: List[int],
@@ -532,7 +565,7 @@ def _build(
             create=ext.get("create"),
             make_args=tuple(ext.get("make_args", ())),
         )
-    setup = doc.get("setup", ())
+    setup = _setup_statements(doc, positions)[0]
     workloads = []
     for i, wl in enumerate(doc["workloads"]):
         sql_file = (base / wl["file"]).resolve() if "file" in wl else None
@@ -572,7 +605,7 @@ def _build(
         digest="sha256:" + hashlib.sha256(raw).hexdigest(),
         extension=extension,
         settings={k: _settings_value(v) for k, v in (doc.get("settings") or {}).items()},
-        setup=(setup,) if isinstance(setup, str) else tuple(setup),
+        setup=tuple(text for text, _ in setup),
         workloads=tuple(workloads),
         thresholds={
             **DEFAULT_THRESHOLDS,
@@ -582,4 +615,5 @@ def _build(
         suppressions=suppressions,
         preload=tuple(doc.get("preload", ())),
         lines={key_path(p): line for p, line in positions.lines.items()},
+        setup_lines=tuple(line for _, line in setup),
     )

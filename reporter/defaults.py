@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from reporter import config, pgxs
+from reporter import config, exttree, pgxs
 
 CONFIG_NAME = "memcheck.yml"
 # How results.json and messages name a configuration that has no file.
@@ -35,18 +35,21 @@ def document(name: str, preload: bool, create: Optional[bool]) -> str:
 
 
 def for_directory(directory: Path, pg_config: str) -> config.Config:
-    """The default configuration of the PGXS extension in `directory`; ConfigError when it has no Makefile or
-    builds nothing that could be measured."""
+    """The default configuration of the PGXS extension in `directory`; ConfigError naming what is there instead
+    (reporter/exttree.py) when it is not one, before anything is written anywhere."""
     directory = Path(directory).resolve()
     where = directory / DEFAULT_LABEL
-    if not (directory / "Makefile").is_file():
-        raise config.ConfigError([f"{directory}: no {CONFIG_NAME} and no Makefile here, so there is nothing to "
-                                  f"run: write a {CONFIG_NAME} (see the README), or point at the extension's "
-                                  "directory"])
+    instead = exttree.found_instead(directory)
+    if instead is not None:
+        raise config.ConfigError([f"no {CONFIG_NAME}, and {exttree.not_an_extension(instead)}"])
     try:
-        found = pgxs.makefile_vars(directory, pg_config, ["EXTENSION", "MODULES", "MODULE_big"])
+        found = pgxs.makefile_vars(directory, pg_config, ["PGXS", "EXTENSION", "MODULES", "MODULE_big"])
     except pgxs.PgxsError as exc:
-        raise config.ConfigError([f"{where}: {exc}"]) from None
+        raise config.ConfigError([f"{where}: {exc}\n{exttree.ADVICE}"]) from None
+    if not found["PGXS"]:
+        raise config.ConfigError([f"no {CONFIG_NAME}, and " + exttree.not_an_extension(
+            f"{exttree.makefile(directory)} does not include PGXS (`PGXS := $(shell $(PG_CONFIG) --pgxs)` and "
+            "`include $(PGXS)`, also with USE_PGXS=1)")])
     extensions = pgxs.words(found["EXTENSION"])
     libraries = pgxs.words(found["MODULE_big"]) + pgxs.words(found["MODULES"])
     if extensions:
@@ -54,8 +57,9 @@ def for_directory(directory: Path, pg_config: str) -> config.Config:
     elif libraries:
         name, create = libraries[0], False
     else:
-        raise config.ConfigError([f"{directory}/Makefile: it sets neither EXTENSION nor MODULES nor MODULE_big, "
-                                  f"so there is no extension to measure; write a {CONFIG_NAME}"])
+        raise config.ConfigError([f"no {CONFIG_NAME}, and " + exttree.not_an_extension(
+            f"{exttree.makefile(directory)} sets neither EXTENSION nor MODULES nor MODULE_big, so there is no "
+            "extension to measure")])
     return config.load(where, text=document(name, name in libraries, create))
 
 

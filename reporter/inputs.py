@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from reporter import commentkey, gitrev, install, provision
+from reporter import commentkey, exttree, gitrev, install, provision
 from reporter.vocab import COMMENT_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, SWITCHES
 
 MODES = ("run", "publish", "all")
@@ -267,10 +267,11 @@ def _configuration(v: Mapping[str, str], workspace: Path, errors: List[str]) -> 
         if default.is_file():
             return str(default.resolve()), extension
     directory = Path(extension) if extension else workspace
-    if (extension or not v["extension-path"]) and not (directory / "Makefile").is_file():
+    instead = exttree.found_instead(directory) if (extension or not v["extension-path"]) else None
+    if instead is not None:
         errors.append(f"config: no {CONFIG_NAME} in the workspace, so the extension's regression suite would run, "
-                      f"but {directory} has no Makefile: set config to your memcheck.yml, or extension-path to the "
-                      "extension's directory")
+                      f"but that is {exttree.not_an_extension(instead)} (the action's inputs: config names your "
+                      "memcheck.yml, extension-path the extension's directory)")
     return "", str(directory.resolve())
 
 

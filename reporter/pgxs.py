@@ -3,6 +3,11 @@
 The Makefile is read by make itself, with PG_CONFIG pinned (it includes PGXS, which needs pg_config), so
 conditionals, `+=` and includes are honoured exactly as `make installcheck` will see them. Nothing is built:
 a goal defined on make's command line prints the variables and does nothing else.
+
+Every make of an extension (reading it, building it, its tests) gets USE_PGXS=1 first: many extensions keep
+contrib's build behind `ifdef USE_PGXS ... else include $(top_srcdir)/contrib/contrib-global.mk endif`, and
+PGXN's tools and most CI build them that way. memcheck.yml's make_args come after it, so they add to it or
+override it (make takes the last assignment of a variable on its command line; `USE_PGXS=` switches it off).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+USE_PGXS = "USE_PGXS=1"
 _PREFIX = "PGMC-VAR "
 _GOAL = "pgmc-print-vars"
 
@@ -19,12 +25,17 @@ class PgxsError(Exception):
     """The Makefile could not be read by make; the message has make's own words."""
 
 
-def makefile_vars(directory: Path, pg_config: str, names: Sequence[str], make_args: Sequence[str] = (),
+def make_args(user_args: Sequence[str] = ()) -> List[str]:
+    """The make arguments of an extension: USE_PGXS=1, then the user's (memcheck.yml's make_args)."""
+    return [USE_PGXS, *user_args]
+
+
+def makefile_vars(directory: Path, pg_config: str, names: Sequence[str], user_args: Sequence[str] = (),
                   timeout: float = 120) -> Dict[str, str]:
-    """The values of `names` in directory's Makefile (empty string when unset)."""
+    """The values of `names` in directory's Makefile (empty string when unset), read with make_args(user_args)."""
     directory = Path(directory)
     recipe = " ".join(f"$(info {_PREFIX}{name}=$({name}))" for name in names)
-    cmd = ["make", "--no-print-directory", "-C", str(directory), f"PG_CONFIG={pg_config}", *make_args,
+    cmd = ["make", "--no-print-directory", "-C", str(directory), f"PG_CONFIG={pg_config}", *make_args(user_args),
            f"--eval={_GOAL}: ; @:{recipe}", _GOAL]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

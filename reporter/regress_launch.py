@@ -1,23 +1,29 @@
-"""pg_regress's `--launcher`: measures one regression test file in a window of its own.
+"""pg_regress's `--launcher`: measures one regression test file (or isolation spec) in a window of its own.
 
-pg_regress runs each test as `LAUNCHER psql -X -a -q -d DB ... < sql/NAME.sql > results/NAME.out 2>&1`, one
-at a time (`--max-concurrent-tests=1`). For a test (PGAPPNAME `pg_regress/NAME`) this program:
+pg_regress runs each test as `LAUNCHER psql -X -a -q -d DB ... < sql/NAME.sql > results/NAME.out 2>&1`, and
+pg_isolation_regress each spec as `LAUNCHER isolationtester "dbname=DB" < specs/NAME.spec > ...`, one at a time
+(`--max-concurrent-tests=1`). For a test (PGAPPNAME `pg_regress/NAME` or `isolation/NAME`) this program:
 
 1. waits until no other client session is left (the previous test's backend may still be exiting: it publishes
    its findings on exit), flushes the ring and notes where violation_log ends;
 2. copies the test's database (CREATE DATABASE ... TEMPLATE), as it is before the test, for the repeats;
-3. runs psql exactly as pg_regress asked, on the same stdin and stdout: the output pg_regress compares with
-   expected/ is untouched by the measuring;
-4. runs the file `iterations - 1` more times in ONE session of its own on the copy, output discarded, so that
-   growth repeats within a backend (a leak) can be told from growth once (a cache) even when the leaky
-   statement runs once per file; the copy keeps the repeats' rows and objects away from the later tests;
+3. runs the program exactly as asked, on the same stdin and stdout: the output compared with expected/ is
+   untouched by the measuring;
+4. runs the test `iterations - 1` more times on the copy, output discarded: a test file in ONE psql session of
+   its own, so that growth repeats within a backend (a leak) can be told from growth once (a cache) even when
+   the leaky statement runs once per file; a spec by isolationtester again, each time (every permutation's
+   sessions are measured like any session); the copy keeps the repeats' rows and objects from the later tests;
 5. waits for quiet again, flushes, and writes the rows this test's backends published (each backend publishes
    at statement boundaries and on exit), with its status, to DIR/NAME.json; drops the copy.
 
-Measuring is switched on by PGOPTIONS (`-c pg_ext_memcheck.memcheck_mode=...` and the thresholds), which the
-runner sets for pg_regress and every psql it starts. Anything that is not a test (no `pg_regress/NAME`
-application name) runs psql untouched. Whatever goes wrong in the measuring, psql still runs as asked and
-its exit status is pg_regress's: the test's outcome is never changed by this program.
+Measuring is switched on in the cluster's configuration for the whole suite (the runner does it), so every
+session of a test is measured whatever role it connects as (`\\connect - u`). A session of a role that is
+neither a superuser nor a member of pg_monitor runs measured, but the hook library does not record its
+findings (they would let any role fill the shared ring): the record notes how many were refused. Anything
+that is not a test (no `pg_regress/NAME` or `isolation/NAME` application name) runs untouched. Whatever goes
+wrong in the measuring, the program still runs as asked and its exit status is pg_regress's: the test's
+outcome is never changed by this program. What it is doing goes, as JSON lines, to the progress file the
+runner reads (its own stdout and stderr are the test's output file).
 
 Settings come from the environment (see RegressEnv): the runner sets them.
 """
@@ -32,15 +38,22 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from reporter.regress import ENV_DIR, ENV_ITERATIONS, ENV_LOG, ENV_TIMEOUT
+from reporter.regress import (
+    APP_PREFIXES,
+    ENV_DIR,
+    ENV_ITERATIONS,
+    ENV_LOG,
+    ENV_PROGRESS,
+    ENV_TIMEOUT,
+    PG_REGRESS,
+)
 from reporter.runner import Admin, latest_per_finding, log_excerpt, to_violation
 
-APP_PREFIX = "pg_regress/"
 COPY_DB = "pg_ext_memcheck_repeat"
 QUIET_TIMEOUT_S = 30.0
 RECOVERY_TIMEOUT_S = 120.0
@@ -53,29 +66,46 @@ class RegressEnv:
     iterations: int
     timeout_s: float
     server_log: Optional[Path]
+    progress: Optional[Path] = None
 
     @classmethod
     def from_env(cls, env: Dict[str, str]) -> Optional[RegressEnv]:
         if not env.get(ENV_DIR):
             return None
-        log = env.get(ENV_LOG)
+        log, progress = env.get(ENV_LOG), env.get(ENV_PROGRESS)
         return cls(Path(env[ENV_DIR]), max(1, int(env.get(ENV_ITERATIONS) or 1)),
-                   float(env.get(ENV_TIMEOUT) or 300), Path(log) if log else None)
+                   float(env.get(ENV_TIMEOUT) or 300), Path(log) if log else None,
+                   Path(progress) if progress else None)
+
+
+def test_of(env: Dict[str, str]) -> Optional[Tuple[str, str]]:
+    """(test name, the program running it) from PGAPPNAME, which pg_regress and pg_isolation_regress set."""
+    app = env.get("PGAPPNAME") or ""
+    for runner, prefix in APP_PREFIXES.items():
+        if app.startswith(prefix) and app[len(prefix):]:
+            return app[len(prefix):], runner
+    return None
 
 
 def test_name(env: Dict[str, str]) -> Optional[str]:
-    app = env.get("PGAPPNAME") or ""
-    if not app.startswith(APP_PREFIX):
-        return None
-    return app[len(APP_PREFIX):] or None
+    found = test_of(env)
+    return found[0] if found else None
 
 
 def database_of(args: Sequence[str]) -> Optional[str]:
+    """The database of psql's `-d DB` / `--dbname=DB`, or of isolationtester's conninfo `dbname=DB`."""
     for i, arg in enumerate(args):
         if arg == "-d" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--dbname="):
             return arg.split("=", 1)[1]
+        if "=" in arg and not arg.startswith("-"):
+            try:
+                dbname = conninfo_to_dict(arg).get("dbname")
+            except psycopg.ProgrammingError:
+                continue
+            if dbname:
+                return str(dbname)
     return None
 
 
@@ -89,8 +119,8 @@ def stdin_file() -> Optional[str]:
 
 
 class _Connector:
-    """Connections for the bookkeeping: to the postgres database, never measured themselves (PGOPTIONS,
-    which switches measuring on for the tests, is overridden)."""
+    """Connections for the bookkeeping: to the postgres database, never measured themselves (the cluster's
+    configuration, which switches measuring on for the tests, is overridden for this session)."""
 
     def connect(self, dbname: str = "postgres", **kw: Any) -> psycopg.Connection:
         conninfo = make_conninfo(dbname=dbname, options="-c pg_ext_memcheck.memcheck_mode=off",
@@ -137,15 +167,18 @@ class Measure:
     def mark(self) -> Dict[str, int]:
         self.admin.flush()
         status = self.admin.status()
-        return {"last_id": self.admin.last_id(), "dropped": status["dropped"], "next_seq": status["next_seq"]}
+        return {"last_id": self.admin.last_id(), "dropped": status["dropped"], "next_seq": status["next_seq"],
+                "refused": status["refused"]}
 
-    def collect(self, before: Dict[str, int]) -> tuple[List[Dict[str, Any]], int]:
+    def collect(self, before: Dict[str, int]) -> tuple[List[Dict[str, Any]], int, int]:
+        """(violations, dropped, refused) since `before` (mark())."""
         self.admin.flush()
         after = self.admin.status()
         restarted = after["next_seq"] < before["next_seq"] or after["dropped"] < before["dropped"]
         rows = latest_per_finding(self.admin.violations_after(before["last_id"], None))
         dropped = after["dropped"] - (0 if restarted else before["dropped"])
-        return [to_violation(r, {}) for r in rows], max(0, dropped)
+        refused = after["refused"] - (0 if restarted else before["refused"])
+        return [to_violation(r, {}) for r in rows], max(0, dropped), max(0, refused)
 
     def copy_database(self, template: str) -> None:
         self.drop_copy()
@@ -221,30 +254,80 @@ def repeat_command(psql: str, args: Sequence[str], test_file: str, times: int) -
     return [psql, *keep, "-d", COPY_DB, *files]
 
 
+def isolation_repeat_command(program: str, args: Sequence[str]) -> List[str]:
+    """isolationtester on the copy: its conninfo argument names the copy's database, other words kept."""
+    out: List[str] = []
+    for arg in args:
+        if "=" in arg and not arg.startswith("-") and database_of([arg]) is not None:
+            parts = conninfo_to_dict(arg)
+            parts["dbname"] = COPY_DB
+            out.append(make_conninfo(**{k: str(v) for k, v in parts.items() if v is not None}))
+        else:
+            out.append(arg)
+    return [program, *out]
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) < 2:
-        print("pg-ext-memcheck regress launcher: usage: regress_launch PSQL [ARGS...]", file=sys.stderr)
+        print("pg-ext-memcheck regress launcher: usage: regress_launch PROGRAM [ARGS...]", file=sys.stderr)
         return 2
-    psql, args = argv[1], list(argv[2:])
+    program, args = argv[1], list(argv[2:])
     env = dict(os.environ)
     settings = RegressEnv.from_env(env)
-    name = test_name(env)
-    if settings is None or name is None:
-        os.execv(psql, [psql, *args])  # not a test of ours: exactly what pg_regress asked for
-    # Our own connections get PostgreSQL's defaults, not the tests' session settings (psql gets `env`).
+    found = test_of(env)
+    if settings is None or found is None:
+        os.execv(program, [program, *args])  # not a test of ours: exactly what pg_regress asked for
+    # Our own connections get PostgreSQL's defaults, not the tests' session settings (the program gets `env`).
     for var in _SESSION_VARS:
         os.environ.pop(var, None)
-    return measure_test(settings, name, psql, args, env)
+    name, runner = found
+    return measure_test(settings, name, program, args, env, runner)
 
 
-# pg_regress's session settings (and ours, PGOPTIONS) for the tests' psql, not for the bookkeeping connections.
+# pg_regress's session settings for the tests' programs, not for the bookkeeping connections.
 _SESSION_VARS = ("PGOPTIONS", "PGAPPNAME", "PGDATESTYLE", "PGTZ", "PGCLIENTENCODING", "PGDATABASE")
 
 
-def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], env: Dict[str, str]) -> int:
+def _event(settings: RegressEnv, **event: Any) -> None:
+    """One line of progress for the runner (appended whole; the runner reads complete lines only)."""
+    if settings.progress is None:
+        return
+    try:
+        with open(settings.progress, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, default=str) + "\n")
+    except OSError:
+        pass
+
+
+def _repeat(settings: RegressEnv, runner: str, program: str, args: List[str], test_file: str, times: int,
+            remaining: float, env: Dict[str, str]) -> tuple[int, bool, int]:
+    """The repeats on the copy: (exit status of the last, timed out, error lines in their output)."""
+    if runner == PG_REGRESS:
+        commands = [(repeat_command(program, args, test_file, times), True)]
+    else:
+        commands = [(isolation_repeat_command(program, args), False) for _ in range(times)]
+    deadline = time.monotonic() + remaining
+    rc, timed_out, errors = 0, False, 0
+    for cmd, from_file in commands:
+        with tempfile.TemporaryFile() as out:
+            with open(test_file, "rb") as spec:
+                stdin = subprocess.DEVNULL if from_file else spec
+                rc, timed_out = run_pass(cmd, deadline - time.monotonic(), env=env, stdin=stdin,
+                                         stdout=subprocess.DEVNULL if from_file else out, stderr=out)
+            out.seek(0)
+            text = out.read().decode("utf-8", errors="replace")
+        errors += sum(1 for line in text.splitlines() if "ERROR:" in line)
+        if timed_out:
+            break
+    return rc, timed_out, errors
+
+
+def measure_test(settings: RegressEnv, name: str, program: str, args: List[str], env: Dict[str, str],
+                 runner: str = PG_REGRESS) -> int:
     started = time.monotonic()
-    record: Dict[str, Any] = {"test": name, "status": "passed", "error": None, "passes": 0, "repeat_errors": 0,
-                              "notes": [], "violations": [], "dropped": 0, "log_excerpt": None, "psql_exit": None}
+    record: Dict[str, Any] = {"test": name, "runner": runner, "status": "passed", "error": None, "passes": 0,
+                              "repeat_errors": 0, "notes": [], "violations": [], "dropped": 0, "refused": 0,
+                              "log_excerpt": None, "psql_exit": None}
     measure: Optional[Measure] = None
     before: Optional[Dict[str, int]] = None
     database = database_of(args)
@@ -263,8 +346,9 @@ def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], en
     except psycopg.Error as exc:
         record["notes"].append(f"could not prepare the measuring: {_first_line(exc)}")
 
-    # The pass pg_regress compares: psql as asked, on pg_regress's stdin and stdout.
-    rc, timed_out = run_pass([psql, *args], settings.timeout_s, env=env)
+    # The pass that is compared with expected/: the program as asked, on pg_regress's stdin and stdout.
+    _event(settings, test=name, event="start", passes=settings.iterations)
+    rc, timed_out = run_pass([program, *args], settings.timeout_s, env=env)
     record["psql_exit"] = rc
     record["passes"] = 1
     if timed_out:
@@ -272,18 +356,15 @@ def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], en
     remaining = settings.timeout_s - (time.monotonic() - started)
     if copied and not timed_out and rc == 0 and test_file:
         times = settings.iterations - 1
-        with tempfile.TemporaryFile() as out:
-            rrc, rtimed = run_pass(repeat_command(psql, args, test_file, times), remaining,
-                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out)
-            out.seek(0)
-            errors = out.read().decode("utf-8", errors="replace")
-        record["repeat_errors"] = sum(1 for line in errors.splitlines() if "ERROR:" in line)
+        _event(settings, test=name, event="repeat", first=2, passes=settings.iterations)
+        rrc, rtimed, record["repeat_errors"] = _repeat(settings, runner, program, args, test_file, times,
+                                                       remaining, env)
         record["passes"] += times
         if rtimed:
             record.update(status="timeout", error=f"the repeats ran past the test's timeout of "
                                                   f"{settings.timeout_s:g}s")
         elif rrc != 0:
-            record["notes"].append(f"the repeats' psql exited with status {rrc}")
+            record["notes"].append(f"the repeats' {Path(program).name} exited with status {rrc}")
     elif settings.iterations > 1 and not copied:
         record["notes"].append("not repeated: the test's database could not be copied or its file was not "
                                "given on stdin")
@@ -303,7 +384,12 @@ def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], en
             measure.wait_ready()
         measure.wait_quiet()
         if before is not None:
-            record["violations"], record["dropped"] = measure.collect(before)
+            record["violations"], record["dropped"], record["refused"] = measure.collect(before)
+        if record["refused"]:
+            record["notes"].append(
+                f"{record['refused']} finding record(s) of sessions of a role that is neither a superuser nor a "
+                "member of pg_monitor were not kept (the hook library records privileged sessions only); "
+                "GRANT pg_monitor TO the role the test connects as to measure them too")
         if copied:
             measure.drop_copy()
     except (psycopg.Error, RuntimeError) as exc:
@@ -315,6 +401,8 @@ def measure_test(settings: RegressEnv, name: str, psql: str, args: List[str], en
             measure.close()
     record["duration_s"] = round(time.monotonic() - started, 3)
     _write(settings.out_dir / f"{name}.json", record)
+    _event(settings, test=name, event="done", status=record["status"], violations=len(record["violations"]),
+           duration_s=record["duration_s"])
     return 2 if timed_out else rc
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import psycopg
 from psycopg import sql
@@ -200,7 +200,9 @@ class Admin:
     @property
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = self.cluster.connect()
+            # Never measured itself, even while the cluster's configuration switches measuring on for every
+            # session (a regression suite): a superuser may set this at connection time.
+            self._conn = self.cluster.connect(options=f"-c {HOOK_LIBRARY}.memcheck_mode=off")
             self._conn.prepare_threshold = None  # the extension may be dropped and created again
         return self._conn
 
@@ -221,8 +223,9 @@ class Admin:
 
     def status(self) -> Dict[str, int]:
         row = self.execute(
-            "SELECT capacity, pending, written, dropped, next_seq, ring_full FROM ext_memcheck.status()")[0]
-        return {"capacity": int(row[0]), "dropped": int(row[3]), "next_seq": int(row[4]), "full": bool(row[5])}
+            "SELECT capacity, pending, written, dropped, next_seq, ring_full, refused FROM ext_memcheck.status()")[0]
+        return {"capacity": int(row[0]), "dropped": int(row[3]), "next_seq": int(row[4]), "full": bool(row[5]),
+                "refused": int(row[6])}
 
     def flush(self) -> None:
         self.execute("SELECT ext_memcheck.flush_violations()")
@@ -278,6 +281,7 @@ class Runner:
         self.progress = progress
         self.cancel_grace_s = cancel_grace_s
         self.suites: Dict[str, regress.Suite] = {}
+        self.setup_at = ""  # the setup statement running, for the message when it fails
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -290,8 +294,13 @@ class Runner:
         if ext is not None and self._should_create(ext.name, ext.create):
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext.name)))
         self.check_settings()
-        for text in self.cfg.setup:
-            conn.execute(text)
+        # One statement at a time, as psql sends a script (config split it): some extensions refuse several
+        # utility statements in one query string.
+        for n, text in enumerate(self.cfg.setup):
+            line = self.cfg.setup_lines[n] if n < len(self.cfg.setup_lines) else self.cfg.lines.get("setup", 1)
+            self.setup_at = f"{self.cfg.path}:{line}: setup statement {n + 1} of {len(self.cfg.setup)}"
+            conn.execute(text, prepare=False)
+        self.setup_at = ""
 
     def _should_create(self, name: str, create: bool | None) -> bool:
         if create is not None:
@@ -337,17 +346,45 @@ class Runner:
     # -- the regression suite -------------------------------------------------------------------
 
     def run_regress(self, wl: Workload, label: str) -> List[Dict[str, Any]]:
-        """Every test file of the extension's suite, each a workload (reporter/regress.py)."""
+        """Every test file and spec of the extension's suites, each a workload (reporter/regress.py)."""
         suite = self.suites[wl.name]
         self.admin.flush()  # what ran before belongs to earlier workloads
+        self.measure_every_session(wl)
         # The launcher waits for every other session to end between tests: ours too (it reconnects later).
         self.admin.close()
-        tests = regress.run_suite(suite, self.cfg, self.cluster.pg_config, str(self.cluster.socket_dir), PORT,
-                                  self.cluster.superuser, self.cluster.log_path, self.progress)
-        for t in tests:
-            self.progress(f"{label}: {t['name']}: {t['status']} ({len(t['violations'])} violation(s), "
-                          f"{t['duration_s']}s)")
-        return tests
+        try:
+            return regress.run_suite(suite, self.cfg, self.cluster.pg_config, str(self.cluster.socket_dir), PORT,
+                                     self.cluster.superuser, self.cluster.log_path, self.progress,
+                                     self.cluster.info.pkglibdir)
+        finally:
+            self.measure_every_session(None)
+
+    def measure_every_session(self, wl: Workload | None, timeout: float = 60) -> None:
+        """The measuring settings (mode and thresholds) in the cluster's configuration, for every session of a
+        suite, whatever role it connects as: they are superuser-only, so a role that is not a superuser
+        cannot change them, and its connection is not refused as it is when they come in PGOPTIONS. None
+        takes them out again. Returns once new sessions start with the change (pg_reload_conf() only signals
+        the postmaster: a backend forked after it has reloaded carries its newer load time)."""
+        values = {"memcheck_mode": wl.mode, **{k: str(int(v)) for k, v in self.cfg.thresholds.items()}} if wl \
+            else dict.fromkeys(("memcheck_mode", *self.cfg.thresholds))
+        loaded = self.admin.execute("SELECT pg_catalog.pg_conf_load_time()")[0][0]
+        for key, value in values.items():
+            name = sql.Identifier(HOOK_LIBRARY, key)  # the schema's fixed keys
+            if value is None:
+                self.admin.execute(sql.SQL("ALTER SYSTEM RESET {}").format(name).as_string(self.admin.conn))
+            else:
+                self.admin.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(name, sql.Literal(value))
+                                   .as_string(self.admin.conn))
+        self.admin.execute("SELECT pg_catalog.pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.cluster.connect(options=f"-c {HOOK_LIBRARY}.memcheck_mode=off") as conn:
+                now = conn.execute("SELECT pg_catalog.pg_conf_load_time()").fetchone()[0]
+            if now > loaded:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the server did not reload its configuration within {timeout:g}s")
+            time.sleep(0.05)
 
     # -- one workload ---------------------------------------------------------------------------
 
@@ -690,13 +727,14 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
     return "\n".join(picked[:_MAX_EXCERPT_LINES])
 
 
-def preload_libraries(cfg: Config) -> List[str]:
-    """shared_preload_libraries: the extension under test, then `preload`, then the hook library, unless `preload`
-    places it. The hook library measures in any position; last leaves the first place to extensions that insist
-    on it (Citus refuses to start anywhere else)."""
+def preload_libraries(cfg: Config, suites: Sequence[str] = ()) -> List[str]:
+    """shared_preload_libraries: what the test suites' --temp-config files preload, the extension under test,
+    then `preload`, then the hook library, unless `preload` places it. The hook library measures in any
+    position; last leaves the first place to extensions that insist on it (Citus refuses to start anywhere
+    else)."""
     libs: List[str] = []
-    for lib in ([cfg.extension.name] if cfg.extension is not None and cfg.extension.preload else []) + list(
-            cfg.preload):
+    for lib in list(suites) + ([cfg.extension.name] if cfg.extension is not None and cfg.extension.preload
+                               else []) + list(cfg.preload):
         if lib not in libs:
             libs.append(lib)
     if HOOK_LIBRARY not in libs:
@@ -735,9 +773,15 @@ def run(
     """
     output = Path(output)
     check_protocols(cfg)
-    suites = regress.plan(cfg, pg_config)  # the Makefile's REGRESS, read before anything starts
+    suites = regress.plan(cfg, pg_config)  # the Makefile's suites, read before anything starts
     started_at = utc_now()
-    cluster = Cluster(pg_config, preload=preload_libraries(cfg), settings=dict(cfg.settings))
+    # The suites' --temp-config files describe the server they expect: theirs, then memcheck.yml's settings.
+    temp = [s.server for s in suites]
+    cluster = Cluster(pg_config, preload=preload_libraries(cfg, [lib for t in temp for lib in t.preload]),
+                      settings={**{k: v for t in temp for k, v in t.settings.items()}, **cfg.settings})
+    notes = list(dict.fromkeys(note for s in suites for note in s.notes()))
+    for note in notes:
+        progress(f"note: {note}")
     results: Results = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pg-ext-memcheck", "version": __version__},
@@ -755,6 +799,8 @@ def run(
         "ring": {"capacity": 0, "dropped": 0},
         "workloads": [],
     }
+    if notes:
+        results["notes"] = notes
     stop_mode = "fast"
     try:
         progress(f"starting PostgreSQL {cluster.info.version} (preload: {','.join(cluster.preload)})")
@@ -806,7 +852,7 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
         progress("running setup")
         runner.setup()
     except psycopg.Error as exc:
-        message = f"setup failed: {_error(exc)['message']}"
+        message = f"setup failed: {_error(exc)['message']}" + (f" ({runner.setup_at})" if runner.setup_at else "")
         progress(message)
         results["workloads"] = [_not_run(wl, message, exc) for wl in cfg.workloads]
         return

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reporter import build, config
+from reporter import build, config, exttree
 from reporter.cli import UsageError
 
 
@@ -14,9 +14,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "build",
         help="build and install the hook library and extensions with PGXS against PG_CONFIG",
-        description="Run `make clean`, `make` and `make install` with PG_CONFIG pinned to --pg-config (never "
-        "the pg_config on PATH) for the hook library and each --extension directory (and the extension "
-        "of --config). Fails when the PostgreSQL major is not the one asked for.",
+        description="Run `make` and `make install` with PG_CONFIG pinned to --pg-config (never the pg_config on "
+        "PATH) for the hook library and each --extension directory (and the extension of --config), the "
+        "extensions with USE_PGXS=1 before memcheck.yml's make_args. Fails when the PostgreSQL major is not the "
+        "one asked for, and names what a directory holds instead when it is not a PGXS extension.",
     )
     p.add_argument("--pg-config", required=True, metavar="PATH", help="pg_config of the target PostgreSQL")
     p.add_argument(
@@ -52,8 +53,9 @@ def load_config(path: Path) -> config.Config:
 def main(args: argparse.Namespace) -> int:
     info = pg_info(args.pg_config, args.expect_major)
     for ext in args.extension:
-        if not (ext / "Makefile").is_file():
-            raise UsageError(f"--extension {ext}: no Makefile there (expected a PGXS extension directory)")
+        instead = exttree.found_instead(ext)
+        if instead is not None:
+            raise UsageError(f"--extension {ext}: {exttree.not_an_extension(instead)}")
     make_args: tuple[str, ...] = ()
     extensions = list(args.extension)
     if args.config is not None:
@@ -63,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
             make_args = cfg.extension.make_args
     build.install_hook_library(info, log=_log)  # a BuildError is exit 2 at the CLI boundary
     for ext in extensions:
-        build.make_install(ext, info, make_args, log=_log)
+        build.install_extension(ext, info, make_args, log=_log)
     print(f"built and installed against PostgreSQL {info.version} (major {info.major}, {info.path})")
     return 0
 

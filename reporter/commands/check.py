@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from reporter import build, defaults, jsonreport
@@ -20,7 +21,7 @@ from reporter.terminal import render_terminal, style_for
 from reporter.vocab import FAIL_ON_LEVELS, FAIL_ON_SCOPES
 
 CONFIG_NAME = "memcheck.yml"
-EXAMPLE_DIR = build.REPO_ROOT / "examples" / "buggy_pg_ext"
+EXAMPLE_DIR = build.EXAMPLE_DIR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,16 +29,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check",
         help="build, run and summarise in the terminal (exit 1 on findings at or above fail-on)",
         description="Build the hook library and the extension, run the workloads of --config (default: "
-        "./memcheck.yml; without one, the extension's own regression suite (`make installcheck` of ./Makefile, "
-        "each test file a workload); with neither, the bundled examples/buggy_pg_ext) on a private cluster and "
-        "print a summary. With --compare REF, first build and run the base revision REF the same way and "
-        "report what this revision made worse. Exit status: 0 clean, 1 findings at or above fail-on (--fail-on, "
-        "else memcheck.yml's; with "
-        "--compare: new or worse ones, see --fail-on-scope) or no workload ran, 2 bad input or an environment "
-        "problem (a build that fails, a server that cannot start), 128+N when signal N stopped it.",
+        "memcheck.yml in the extension's directory; without one, the extension's own test suites: `make "
+        "installcheck` of its PGXS Makefile, REGRESS and ISOLATION, each test file a workload) on a private "
+        "cluster and print a summary. A directory that is not a PGXS extension is refused (exit 2) with what "
+        "it holds instead; --example runs the bundled buggy example. With --compare REF, first build and run "
+        "the base revision REF the same way and report what this revision made worse. Exit status: 0 clean, 1 "
+        "findings at or above fail-on (--fail-on, else memcheck.yml's; with --compare: new or worse ones, see "
+        "--fail-on-scope) or no workload ran, 2 bad input or an environment problem (not an extension, a build "
+        "that fails, a server that cannot start), 128+N when signal N stopped it.",
     )
     p.add_argument("--config", metavar="FILE", type=Path,
-                   help="memcheck.yml (default: ./memcheck.yml; without one, the regression suite of ./Makefile)")
+                   help="memcheck.yml (default: memcheck.yml in --extension's directory; without one, the "
+                        "extension's own test suites)")
+    p.add_argument("--extension", metavar="DIR", type=Path,
+                   help="the extension's directory when there is no --config (default: the current directory)")
+    p.add_argument("--example", action="store_true",
+                   help="run the bundled deliberately buggy example (examples/buggy_pg_ext and its memcheck.yml; "
+                        "exits 1: it has memory bugs on purpose)")
     p.add_argument(
         "--pg-config",
         metavar="PATH",
@@ -67,19 +75,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def find_config(explicit: Path | None) -> Path | None:
-    """--config, else ./memcheck.yml; None: the extension here has none, so its regression suite runs; with
-    neither a memcheck.yml nor a Makefile here, the bundled example."""
-    if explicit is not None:
-        return explicit
-    local = Path.cwd() / CONFIG_NAME
-    if local.is_file():
-        return local
-    if (Path.cwd() / "Makefile").is_file():
-        progress(f"no {CONFIG_NAME} here: running the extension's regression suite (make installcheck)")
-        return None
-    progress(f"no {CONFIG_NAME} and no Makefile here: running the bundled example {EXAMPLE_DIR}")
-    return EXAMPLE_DIR / CONFIG_NAME
+def find_config(args: argparse.Namespace) -> Path | None:
+    """--config; --example: the bundled example's; else memcheck.yml in --extension's directory (default: here).
+    None: there is none, so the extension's own test suites run (reporter/defaults.py decides whether the
+    directory is an extension at all)."""
+    if args.example:
+        if args.config is not None or args.extension is not None:
+            raise UsageError("--example runs the bundled example with its own memcheck.yml: not with --config or "
+                             "--extension")
+        progress(f"running the bundled example {EXAMPLE_DIR} (it has memory bugs on purpose)")
+        return EXAMPLE_DIR / CONFIG_NAME
+    if args.config is not None:
+        return args.config
+    local = extension_dir(args) / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def extension_dir(args: argparse.Namespace) -> Path:
+    return args.extension if args.extension is not None else Path.cwd()
 
 
 def find_pg_config(explicit: str | None) -> str:
@@ -114,21 +127,27 @@ def output_dir(explicit: Path | None) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    out = output_dir(args.output)
-    prepare_output(out)  # before anything can fail: no earlier results.json is left to pass for this run's
-    shutil.rmtree(out / BASE_DIR, ignore_errors=True)  # nor an earlier base to compare with
-    config_path = find_config(args.config)
+    started = time.monotonic()
+    config_path = find_config(args)
     cfg = load_config(config_path) if config_path is not None else None
     pg_config = find_pg_config(args.pg_config)
     info = pg_info(pg_config, None)
-    cfg = cfg or defaults.for_directory(Path.cwd(), pg_config)
+    if cfg is None:
+        # Not an extension: exit 2 naming what is there, before anything is written (no memcheck-results/).
+        cfg = defaults.for_directory(extension_dir(args), pg_config)
+        progress(f"no {CONFIG_NAME} here: running the extension's regression suite (make installcheck)")
+    out = output_dir(args.output)
+    prepare_output(out)  # no earlier results.json is left to pass for this run's
+    shutil.rmtree(out / BASE_DIR, ignore_errors=True)  # nor an earlier base to compare with
     progress(f"PostgreSQL {info.version} ({pg_config})")
+    base_started = time.monotonic()
     if args.compare:
         run_base(cfg, pg_config, args.compare, out)  # first: it installs the base's build, ours replaces it
-    extensions = [cfg.extension.path] if cfg.extension and cfg.extension.path else []
+    built = time.monotonic()
     build.install_hook_library(info, log=progress)  # a BuildError is exit 2 at the CLI boundary
-    for ext in extensions:
-        build.make_install(ext, info, cfg.extension.make_args if cfg.extension else (), log=progress)
+    if cfg.extension and cfg.extension.path:
+        build.install_extension(cfg.extension.path, info, cfg.extension.make_args, log=progress)
+    ran = time.monotonic()
     doc = execute(cfg, pg_config, out)
     merged = Merged([Leg(out, doc)])
     baseline, label = leg_bases(merged)
@@ -144,7 +163,12 @@ def main(args: argparse.Namespace) -> int:
             args.json.write_text(jsonreport.render(merged, merged.conclude(fail_on), root), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"{args.json}: cannot write: {exc.strerror}") from None
+    for note in doc.get("notes") or []:
+        print(f"note: {note}")
     print(f"results: {out / 'results.json'}  server log: {out / 'server.log'}")
+    done = time.monotonic()
+    progress(f"finished in {done - started:.1f}s (build {ran - built:.1f}s, run {done - ran:.1f}s"
+             + (f", base {built - base_started:.1f}s" if args.compare else "") + ")")
     stopped = interrupted_status(doc)
     return stopped if stopped is not None else exit_status(merged, fail_on)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Dict, Iterator, List, Optional
 
-from reporter import baseinfo, build, defaults, gitrev, results, runner, sites, suppress
+from reporter import baseinfo, build, defaults, exttree, gitrev, results, runner, sites, suppress
 from reporter.cli import UsageError
 from reporter.cluster import ClusterError
 from reporter.commands.build import load_config, pg_info
@@ -175,11 +175,11 @@ def run_base(cfg: Config, pg_config: str, ref: str, leg_dir: Path) -> baseinfo.B
         rel = ext.path.resolve().relative_to(repo)
         with gitrev.worktree(repo, sha) as tree:
             base_ext = tree / rel
-            if not (base_ext / "Makefile").is_file():
+            if exttree.makefile(base_ext) is None:
                 raise _Skip(f"{rel} has no Makefile at {ref}")
             info = build.read_pg_config(pg_config)
             build.install_hook_library(info, log=progress)
-            build.make_install(base_ext, info, ext.make_args, log=progress, source_root=ext.path.parent)
+            build.install_extension(base_ext, info, ext.make_args, log=progress, source_root=ext.path.parent)
         doc = execute(cfg, pg_config, out)
         ran = [w for w in doc["workloads"] if w["status"] not in ("error", "crashed", "timeout")]
         if not ran:

@@ -266,3 +266,16 @@ def test_reasons_and_exit_code_are_declared_outputs() -> None:
     assert declared == written, (declared ^ written)
     for name in ("reasons", "exit-code"):
         assert f"`{name}`" in section("Outputs"), name
+
+
+def test_check_flags_agree_between_readme_and_help() -> None:
+    """`check --example` (the bundled example only when asked for) and `check --extension`, in --help and in the
+    README's first lines and local section; the demo runs the example by name."""
+    check = help_text("check")
+    local = section("Running it locally")
+    for flag in ("--example", "--extension DIR"):
+        assert flag in check, flag
+    assert "pg-ext-memcheck check --example" in local and "pg-ext-memcheck check --extension" in local
+    assert "pipx install" in local and "python -m reporter check" in local
+    assert "check --example" in "\n".join(text().splitlines()[:8])
+    assert "check --example" in (REPO_ROOT / ".ci" / "demo").read_text(encoding="utf-8")

@@ -99,7 +99,8 @@ def test_pg_config_path_promising_another_major(tmp_path: Path, pg_config: str) 
 def test_missing_extension_dir(tmp_path: Path, pg_config: str) -> None:
     proc = cli("build", "--pg-config", pg_config, "--extension", str(tmp_path / "nope"))
     assert proc.returncode == 2
-    assert "no Makefile there" in proc.stderr
+    nope = tmp_path / "nope"
+    assert f"--extension {nope}: not a PGXS extension: {nope}: no such directory" in proc.stderr
 
 
 def test_usage_errors_exit_2() -> None:

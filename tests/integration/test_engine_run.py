@@ -267,15 +267,20 @@ def run_check(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, "check", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def test_check_without_config_runs_the_example_and_fails(installed_pg_config: str, tmp_path: Path) -> None:
-    proc = run_check(tmp_path, "--pg-config", installed_pg_config)
+def test_check_example_runs_the_example_and_fails(installed_pg_config: str, tmp_path: Path) -> None:
+    """The bundled example runs when asked for by name (`--example`), from any directory; without it, a
+    directory that is not an extension is refused (tests/integration/test_zero_config.py)."""
+    proc = run_check(tmp_path, "--example", "--pg-config", installed_pg_config)
     assert proc.returncode == 1, proc.stderr
     assert "running the bundled example" in proc.stderr
     assert "iteration" in proc.stderr  # progress while it runs
+    assert "3 ERROR" in proc.stdout
     for name in ("select_companies", "growth", "per_row_function", "abort_loop"):
         assert name in proc.stdout
     doc = results.load(tmp_path / "memcheck-results")
     assert doc["fail_on"] == "error"
+    wrong = run_check(tmp_path, "--example", "--config", "x.yml")
+    assert wrong.returncode == 2 and "not with --config or --extension" in wrong.stderr
 
 
 def test_check_clean_config_passes(installed_pg_config: str, tmp_path: Path) -> None:

@@ -246,3 +246,57 @@ def test_split_lines_and_words() -> None:
     assert sqltext.copy_with_client(copy)
     assert not sqltext.copy_with_client(sqltext.split("COPY t FROM '/data/stdin'")[0])
     assert not sqltext.transaction_control(sqltext.split("PREPARE p AS SELECT 1")[0])
+
+
+def test_split_as_psql_does() -> None:
+    """psql's own rules (psqlscan.l): `;` inside parentheses or inside a CREATE FUNCTION's BEGIN ATOMIC body
+    does not end a statement; a backslash starts a meta-command to the end of its line, which is not SQL."""
+    text = ("\\set ECHO none\n"
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+            "BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;\n"
+            "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));\n"
+            "BEGIN; SELECT CASE WHEN true THEN 1 END; END;\n"
+            "SELECT 1\n\\echo inside\n, 2;\n"
+            "SELECT 3 \\gset\n"
+            "SELECT 'a\\b', E'\\';' \\; SELECT 4")
+    items = sqltext.script(text)
+    assert [(type(i).__name__, i.line, i.text) for i in items] == [
+        ("MetaCommand", 1, "\\set ECHO none"),
+        ("Statement", 2, "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                         "BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END"),
+        ("Statement", 4, "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b "
+                         "VALUES (2))"),
+        ("Statement", 5, "BEGIN"),
+        ("Statement", 5, "SELECT CASE WHEN true THEN 1 END"),
+        ("Statement", 5, "END"),
+        ("MetaCommand", 7, "\\echo inside"),
+        ("Statement", 6, "SELECT 1\n\n, 2"),
+        ("Statement", 9, "SELECT 3"),
+        ("MetaCommand", 9, "\\gset"),
+        ("Statement", 10, "SELECT 'a\\b', E'\\';' \\; SELECT 4"),
+    ]
+
+
+def test_setup_is_split_into_statements_with_their_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "setup: |\n"
+                           "  \\set ECHO none\n"
+                           "  -- the extension first\n"
+                           "  CREATE EXTENSION x; CREATE TABLE t (a int);\n"
+                           "  CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
+                           "  BEGIN RETURN 1; END $$;\n"
+                           "workloads:\n  - {name: a, sql: SELECT 1}\n")
+    cfg = config.load(path)
+    assert cfg.setup == ("CREATE EXTENSION x", "CREATE TABLE t (a int)",
+                         "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN RETURN 1; END $$")
+    assert cfg.setup_lines == (4, 4, 5)
+    listed = config.load(write(tmp_path, "setup:\n  - SELECT 1; SELECT 2\n  - SELECT 3\n"
+                                         "workloads:\n  - {name: a, sql: SELECT 1}\n"))
+    assert (listed.setup, listed.setup_lines) == (("SELECT 1", "SELECT 2", "SELECT 3"), (2, 2, 3))
+
+
+def test_setup_refuses_meta_commands_that_are_not_display_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, "setup: |\n  SELECT 1;\n  \\connect other\n  \\pset null x\n"
+                           "workloads:\n  - {name: a, sql: SELECT 1}\n")
+    (err,) = errors_of(path)
+    assert err.startswith(f"{path}:3: setup: psql meta-command \\connect cannot run here: setup is sent to the "
+                          "server one statement at a time")

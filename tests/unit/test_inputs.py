@@ -127,7 +127,12 @@ def test_no_config_and_no_makefile_is_refused(tmp_path: Path) -> None:
     ws.mkdir()
     with pytest.raises(inputs.Problems) as exc:
         plan(ws)
-    assert "no memcheck.yml in the workspace" in exc.value.messages[0] and "has no Makefile" in exc.value.messages[0]
+    assert "no memcheck.yml in the workspace" in exc.value.messages[0]
+    assert f"not a PGXS extension: {ws} is empty" in exc.value.messages[0]
+    (ws / "CMakeLists.txt").write_text("project(x)\n")
+    with pytest.raises(inputs.Problems) as exc:
+        plan(ws)
+    assert f"{ws} is a CMake project (CMakeLists.txt), not a PGXS extension" in exc.value.messages[0]
 
 
 def test_install_method_none_takes_major_and_cassert_from_pg_config(workspace: Path, tmp_path: Path) -> None:
