@@ -17,9 +17,10 @@ pg_isolation_regress each spec as `LAUNCHER isolationtester "dbname=DB" < specs/
    at statement boundaries and on exit), with its status, to DIR/NAME.json; drops the copy.
 
 Measuring is switched on in the cluster's configuration for the whole suite (the runner does it), so every
-session of a test is measured whatever role it connects as (`\\connect - u`). A session of a role that is
-neither a superuser nor a member of pg_monitor runs measured, but the hook library does not record its
-findings (they would let any role fill the shared ring): the record notes how many were refused. Anything
+session of a test is measured whatever role it connects as (`\\connect - u`), and its findings are recorded
+(`pg_ext_memcheck.record_all_sessions`, set in the private cluster's configuration; on a shared server the hook
+library records privileged sessions only, so that no role can fill the shared ring). Should a record still be
+refused (a cluster without that setting), the record notes how many were. Anything
 that is not a test (no `pg_regress/NAME` or `isolation/NAME` application name) runs untouched. Whatever goes
 wrong in the measuring, the program still runs as asked and its exit status is pg_regress's: the test's
 outcome is never changed by this program. What it is doing goes, as JSON lines, to the progress file the
@@ -388,8 +389,9 @@ def measure_test(settings: RegressEnv, name: str, program: str, args: List[str],
         if record["refused"]:
             record["notes"].append(
                 f"{record['refused']} finding record(s) of sessions of a role that is neither a superuser nor a "
-                "member of pg_monitor were not kept (the hook library records privileged sessions only); "
-                "GRANT pg_monitor TO the role the test connects as to measure them too")
+                "member of pg_monitor were not kept (the hook library records privileged sessions only unless "
+                "pg_ext_memcheck.record_all_sessions is on); GRANT pg_monitor TO the role the test connects as, "
+                "or turn that setting on, to measure them too")
         if copied:
             measure.drop_copy()
     except (psycopg.Error, RuntimeError) as exc:

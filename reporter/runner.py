@@ -727,6 +727,9 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
     return "\n".join(picked[:_MAX_EXCERPT_LINES])
 
 
+RECORD_ALL_SESSIONS = f"{HOOK_LIBRARY}.record_all_sessions"
+
+
 def preload_libraries(cfg: Config, suites: Sequence[str] = ()) -> List[str]:
     """shared_preload_libraries: what the test suites' --temp-config files preload, the extension under test,
     then `preload`, then the hook library, unless `preload` places it. The hook library measures in any
@@ -777,8 +780,11 @@ def run(
     started_at = utc_now()
     # The suites' --temp-config files describe the server they expect: theirs, then memcheck.yml's settings.
     temp = [s.server for s in suites]
+    # Every session's findings reach the ring, also those of roles the tests connect as (the private cluster is
+    # ours; the setting is read from the server's configuration only).
     cluster = Cluster(pg_config, preload=preload_libraries(cfg, [lib for t in temp for lib in t.preload]),
-                      settings={**{k: v for t in temp for k, v in t.settings.items()}, **cfg.settings})
+                      settings={RECORD_ALL_SESSIONS: "on", **{k: v for t in temp for k, v in t.settings.items()},
+                                **cfg.settings})
     notes = list(dict.fromkeys(note for s in suites for note in s.notes()))
     for note in notes:
         progress(f"note: {note}")

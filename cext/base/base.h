@@ -143,6 +143,7 @@ extern int	mc_error_bytes;
 extern int	mc_ring_capacity;
 extern int	mc_max_tracked;
 extern int	mc_bloat_min_bytes;
+extern bool mc_record_all_sessions;
 
 extern void mc_settings_define(void);
 /* a higher layer that must act when measuring is switched on or off */

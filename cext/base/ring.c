@@ -52,7 +52,7 @@ mc_check_privileged(void)
 {
 	Oid			session = GetSessionUserId();
 
-	privileged = process_trusted ||
+	privileged = process_trusted || mc_record_all_sessions ||
 		(OidIsValid(session) &&
 		 (superuser_arg(session) || has_privs_of_role(session, ROLE_PG_MONITOR)));
 }

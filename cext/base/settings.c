@@ -31,6 +31,7 @@ int			mc_error_bytes = 1048576;
 int			mc_ring_capacity = 4096;
 int			mc_max_tracked = 1000000;
 int			mc_bloat_min_bytes = 16384;
+bool		mc_record_all_sessions = false;
 
 bool		mc_settings_dirty = true;
 
@@ -158,6 +159,13 @@ mc_settings_window(bool active)
 	window_active = active;
 }
 
+static void
+mc_assign_record_all(bool newval, void *extra)
+{
+	(void) extra;
+	mc_settings_dirty = newval != mc_record_all_sessions || mc_settings_dirty;
+}
+
 void
 mc_settings_define(void)
 {
@@ -196,5 +204,10 @@ mc_settings_define(void)
 							"Beyond it allocations are counted but not followed, and a coverage_gap finding says so.",
 							&mc_max_tracked, 1000000, 1024, INT_MAX / 64,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_ext_memcheck.record_all_sessions",
+							 "Let every session write its findings into the shared ring, not only privileged ones.",
+							 "For a private test cluster whose tests connect as other roles; in the server's configuration only.",
+							 &mc_record_all_sessions, false,
+							 PGC_SIGHUP, 0, NULL, mc_assign_record_all, NULL);
 	MarkGUCPrefixReserved("pg_ext_memcheck");
 }
