@@ -10,8 +10,9 @@
  * with the row when PostgreSQL resets that memory.
  *
  * alloclib_hold(n, size) keeps n chunks of size bytes in a context of its
- * own under TopMemoryContext (a large cache, a big in-memory graph);
- * alloclib_release() deletes it.
+ * own under TopMemoryContext (a large cache, a big in-memory graph) and
+ * returns their footprint (chunk headers included, as pg_ext_memcheck
+ * counts them); alloclib_release() deletes it.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,12 +57,18 @@ alloclib_hold(PG_FUNCTION_ARGS)
 	int64		n = PG_GETARG_INT64(0);
 	int32		size = PG_GETARG_INT32(1);
 	int64		i;
+	int64		held = 0;
 
 	if (hold_cxt == NULL)
 		hold_cxt = AllocSetContextCreate(TopMemoryContext, "alloclib hold", ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < n; i++)
-		*(char *) MemoryContextAlloc(hold_cxt, size) = 1;
-	PG_RETURN_INT64((int64) MemoryContextMemAllocated(hold_cxt, false));
+	{
+		char	   *p = MemoryContextAlloc(hold_cxt, size);
+
+		*p = 1;
+		held += GetMemoryChunkSpace(p);
+	}
+	PG_RETURN_INT64(held);
 }
 
 PG_FUNCTION_INFO_V1(alloclib_release);

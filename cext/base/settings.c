@@ -29,7 +29,7 @@ int			mc_min_leak_bytes = 8192;
 int			mc_warning_bytes = 65536;
 int			mc_error_bytes = 1048576;
 int			mc_ring_capacity = 4096;
-int			mc_max_tracked = 1000000;
+int			mc_max_tracked = 65536;
 int			mc_bloat_min_bytes = 16384;
 bool		mc_record_all_sessions = false;
 
@@ -201,8 +201,8 @@ mc_settings_define(void)
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_ext_memcheck.max_tracked_allocations",
 							"Live allocations of other extensions followed one by one.",
-							"Beyond it allocations are counted but not followed, and a coverage_gap finding says so.",
-							&mc_max_tracked, 1000000, 1024, INT_MAX / 64,
+							"Beyond it allocations are sampled (one per 4 kB allocated) and findings on them say their figures are estimates.",
+							&mc_max_tracked, 65536, 1024, INT_MAX / 64,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("pg_ext_memcheck.record_all_sessions",
 							 "Let every session write its findings into the shared ring, not only privileged ones.",

@@ -93,8 +93,15 @@ mc_note_alloc(MemoryContext context, void *p, Size size)
 {
 	if (p == NULL || in_wrapper > 0)
 		return;
+	if (mc_seg == NULL)
+	{
+		/* PostgreSQL's own, between two segments of a statement that wraps for good */
+		if (mc_direct_site != 0)
+			mc_note_alloc_slow(context, p, size);
+		return;
+	}
 	/* a context that churns, allocated into inside a segment: only counted */
-	if (context == mc_churn_ctx && mc_seg != NULL)
+	if (context == mc_churn_ctx)
 	{
 		mc_churn_note(mc_seg->unit_id);
 		return;
@@ -142,7 +149,10 @@ prefix##_realloc(MC_REALLOC_PARAMS) \
 static void \
 prefix##_reset(MemoryContext context) \
 { \
-	if (in_wrapper == 0) \
+	/* a churning context holding one unit's memory, the common case: only counted */ \
+	if (context == mc_churn_ctx && mc_churn_units <= 1) \
+		mc_churn_units = mc_churn_last_unit = 0; \
+	else if (in_wrapper == 0) \
 	{ \
 		in_wrapper++; \
 		mc_track_context_dying(context, false); \

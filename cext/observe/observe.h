@@ -88,6 +88,7 @@ extern bool mc_seg_in_foreign(void);
 extern bool mc_seg_top_is(McEntryKind kind, uint32 id);
 extern uint32 mc_libs_ran(void);
 extern void mc_libs_ran_reset(void);
+extern int32 mc_lib_units_ran(int lib);
 extern void mc_seg_unwind(int depth);
 extern uint32 mc_seg_new_call(void);
 extern uint32 mc_seg_direct_call(int lib);

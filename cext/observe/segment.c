@@ -40,6 +40,8 @@ static int	overflow = 0;
 int			mc_seg_depth_total = 0;	/* depth + overflow, read inline by the layers */
 static uint32 call_counter = 0;
 static uint32 libs_ran = 0;		/* bit per library whose code ran lately */
+static int32 lib_units[32];		/* units of work each library ran in lately */
+static uint32 lib_last_unit[32];	/* the newest of them */
 static uint64 statement_seq = 0;
 int			mc_exec_nesting = 0;	/* executor/utility depth, as pg_stat_statements counts it */
 
@@ -56,6 +58,16 @@ static uint32 exec_unit[MC_MAX_EXEC_LEVELS];
 /* the names entry/ gives its entry points, per kind */
 static McEntryDescriber describers[MC_ENTRY_DIRECT + 1];
 
+/*
+ * A statement that enters foreign code many times (a function called per
+ * row) keeps our allocation wrapper in place between the calls, until the
+ * next statement: swapping it in and out at every call costs more than
+ * the few allocations PostgreSQL makes in between.
+ */
+#define MC_STICKY_OPENS 64
+static int	opens_this_statement = 0;
+static bool sticky = false;
+
 static inline void
 mc_seg_refresh(void)
 {
@@ -68,7 +80,7 @@ mc_seg_refresh(void)
 		mc_seg = top;
 	else
 		mc_seg = NULL;
-	mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0);
+	mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0 || sticky);
 }
 
 bool
@@ -224,7 +236,17 @@ mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUnit un
 	s->unit = (uint8) unit;
 	s->unit_id = unit_id;
 	if (lib >= 0 && lib < 32)
+	{
 		libs_ran |= (uint32) 1 << lib;
+		/* unit ids only grow (mc_seg_new_call): a larger one is a unit not seen yet */
+		if (unit_id > lib_last_unit[lib])
+		{
+			lib_units[lib]++;
+			lib_last_unit[lib] = unit_id;
+		}
+	}
+	if (lib != MC_NO_LIB && ++opens_this_statement == MC_STICKY_OPENS)
+		sticky = mc_active;
 	mc_seg_refresh();
 }
 
@@ -305,10 +327,18 @@ mc_libs_ran(void)
 	return libs_ran;
 }
 
+/* the units of work (statement runs, calls ...) lib ran in since the last reset */
+int32
+mc_lib_units_ran(int lib)
+{
+	return lib >= 0 && lib < 32 ? lib_units[lib] : 0;
+}
+
 void
 mc_libs_ran_reset(void)
 {
 	libs_ran = 0;
+	memset(lib_units, 0, sizeof(lib_units));
 }
 
 /* return to the depth a layer found when it started (also after an error) */
@@ -342,6 +372,7 @@ mc_deactivate(void)
 	bool		was = mc_active;
 
 	mc_active = false;
+	sticky = false;
 	if (was)
 		mc_track_reset_all();
 	mc_seg_refresh();
@@ -403,6 +434,12 @@ mc_statement_start(void)
 {
 	statement_seq++;
 	exec_unit[0] = 0;
+	opens_this_statement = 0;
+	if (sticky)
+	{
+		sticky = false;
+		mc_seg_refresh();
+	}
 }
 
 uint64

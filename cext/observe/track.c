@@ -50,7 +50,8 @@ typedef enum McChunkKind
 typedef struct McChunk
 {
 	uintptr_t	ptr;			/* chunk address, or the child context */
-	Size		size;
+	uint32		size;			/* its footprint (capped) */
+	uint32		req;			/* bytes asked for (capped): what may be poisoned */
 	uint32		hnext;
 	uint32		bprev;
 	uint32		bnext;
@@ -59,8 +60,25 @@ typedef struct McChunk
 	uint32		xact;
 	uint32		epoch;			/* the judgment interval it was allocated in */
 	uint8		kind;
-	uint32		req;			/* bytes asked for (capped): what may be poisoned */
+	bool		sampled;		/* stands for MC_SAMPLE_BYTES (or its size if more) */
 } McChunk;
+
+/*
+ * Beyond pg_ext_memcheck.max_tracked_allocations live records, allocations
+ * are sampled: one per MC_SAMPLE_BYTES allocated on average (a countdown
+ * drawn anew after each sample, so that no allocation pattern aliases with
+ * it), each sample standing for that many bytes.  A library holding
+ * millions of small chunks (a big cache, an index build, an in-memory
+ * graph) is followed at a fixed cost instead of a record per chunk:
+ * what it holds is an unbiased estimate, and the finding says so.
+ */
+#define MC_SAMPLE_BYTES 4096
+
+static inline int64
+mc_chunk_weight(const McChunk *c)
+{
+	return c->sampled ? Max((int64) c->size, MC_SAMPLE_BYTES) : (int64) c->size;
+}
 
 typedef struct McBucket
 {
@@ -73,6 +91,12 @@ typedef struct McBucket
 	int64		live_count;
 	int64		units;			/* distinct units of work that allocated here */
 	uint8		unit;			/* their kind: McUnit */
+	int64		alloc_bytes;	/* allocated here (sampled or not), and this interval's */
+	int64		alloc_bytes_epoch;
+	int64		units_epoch;	/* distinct units that allocated here this interval */
+	uint32		units_epoch_last;
+	uint32		units_epoch_of;	/* the interval units_epoch counts */
+	bool		sampled;		/* some of its memory is known by sample only */
 	uint32		last_unit;
 	/* child contexts deleted by PostgreSQL, waiting for the parent's judgment */
 	int64		dead_bytes;
@@ -110,8 +134,15 @@ typedef struct McGroup
 	int64		growth_bytes;
 	int64		growth_units;
 	int32		quiet;			/* intervals since growth in which the library ran and it did not grow */
+	int64		ran_units;		/* units the library ran in, in the intervals it grew in */
+	int64		quiet_units;	/* of those, units that did not keep memory here */
 	uint8		interval_unit;
 	bool		used;
+	bool		sampled;		/* some of its memory is known by sample only */
+	/* memory in a context the library created: carried by that context's record */
+	int64		folded_bytes;	/* what of it the record carries */
+	int64		fold_units;		/* units that grew its children this interval */
+	int64		carried;		/* of live_bytes, the memory of contexts its records stand for */
 } McGroup;
 
 typedef struct McCtx
@@ -123,6 +154,7 @@ typedef struct McCtx
 	bool		foreign_created;
 	int16		creator_lib;
 	uint32		pseudo;			/* its pseudo-chunk in the parent, or 0 */
+	int64		folded;			/* its creator's memory in it, carried by the pseudo-chunk */
 	bool		placed;			/* depth and path are filled (mc_ctx_place) */
 	uint8		life;			/* by where it sits, when first seen or last reset */
 	/* churn mode: see mc_churn_note() */
@@ -164,6 +196,10 @@ static uint8 ctx_hint[1 << MC_HINT_BITS];
 
 static uint32 all_groups = 0;	/* list head of used groups */
 static int64 untracked = 0;
+static int64 live_exact = 0;	/* records that are not samples */
+static int64 sample_countdown = MC_SAMPLE_BYTES;
+static uint64 sample_rng = UINT64CONST(0x2545F4914F6CDD1D);
+static int64 sampled_total = 0; /* samples taken */
 static int64 live_chunks = 0;
 
 /* the tracked chunk freed last: a corruption warning raised while freeing it names its site */
@@ -553,16 +589,28 @@ mc_chunk_remove(uint32 ci)
 		b->chunks = c->bnext;
 	if (c->bnext != 0)
 		chunks[c->bnext].bprev = c->bprev;
-	b->live_bytes -= c->size;
+	b->live_bytes -= mc_chunk_weight(c);
 	b->live_count--;
-	g->live_bytes -= c->size;
+	g->live_bytes -= mc_chunk_weight(c);
 	g->live_count--;
+	if (!c->sampled && c->kind == MC_CHUNK_MEMORY)
+		live_exact--;
 	if (c->kind == MC_CHUNK_CONTEXT)
 	{
 		uint32		r = mc_ctx_find((MemoryContext) c->ptr);
 
 		if (r != 0 && ctxs[r].pseudo == ci)
+		{
+			uint32		gi;
+
+			b->live_bytes -= ctxs[r].folded;
+			g->live_bytes -= ctxs[r].folded;
+			g->carried -= ctxs[r].folded;
+			ctxs[r].folded = 0;
+			for (gi = ctxs[r].groups; gi != 0; gi = groups[gi].cnext)
+				groups[gi].folded_bytes = 0;
 			ctxs[r].pseudo = 0;
+		}
 	}
 	MC_POOL_FREE(chunks, ci);
 	live_chunks--;
@@ -670,6 +718,9 @@ mc_churn_start(uint32 ri)
 {
 	McCtx	   *r = &ctxs[ri];
 
+	/* context_reset_storm poisons chunk by chunk: it needs them all recorded */
+	if (mc_track_listeners.poisoning)
+		return;
 	r->churn = true;
 	r->churn_units = 0;
 	r->churn_last_unit = 0;
@@ -724,6 +775,8 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 	McChunk    *c;
 	McBucket   *b;
 	McGroup    *g;
+	bool		sampled;
+	int64		weight;
 
 	if (chunk_out)
 		*chunk_out = 0;
@@ -753,18 +806,54 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 			last_kind = (uint8) kind;
 		}
 	}
-	if (bi != 0)
-		MC_POOL_ALLOC(chunks, (uint32) Max(mc_max_tracked, 1024), ci);
-	else
-		ci = 0;
+	if (bi == 0)
+	{
+		untracked++;
+		return;
+	}
+	b = &buckets[bi];
+	b->alloc_bytes += size;
+	if (b->units_epoch_of != judge_epoch)
+	{
+		b->units_epoch_of = judge_epoch;
+		b->units_epoch = 0;
+		b->alloc_bytes_epoch = 0;
+		b->units_epoch_last = 0;
+	}
+	b->alloc_bytes_epoch += size;
+	if (b->units_epoch_last != who->unit_id)
+	{
+		b->units_epoch++;
+		b->units_epoch_last = who->unit_id;
+	}
+	if (b->last_unit != who->unit_id)
+	{
+		b->units++;
+		b->last_unit = who->unit_id;
+	}
+	/* beyond the records followed one by one, a sample */
+	sampled = kind == MC_CHUNK_MEMORY && live_exact >= mc_max_tracked;
+	if (sampled)
+	{
+		sample_countdown -= (int64) size;
+		if (sample_countdown > 0)
+			return;
+		sample_rng = sample_rng * UINT64CONST(6364136223846793005) + UINT64CONST(1442695040888963407);
+		sample_countdown = (int64) ((sample_rng >> 33) % (2 * MC_SAMPLE_BYTES)) + 1;
+		sampled_total++;
+		b->sampled = true;
+		groups[gi].sampled = true;
+	}
+	MC_POOL_ALLOC(chunks, PG_UINT32_MAX / 2, ci);
 	if (ci == 0)
 	{
+		/* out of memory for records: counted, and said once */
 		untracked++;
 		if (!untracked_noted)
 		{
 			untracked_noted = true;
 			mc_record_gap(NULL, "allocations",
-						  "more allocations than pg_ext_memcheck.max_tracked_allocations were live at once; later ones were counted but not followed");
+						  "pg_ext_memcheck could not get memory for its records; later allocations were counted but not followed");
 		}
 		return;
 	}
@@ -773,31 +862,30 @@ mc_track_insert(MemoryContext ctx, uintptr_t p, Size size, Size req, int lib, ui
 	b = &buckets[bi];
 	g = &groups[gi];
 	c->ptr = p;
-	c->size = size;
+	c->size = (uint32) Min(size, (Size) PG_UINT32_MAX);
 	c->req = (uint32) Min(req, (Size) PG_UINT32_MAX);
 	c->bucket = bi;
 	c->unit_id = who->unit_id;
 	c->xact = xact_seq;
 	c->epoch = judge_epoch;
 	c->kind = (uint8) kind;
+	c->sampled = sampled;
 	c->bnext = b->chunks;
 	if (b->chunks != 0)
 		chunks[b->chunks].bprev = ci;
 	b->chunks = ci;
 	mc_chunk_hash(ci);
 	live_chunks++;
+	if (!sampled && kind == MC_CHUNK_MEMORY)
+		live_exact++;
 	if (child_name != NULL && b->child_name == NULL)
 		b->child_name = child_name;
-	b->live_bytes += size;
+	weight = mc_chunk_weight(c);
+	b->live_bytes += weight;
 	b->live_count++;
-	if (b->last_unit != who->unit_id)
-	{
-		b->units++;
-		b->last_unit = who->unit_id;
-	}
 	if (g->live_count == 0)
 		g->oldest_xact = xact_seq;
-	g->live_bytes += size;
+	g->live_bytes += weight;
 	g->live_count++;
 	g->allocs_since++;
 	if (chunk_out)
@@ -865,11 +953,13 @@ mc_track_realloc(void *oldp, void *newp, Size newsize)
 	b = &buckets[c->bucket];
 	g = &groups[b->group];
 	space = ctxs[g->ctx].ctx == MC_MALLOC_HEAP ? newsize : mc_chunk_space(newp);
-	b->live_bytes += (int64) space - (int64) c->size;
-	g->live_bytes += (int64) space - (int64) c->size;
+	b->live_bytes -= mc_chunk_weight(c);
+	g->live_bytes -= mc_chunk_weight(c);
 	if (space > c->size)
 		g->allocs_since++;
-	c->size = space;
+	c->size = (uint32) Min(space, (Size) PG_UINT32_MAX);
+	b->live_bytes += mc_chunk_weight(c);
+	g->live_bytes += mc_chunk_weight(c);
 	c->req = (uint32) Min(newsize, (Size) PG_UINT32_MAX);
 	if (newp != oldp)
 	{
@@ -1182,16 +1272,33 @@ mc_group_live_units(uint32 gi, bool this_interval)
 
 	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
 	{
+		McBucket   *b = &buckets[bi];
 		uint32		ci;
 		uint32		last = 0;
+		int64		kept = 0;
 
-		for (ci = buckets[bi].chunks; ci != 0; ci = chunks[ci].bnext)
+		for (ci = b->chunks; ci != 0; ci = chunks[ci].bnext)
 		{
 			if (this_interval && chunks[ci].epoch != judge_epoch)
 				break;
-			if (chunks[ci].unit_id != last)
+			kept += mc_chunk_weight(&chunks[ci]);
+			if (!b->sampled && chunks[ci].unit_id != last)
 				units++;
 			last = chunks[ci].unit_id;
+		}
+		if (b->sampled)
+		{
+			/*
+			 * Known by sample: the units that allocated here, in the share
+			 * of what they allocated that is still here.
+			 */
+			int64		alloc = this_interval ?
+				(b->units_epoch_of == judge_epoch ? b->alloc_bytes_epoch : 0) : b->alloc_bytes;
+			int64		allocating = this_interval ?
+				(b->units_epoch_of == judge_epoch ? b->units_epoch : 0) : b->units;
+
+			if (alloc > 0)
+				units += (int64) ((double) allocating * Min(1.0, (double) kept / (double) alloc) + 0.5);
 		}
 	}
 	return units;
@@ -1207,6 +1314,21 @@ mc_group_kept_alive(uint32 gi)
 		if (buckets[bi].kept_alive && buckets[bi].dead_count > 0)
 			return true;
 	return false;
+}
+
+/*
+ * A finding on group gi that rests on samples (its memory beyond the
+ * records followed one by one) says that its bytes are an estimate.
+ */
+static void
+mc_note_sampled(McViolation *v, uint32 gi)
+{
+	size_t		len = strlen(v->detail);
+
+	if (groups[gi].sampled)
+		snprintf(v->detail + len, MC_DETAIL_LEN - len,
+				 " (estimated: more than %d allocations were live, so the rest were sampled, one per %d bytes allocated)",
+				 mc_max_tracked, MC_SAMPLE_BYTES);
 }
 
 /* "call", "statement" ...: the unit of the bucket that allocated most */
@@ -1326,6 +1448,7 @@ mc_judge_release(uint32 gi, McLifetime life)
 					 name, v->depth, (long long) bytes, (long long) count, v->source_lib,
 					 v->entry, (long long) units, uname, mc_lifetime_name(life), rate, uname);
 	}
+	mc_note_sampled(v, gi);
 	mc_finding_changed(v);
 	mc_mark_suspect(ctxs[g->ctx].name);
 }
@@ -1372,8 +1495,12 @@ mc_report_backend(uint32 gi)
 	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
 	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
 	mc_fill_common(v, gi, false);
-	/* growth seen in one interval only, and no later one yet: too early to tell */
-	undecided = !leak && span <= 1 && g->quiet == 0;
+	/*
+	 * Growth in every interval so far, too few of them, and the library did
+	 * not run without keeping more (in a later interval, or in at least 3
+	 * other units of the same ones): too early to tell.
+	 */
+	undecided = !leak && g->quiet == 0 && g->quiet_units < 3;
 	v->verdict = leak ? MC_VERDICT_LEAK : undecided ? MC_VERDICT_NONE : MC_VERDICT_CACHE;
 	v->severity = leak ? mc_severity_for(g->growth_bytes) : MC_SEV_INFO;
 	v->used_before = g->judged_bytes - g->growth_bytes;
@@ -1405,16 +1532,27 @@ mc_report_backend(uint32 gi)
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in %d of %d %ss: %.0f bytes per %s; it lives until the backend exits",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
 				 g->growths, span, unit, v->rate_bytes, mc_unit_name(v->unit));
-	else if (undecided)
+	else if (undecided && span <= 1)
 		snprintf(v->detail, MC_DETAIL_LEN,
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived the %s that allocated them; one %s cannot tell a leak from a cache: run it again (a leak grows every time, a cache once)",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
 				 unit, unit);
+	else if (undecided)
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) outlived their transaction and grew in each of %d %ss: too few to tell a leak from a cache: run it more often (a leak grows every time, a cache stops)",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 span, unit);
+	else if (g->quiet == 0)
+		snprintf(v->detail, MC_DETAIL_LEN,
+				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) and kept by %lld of the library's %lld runs meanwhile (statements, calls, callbacks): a cache, not a leak (the others did not add to it)",
+				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
+				 (long long) g->growth_units, (long long) g->ran_units);
 	else
 		snprintf(v->detail, MC_DETAIL_LEN,
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss in which the library ran)",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
 				 g->quiet, unit);
+	mc_note_sampled(v, gi);
 	mc_finding_changed(v);
 
 	if (global)
@@ -1442,6 +1580,76 @@ mc_report_backend(uint32 gi)
 	}
 	if (leak)
 		mc_mark_suspect(r->name);
+}
+
+/* ---------- a library's own contexts ---------- */
+
+/*
+ * Memory a library allocates in a context it created itself (a cache it
+ * fills, an arena it keeps) is that context's memory: the finding about
+ * the context (its record in the parent, sized by its blocks when created)
+ * must say what it holds now, not what it held when created.  The
+ * context's record carries it: folded in at every judgment and when a
+ * scenario looks, walking the groups, never a context.  The pseudo-chunk
+ * of a group's context, or 0 when the group speaks for itself.
+ */
+static uint32
+mc_fold_target(uint32 gi)
+{
+	McGroup    *g = &groups[gi];
+	McCtx	   *r = &ctxs[g->ctx];
+
+	if (g->kind != MC_CHUNK_MEMORY || !r->foreign_created || r->pseudo == 0 ||
+		r->creator_lib != g->lib)
+		return 0;
+	return r->pseudo;
+}
+
+/* move delta bytes of group gi's memory into (or out of) its context's record */
+static void
+mc_fold_move(uint32 gi, uint32 ci, int64 delta)
+{
+	McBucket   *b = &buckets[chunks[ci].bucket];
+	McGroup    *pg = &groups[b->group];
+
+	b->live_bytes += delta;
+	pg->live_bytes += delta;
+	pg->carried += delta;
+	ctxs[groups[gi].ctx].folded += delta;
+	groups[gi].folded_bytes += delta;
+	if (delta > 0)
+		pg->allocs_since++;
+	if (groups[gi].sampled)
+		pg->sampled = true;
+}
+
+/* bring every context record up to date with what its creator holds in it */
+static void
+mc_fold_all(void)
+{
+	uint32		gi;
+
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		uint32		ci = mc_fold_target(gi);
+		int64		delta;
+
+		if (ci == 0)
+			continue;
+		delta = groups[gi].live_bytes - groups[gi].folded_bytes;
+		if (delta != 0)
+			mc_fold_move(gi, ci, delta);
+	}
+}
+
+/* group gi is going away (its context reset or deleted): its record lets go of it */
+static void
+mc_unfold(uint32 gi)
+{
+	uint32		ci = mc_fold_target(gi);
+
+	if (ci != 0 && groups[gi].folded_bytes != 0)
+		mc_fold_move(gi, ci, -groups[gi].folded_bytes);
 }
 
 /* ---------- context reset and delete ---------- */
@@ -1626,6 +1834,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 				glife = MC_LIFE_BACKEND;
 			mc_judge_release(gi, glife);
 		}
+		mc_unfold(gi);
 		mc_release_group_chunks(gi);
 		mc_group_release(gi);
 		gi = next;
@@ -1698,9 +1907,11 @@ mc_track_judge_unit(McUnit interval_unit)
 	uint32		ran = mc_libs_ran();
 
 	judge_pending = false;
-	mc_libs_ran_reset();
 	if (!mc_active || groups == NULL)
+	{
+		mc_libs_ran_reset();
 		return;
+	}
 	/* a churning context that outlives transactions and gathered several units' memory */
 	{
 		uint32		ri = churn_list;
@@ -1715,6 +1926,15 @@ mc_track_judge_unit(McUnit interval_unit)
 			ri = next;
 		}
 	}
+	/* a library's own contexts: what it added there is their growth, in its units */
+	mc_fold_all();
+	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
+	{
+		uint32		ci = mc_fold_target(gi);
+
+		if (ci != 0 && groups[gi].live_bytes > groups[gi].judged_bytes)
+			groups[buckets[chunks[ci].bucket].group].fold_units += mc_group_live_units(gi, true);
+	}
 	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
 	{
 		McGroup    *g = &groups[gi];
@@ -1723,6 +1943,16 @@ mc_track_judge_unit(McUnit interval_unit)
 		int64		delta;
 		uint32		bi;
 		bool		dead = false;
+		int64		fold_units = g->fold_units;
+
+		g->fold_units = 0;
+		if (mc_fold_target(gi) != 0)
+		{
+			/* judged as its context's record */
+			g->judged_bytes = g->live_bytes;
+			g->allocs_since = 0;
+			continue;
+		}
 
 		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
 			if (buckets[bi].dead_count > 0)
@@ -1754,11 +1984,18 @@ mc_track_judge_unit(McUnit interval_unit)
 		delta = g->live_bytes - g->judged_bytes;
 		if (delta > 0)
 		{
+			/* a context's record and its content were made by the same calls: the larger count */
+			int64		units = Max(mc_group_live_units(gi, true), fold_units);
+			int64		ran = Max(mc_lib_units_ran(g->lib), units);
+
 			g->growths++;
 			if (g->first_growth < 0)
 				g->first_growth = g->intervals;
 			g->growth_bytes += delta;
-			g->growth_units += mc_group_live_units(gi, true);
+			g->growth_units += units;
+			/* the library ran again in this interval without keeping more: evidence of a cache */
+			g->ran_units += ran;
+			g->quiet_units += ran - units;
 		}
 		else if (g->growths > 0)
 			g->quiet++;
@@ -1768,6 +2005,8 @@ mc_track_judge_unit(McUnit interval_unit)
 			mc_report_backend(gi);
 	}
 	judge_epoch++;
+	/* what ran is counted afresh for the next interval (mc_lib_units_ran above) */
+	mc_libs_ran_reset();
 }
 
 void
@@ -1796,6 +2035,7 @@ mc_track_reset_all(void)
 	ctxs = NULL;
 	chunk_hash = bucket_hash = group_hash = ctx_hash = NULL;
 	chunks_cap = chunks_free = chunks_used = 0;
+	live_exact = 0;
 	buckets_cap = buckets_free = buckets_used = 0;
 	groups_cap = groups_free = groups_used = 0;
 	ctxs_cap = ctxs_free = ctxs_used = 0;
@@ -1836,8 +2076,9 @@ mc_track_foreach_held(void (*cb) (const char *path, int64 bytes, void *arg), voi
 		return;
 	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
 	{
+		/* where the memory is: a context's record without what it carries */
 		mc_group_where(gi, false, name, path);
-		cb(path, groups[gi].live_bytes, arg);
+		cb(path, groups[gi].live_bytes - groups[gi].carried, arg);
 	}
 }
 
@@ -1850,6 +2091,7 @@ mc_track_series_reset(void)
 
 	if (groups == NULL)
 		return;
+	mc_fold_all();
 	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
 	{
 		McGroup    *g = &groups[gi];
@@ -1859,6 +2101,7 @@ mc_track_series_reset(void)
 		g->first_growth = -1;
 		g->growth_bytes = g->growth_units = 0;
 		g->quiet = 0;
+		g->ran_units = g->quiet_units = 0;
 		g->allocs_since = 0;
 		for (bi = g->buckets; bi != 0; bi = buckets[bi].gnext)
 		{
@@ -1889,7 +2132,7 @@ mc_track_visit_groups(McGroupVisitor visit, void *arg)
 		info.ctx = r->ctx;
 		info.lib = g->lib;
 		info.child_contexts = g->kind == MC_CHUNK_CONTEXT;
-		info.live_bytes = g->live_bytes;
+		info.live_bytes = g->live_bytes - g->carried;	/* where it is, not what it stands for */
 		info.live_count = g->live_count;
 		info.lifetime = r->ctx == MC_MALLOC_HEAP ? MC_LIFE_BACKEND : mc_context_lifetime(r->ctx);
 		mc_group_where(gi, false, info.name, info.path);
