@@ -76,14 +76,13 @@ def within(value: Optional[float], expected: float, tolerance: float = 0.10) -> 
     return value is not None and abs(value - expected) <= tolerance * expected
 
 
-def brief(found: List[Row]) -> List[str]:
-    """One line per finding, for assertion messages: what the lead fixes against."""
-    out = []
-    for r in found:
-        out.append(f"{r['check_type']} {r['severity']} lib={r['source_lib']} ctx={r['context_path']}"
-                   f" life={r['lifetime']} verdict={r['verdict']} rate={r['rate_bytes']}/{r['rate_unit']}"
-                   f" calls={r['calls']} entry={r['entry']} detail={r['detail']!r}")
-    return out
+def brief(found: List[Row]) -> str:
+    """One line per finding, for assertion messages (a string, which pytest shows in full)."""
+    lines = [f"{r['check_type']} {r['severity']} lib={r['source_lib']} ctx={r['context_path']}"
+             f" used_delta={r['used_delta']} life={r['lifetime']} verdict={r['verdict']}"
+             f" rate={r['rate_bytes']}/{r['rate_unit']} calls={r['calls']} entry={r['entry']} detail={r['detail']!r}"
+             for r in found]
+    return "findings:\n  " + "\n  ".join(lines) if lines else "no findings"
 
 
 def crash_lines(cluster: Cluster, offset: int) -> str:

@@ -131,7 +131,7 @@ def test_error_path_leak_is_found(ordered: Tuple[Cluster, bool], function: str, 
     assert len(hits) == 1, f"expected one {check} at WARNING or ERROR against error_paths.so: {brief(found)}"
     hit = hits[0]
     assert hit["lifetime"] == "backend" and hit["verdict"] == "leak", brief(hits)
-    assert hit["rate_unit"] == "call" and within(hit["rate_bytes"], truth), (truth, brief(hits))
+    assert hit["rate_unit"] == "call" and within(hit["rate_bytes"], truth), f"truth {truth} B: {brief(hits)}"
 
 
 # --- 3: reparented contexts ---------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_index_access_method_leak_is_found(ordered: Tuple[Cluster, bool]) -> Non
     assert len(hits) == 1, f"expected one context_leak at WARNING or ERROR against minibloom.so: {brief(found)}"
     hit = hits[0]
     assert hit["lifetime"] == "backend" and hit["verdict"] == "leak", brief(hits)
-    assert hit["rate_unit"] in ("call", "row") and within(hit["rate_bytes"], truth), (truth, brief(hits))
+    assert hit["rate_unit"] in ("call", "row") and within(hit["rate_bytes"], truth), f"truth {truth} B: {brief(hits)}"
 
 
 # --- 7: a subtransaction callback that keeps memory ---------------------------------------------------------
@@ -248,7 +248,8 @@ def test_subxact_callback_keeping_memory_is_found(ordered: Tuple[Cluster, bool])
     assert len(hits) == 1, f"expected one finding at WARNING or ERROR against subxact_keep.so: {brief(found)}"
     hit = hits[0]
     assert hit["lifetime"] == "transaction", brief(hits)
-    assert hit["rate_unit"] in ("row", "subtransaction") and within(hit["rate_bytes"], truth), (truth, brief(hits))
+    assert hit["rate_unit"] in ("row", "subtransaction") and within(hit["rate_bytes"], truth), \
+        f"truth {truth} B: {brief(hits)}"
 
 
 # --- 8: the rate a user means -------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_two_hook_leak_is_reported_per_statement(ordered: Tuple[Cluster, bool], 
     assert len(hits) == 1, f"expected one context_leak in TopMemoryContext against rate_units.so: {brief(found)}"
     hit = hits[0]
     assert hit["lifetime"] == "backend" and hit["verdict"] == "leak", brief(hits)
-    assert hit["rate_unit"] == "statement" and within(hit["rate_bytes"], truth), (truth, brief(hits))
+    assert hit["rate_unit"] == "statement" and within(hit["rate_bytes"], truth), f"truth {truth} B: {brief(hits)}"
 
 
 def test_inner_statement_leak_is_reported_per_execution(ordered: Tuple[Cluster, bool]) -> None:
@@ -283,4 +284,4 @@ def test_inner_statement_leak_is_reported_per_execution(ordered: Tuple[Cluster, 
     assert len(hits) == 1, f"expected one context_leak in TopMemoryContext against rate_units.so: {brief(found)}"
     hit = hits[0]
     assert hit["lifetime"] == "backend" and hit["verdict"] == "leak", brief(hits)
-    assert hit["rate_unit"] == "execution" and within(hit["rate_bytes"], truth), (truth, brief(hits))
+    assert hit["rate_unit"] == "execution" and within(hit["rate_bytes"], truth), f"truth {truth} B: {brief(hits)}"
