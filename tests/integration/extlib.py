@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -92,6 +93,24 @@ def crash_lines(cluster: Cluster, offset: int) -> str:
     return "\n".join(hits) or log[-2000:]
 
 
+CRASHED = re.compile(r"terminated by signal|was terminated by exception")
+READY = "database system is ready to accept connections"
+
+
+def wait_restarted(cluster: Cluster, offset: int) -> None:
+    """After a backend crash the postmaster stops and restarts every process: a connection made before it got to
+    it would work and the next one fail. Wait (bounded) for the log's "ready" after the crash, then connect."""
+    for attempt in range(600):
+        log = cluster.read_log(offset)
+        crash = CRASHED.search(log)
+        if crash is not None and READY in log[crash.end():]:
+            break
+        if crash is None and attempt >= 50:  # no crash logged: the connection was lost for another reason
+            break
+        time.sleep(0.1)
+    cluster.wait_ready()
+
+
 @contextmanager
 def crash_is_a_failure(cluster: Cluster) -> Iterator[None]:
     """A lost connection (the backend crashed) fails the test with the server's own words, once the server
@@ -102,7 +121,7 @@ def crash_is_a_failure(cluster: Cluster) -> Iterator[None]:
     except psycopg.OperationalError as exc:
         if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):  # a cancel, a timeout: not a crash
             raise
-        cluster.wait_ready()
+        wait_restarted(cluster, offset)
         raise AssertionError(f"the backend crashed: {exc}\n{crash_lines(cluster, offset)}") from exc
 
 

@@ -180,12 +180,12 @@ def baseline(installed_test_extensions: str, tmp_path_factory: pytest.TempPathFa
     yield out
 
 
-_measured: Dict[Tuple[int, str], Tuple[Dict[str, int], List[Row]]] = {}
+_measured: Dict[Tuple[str, str], Tuple[Dict[str, int], List[Row]]] = {}
 
 
 def measured(cluster: Cluster, load_in_session: bool, mode: str) -> Tuple[Dict[str, int], List[Row]]:
     """WORKLOAD's counters with pg_ext_memcheck (inside a window in mode all), once per cluster and mode."""
-    key = (id(cluster), mode)
+    key = (str(cluster.data_dir), mode)
     if key not in _measured:
         with crash_is_a_failure(cluster):
             with peer_session(cluster, load_in_session, mode) as conn:
