@@ -118,8 +118,10 @@ def test_coverage_lists_the_background_workers(ordered: Tuple[Cluster, bool]) ->
 def test_worker_leak_is_found(ordered: Tuple[Cluster, bool]) -> None:
     cluster, load_in_session = ordered
     status, found, _ = run_worker(cluster, load_in_session, "leaky", 1000)
+    # what a job keeps: the handle's footprint (144 B, 136 B from 16), which is all TopMemoryContext grows by
     truth = status["kept_bytes"] / status["jobs"]
     assert status["jobs"] == 1000 and 100 < truth < 200, status
+    assert abs(status["top_growth"] / (status["jobs"] - 1) - truth) < 1, status
     # (its wrong_ctx_alloc twin on the same context may come with it)
     hits = [r for r in severe(found) if r["source_lib"] == WORKER_LIB and r["lifetime"] == "backend"
             and r["check_type"] == "context_leak"]

@@ -10,9 +10,10 @@ AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION job_worker_run(variant text, jobs int) RETURNS bigint
 AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE;
 
--- The variant's worker: pid (0: none), jobs done, bytes the leak kept (chunk footprints), DSM segments it
--- mapped over its life, the most it had mapped at once
+-- The variant's worker: pid (0: none), jobs done, bytes the leak kept (the handles' chunk footprints), DSM
+-- segments it mapped over its life, the most it had mapped at once, and how much TopMemoryContext's used bytes
+-- grew from the end of its first job to the end of its last
 CREATE FUNCTION job_worker_status(variant text, OUT pid int, OUT jobs bigint, OUT kept_bytes bigint,
-                                  OUT segments bigint, OUT max_mapped int)
+                                  OUT segments bigint, OUT max_mapped int, OUT top_growth bigint)
 RETURNS record
 AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE;

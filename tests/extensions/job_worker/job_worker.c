@@ -25,8 +25,9 @@
  *				segments over its life, few at a time.
  *
  * job_worker_status() reports what each worker did, including the truth the
- * checker's rate is compared with (kept_bytes: GetMemoryChunkSpace of every
- * handle left behind).
+ * checker's rate is compared with: top_growth, how much TopMemoryContext's
+ * used bytes grew from the first job to the last (and kept_bytes, the
+ * GetMemoryChunkSpace of every handle left behind, for comparison).
  *
  *-------------------------------------------------------------------------
  */
@@ -79,6 +80,8 @@ typedef struct JobSlot
 	dsm_handle	job;			/* the waiting job, 0 when none */
 	uint64		jobs_done;
 	uint64		kept_bytes;		/* what the leaky variant left behind */
+	int64		top_used_first; /* TopMemoryContext's used bytes after the first job */
+	int64		top_used_last;	/* ... and after the last one */
 	uint64		segments;		/* DSM segments mapped over its life */
 	int			max_mapped;		/* most segments mapped at once */
 } JobSlot;
@@ -131,6 +134,21 @@ jw_variant(text *name)
 
 /* ---------- the worker ---------- */
 
+/* TopMemoryContext's used bytes (its own chunks, not its children's) */
+static int64
+jw_top_used(void)
+{
+	MemoryContextCounters counters;
+
+	memset(&counters, 0, sizeof(counters));
+#if PG_VERSION_NUM >= 140000
+	TopMemoryContext->methods->stats(TopMemoryContext, NULL, NULL, &counters, false);
+#else
+	TopMemoryContext->methods->stats(TopMemoryContext, NULL, NULL, &counters);
+#endif
+	return (int64) (counters.totalspace - counters.freespace);
+}
+
 static void
 jw_worker_exit(int code, Datum arg)
 {
@@ -154,6 +172,7 @@ jw_run_job(JobSlot *slot, int variant, dsm_handle handle, MemoryContext job_cxt)
 	uint64		answer;
 	uint64		kept = 0;
 	int			i;
+	int64		top_used;
 
 	if (job_cxt != NULL)
 		MemoryContextSwitchTo(job_cxt);
@@ -176,11 +195,16 @@ jw_run_job(JobSlot *slot, int variant, dsm_handle handle, MemoryContext job_cxt)
 		kept = GetMemoryChunkSpace(mqh);	/* BUG: never shm_mq_detach()ed below: the handle stays */
 	for (i = 0; i < nscratch; i++)
 		dsm_detach(scratch[i]);
+	/* measured at the same point of every job: what a job holds only while it runs cancels out */
+	top_used = jw_top_used();
 
 	/* the report is complete before the answer: the client may read it at once */
 	SpinLockAcquire(&jw_shared->mutex);
 	answer = ++slot->jobs_done;
 	slot->kept_bytes += kept;
+	if (answer == 1)
+		slot->top_used_first = top_used;
+	slot->top_used_last = top_used;
 	slot->segments += 1 + nscratch;
 	slot->max_mapped = Max(slot->max_mapped, 1 + nscratch);
 	SpinLockRelease(&jw_shared->mutex);
@@ -218,6 +242,7 @@ job_worker_main(Datum main_arg)
 	slot->latch = MyLatch;
 	slot->job = 0;
 	slot->jobs_done = slot->kept_bytes = slot->segments = 0;
+	slot->top_used_first = slot->top_used_last = 0;
 	slot->max_mapped = 0;
 	SpinLockRelease(&jw_shared->mutex);
 
@@ -350,8 +375,8 @@ job_worker_status(PG_FUNCTION_ARGS)
 	int			variant = jw_variant(PG_GETARG_TEXT_PP(0));
 	JobSlot		copy;
 	TupleDesc	tupdesc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "job_worker: return type must be a row type");
@@ -364,6 +389,7 @@ job_worker_status(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum((int64) copy.kept_bytes);
 	values[3] = Int64GetDatum((int64) copy.segments);
 	values[4] = Int32GetDatum(copy.max_mapped);
+	values[5] = Int64GetDatum(copy.top_used_last - copy.top_used_first);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
