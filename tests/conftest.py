@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
-from reporter.build import build_all
+from reporter.build import build_all, make_install, read_pg_config
 from reporter.cluster import Cluster
 from reporter.pgconfig import PgConfig, PgConfigError
 from tests.parallel import parallel_group
@@ -34,6 +34,8 @@ from tests.pginstall_copy import copied_pg_config, copy_installation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO_ROOT / "examples" / "buggy_pg_ext"
+# Small C libraries, each the shape of a published extension (issue 19): tests/extensions/<name>/ (PGXS)
+TEST_EXTENSIONS_DIR = REPO_ROOT / "tests" / "extensions"
 DEFAULT_PG_CONFIG = "/usr/lib/postgresql/15/bin/pg_config"
 EXTRA_PG_CONFIGS_FILE = Path("/tmp/pg_configs.txt")
 
@@ -156,6 +158,21 @@ def installed_pg_config(pg_config: str) -> str:
         build_all(pg_config, [EXAMPLE_DIR], log=lambda msg: print(msg, file=sys.stderr))
         _installed[pg_config] = pg_config
     return _installed[pg_config]
+
+
+_test_extensions: Dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def installed_test_extensions(installed_pg_config: str) -> str:
+    """Build and install every library of tests/extensions/ against this pg_config (after cext/ and the
+    example), once per version; returns the pg_config."""
+    if installed_pg_config not in _test_extensions:
+        info = read_pg_config(installed_pg_config)
+        for ext in sorted(d for d in TEST_EXTENSIONS_DIR.iterdir() if (d / "Makefile").is_file()):
+            make_install(ext, info, log=lambda msg: print(msg, file=sys.stderr))
+        _test_extensions[installed_pg_config] = installed_pg_config
+    return _test_extensions[installed_pg_config]
 
 
 @pytest.fixture
