@@ -248,6 +248,16 @@ class Admin:
             cur.execute(query, params)
             return list(cur.fetchall())
 
+    def wait_gone(self, pids: List[int], timeout_s: float = 10.0) -> None:
+        """Wait until these backends have exited: each publishes what it found when it exits, and that must
+        land in the window of the workload that ran it, not in the next one's."""
+        deadline = time.monotonic() + timeout_s
+        while pids and time.monotonic() < deadline:
+            alive = self.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+            if not alive or int(alive[0][0]) == 0:
+                return
+            time.sleep(0.02)
+
     def settings(self, names: List[str]) -> Dict[str, Dict[str, Any]]:
         """pg_settings rows by lower-cased name (what this session sees: preloaded and created libraries)."""
         query = ("SELECT lower(name) AS key, name, setting, unit, source, sourcefile, sourceline, min_val, "
@@ -485,6 +495,7 @@ class Runner:
         if wl.scenario is not None:
             result["scenario"] = next((sub["scenario"] for sub in subs if sub.get("scenario")), None)
         result["_pid"] = next((sub["_pid"] for sub in subs if sub.get("_pid")), None)
+        result["_own_pids"] = [sub["_pid"] for sub in subs if sub.get("_pid")]
         result["_settings_changed"] = [c for sub in subs for c in sub.get("_settings_changed", [])]
         # every session's end(); a session without one (it broke) makes the runner read the ring instead
         if all("_end_rows" in sub for sub in subs):
@@ -557,6 +568,7 @@ class Runner:
                 result.update(status="crashed" if crashed else "error", error=_error(exc))
         result["duration_s"] = round(time.monotonic() - started, 3)
         pid = result.pop("_pid", None)
+        own_pids = result.pop("_own_pids", None) or ([pid] if pid is not None else [])
         if crashed:
             self.progress(f"{label}: backend crashed; waiting for the server to recover")
             self._await_restart(log_offset)
@@ -564,14 +576,20 @@ class Runner:
         replaced = self._restore_extension(wl, result, ext_oid, label)
         if result["status"] != "passed":
             result["log_excerpt"] = log_excerpt(self.cluster.read_log(log_offset), pid)
+        if not crashed:
+            self.admin.wait_gone(own_pids)
         self.admin.flush()
         after = self.admin.status()
         # A crash-restart reinitialises the ring: sequence numbers and counters start again.
         restarted = after["next_seq"] < before["next_seq"] or after["dropped"] < before["dropped"]
         end_rows = result.pop("_end_rows", None)
         changed = result.pop("_settings_changed", [])
-        rows = end_rows if end_rows is not None else latest_per_finding(
+        logged = latest_per_finding(
             self.admin.violations_after(0 if replaced else last_id, None if restarted else before["next_seq"]))
+        # the workload's sessions said what they found in end(); every other process (a background worker the
+        # library runs, a session the workload opened itself) through the ring
+        rows = logged if end_rows is None else \
+            end_rows + [r for r in logged if r.get("backend_pid") not in own_pids]
         result["dropped"] = after["dropped"] - (0 if restarted else before["dropped"])
         samples = scenario_samples(result["scenario"])
         result["violations"] = [to_violation(r, samples) for r in rows if keep_violation(r, wl)]
@@ -728,6 +746,7 @@ def log_excerpt(text: str, pid: int | None) -> str | None:
 
 
 RECORD_ALL_SESSIONS = f"{HOOK_LIBRARY}.record_all_sessions"
+MEASURE_EVERY_PROCESS = f"{HOOK_LIBRARY}.memcheck_mode"
 
 
 def preload_libraries(cfg: Config, suites: Sequence[str] = ()) -> List[str]:
@@ -781,10 +800,12 @@ def run(
     # The suites' --temp-config files describe the server they expect: theirs, then memcheck.yml's settings.
     temp = [s.server for s in suites]
     # Every session's findings reach the ring, also those of roles the tests connect as (the private cluster is
-    # ours; the setting is read from the server's configuration only).
+    # ours; the setting is read from the server's configuration only). Every process measures from the start:
+    # the background workers the extension registers run from the postmaster's start, and what they find is
+    # collected with the workload in whose window it was published; the runner's own sessions set their mode.
     cluster = Cluster(pg_config, preload=preload_libraries(cfg, [lib for t in temp for lib in t.preload]),
-                      settings={RECORD_ALL_SESSIONS: "on", **{k: v for t in temp for k, v in t.settings.items()},
-                                **cfg.settings})
+                      settings={RECORD_ALL_SESSIONS: "on", MEASURE_EVERY_PROCESS: "all",
+                                **{k: v for t in temp for k, v in t.settings.items()}, **cfg.settings})
     notes = list(dict.fromkeys(note for s in suites for note in s.notes()))
     for note in notes:
         progress(f"note: {note}")

@@ -268,6 +268,7 @@ mc_publish(PG_FUNCTION_ARGS)
 	mc_require_ring();
 	mc_settle();
 	mc_workers_collect_crashes();
+	(void) mc_bgworker_collect();
 	mc_findings_publish(true);
 	PG_RETURN_VOID();
 }

@@ -45,6 +45,7 @@
 
 #define MC_MAX_WORKERS_SEEN 64
 #define MC_WORKER_PUBLISH_MS 1000
+#define MC_COLLECT_TIMEOUT_MS 2000
 
 /* a worker of a foreign library this instrumentation has seen (shared) */
 typedef struct McWorkerSeen
@@ -53,12 +54,15 @@ typedef struct McWorkerSeen
 	bool		alive;
 	bool		measured;
 	int64		loops;
+	PGPROC	   *proc;			/* its latch wakes it for a collection */
+	uint32		publish_ack;	/* the last collection it answered */
 	char		lib[MC_LIB_LEN];
 	char		name[BGW_MAXLEN];
 } McWorkerSeen;
 
 typedef struct McWorkersShared
 {
+	pg_atomic_uint32 publish_req;	/* collections asked for (mc_bgworker_collect) */
 	int			n;
 	McWorkerSeen workers[MC_MAX_WORKERS_SEEN];
 } McWorkersShared;
@@ -87,7 +91,10 @@ mc_bgworker_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	shared = ShmemInitStruct("pg_ext_memcheck workers", sizeof(McWorkersShared), &found);
 	if (!found)
+	{
 		memset(shared, 0, sizeof(McWorkersShared));
+		pg_atomic_init_u32(&shared->publish_req, 0);
+	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -128,6 +135,8 @@ mc_bgworker_note(void)
 		w->alive = true;
 		w->measured = mc_active;
 		w->loops = 0;
+		w->proc = MyProc;
+		w->publish_ack = pg_atomic_read_u32(&shared->publish_req);
 		mc_strlcpy(w->lib, mc_lib_name(worker_lib), sizeof(w->lib));
 		mc_strlcpy(w->name, MyBgworkerEntry->bgw_name, sizeof(w->name));
 		worker_slot = i;
@@ -167,17 +176,36 @@ static void
 mc_bgworker_quiet_point(void)
 {
 	TimestampTz now;
+	uint32		asked;
 
-	if (worker_lib == MC_NO_LIB || !mc_active)
+	if (worker_lib == MC_NO_LIB)
 		return;
+	asked = shared != NULL && worker_slot >= 0 ? pg_atomic_read_u32(&shared->publish_req) : 0;
+	if (!mc_active)
+	{
+		if (shared != NULL && worker_slot >= 0)
+			shared->workers[worker_slot].publish_ack = asked;
+		return;
+	}
 	loops++;
 	if (shared != NULL && worker_slot >= 0)
 		shared->workers[worker_slot].loops = loops;
 	mc_track_judge_unit(MC_UNIT_LOOP);
 	now = GetCurrentTimestamp();
-	mc_findings_publish(TimestampDifferenceExceeds(last_publish, now, MC_WORKER_PUBLISH_MS));
-	if (TimestampDifferenceExceeds(last_publish, now, MC_WORKER_PUBLISH_MS))
+	if (shared != NULL && worker_slot >= 0 && shared->workers[worker_slot].publish_ack != asked)
+	{
+		/* a session collects what every process found: all of it, as it is now */
+		mc_findings_publish(true);
+		pg_write_barrier();
+		shared->workers[worker_slot].publish_ack = asked;
 		last_publish = now;
+	}
+	else
+	{
+		mc_findings_publish(TimestampDifferenceExceeds(last_publish, now, MC_WORKER_PUBLISH_MS));
+		if (TimestampDifferenceExceeds(last_publish, now, MC_WORKER_PUBLISH_MS))
+			last_publish = now;
+	}
 	/* the segment at the bottom serves the next loop */
 	loop_unit = mc_seg_new_call();
 	mc_seg_set_bottom_unit(loop_unit);
@@ -274,6 +302,49 @@ mc_bgworker_init(void)
 {
 	mc_gotwrap_add_targets(worker_targets, lengthof(worker_targets));
 	mc_seg_register_describer(MC_ENTRY_BGWORKER, mc_bgworker_describe);
+}
+
+/*
+ * flush_violations(): every live worker of a foreign library publishes what
+ * it found, as it is now, before the ring is read.  Each is woken (a latch
+ * set out of turn is a wake-up every latch user must tolerate) and answers
+ * at its next wait; a worker busy past the timeout is not waited for (it
+ * publishes at its next wait anyway).  Returns the workers that did not
+ * answer in time.
+ */
+int
+mc_bgworker_collect(void)
+{
+	uint32		asked;
+	int			late = 0;
+	TimestampTz start = GetCurrentTimestamp();
+	int			i;
+
+	if (shared == NULL || shared->n == 0)
+		return 0;
+	asked = pg_atomic_add_fetch_u32(&shared->publish_req, 1);
+	LWLockAcquire(AddinShmemInitLock, LW_SHARED);
+	for (i = 0; i < shared->n; i++)
+		if (shared->workers[i].alive && shared->workers[i].pid != MyProcPid &&
+			shared->workers[i].proc != NULL)
+			SetLatch(&shared->workers[i].proc->procLatch);
+	LWLockRelease(AddinShmemInitLock);
+	for (;;)
+	{
+		late = 0;
+		pg_read_barrier();
+		for (i = 0; i < shared->n; i++)
+			if (shared->workers[i].alive && shared->workers[i].pid != MyProcPid &&
+				shared->workers[i].publish_ack != asked)
+				late++;
+		if (late == 0 ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), MC_COLLECT_TIMEOUT_MS))
+			return late;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /* coverage(): the workers of foreign libraries seen, live or gone */

@@ -29,6 +29,7 @@ extern void mc_entry_init(void);
 extern void mc_hooks_attach(bool on);
 extern void mc_hooks_install_outer(void);
 extern void mc_hooks_check_late(void);
+extern void mc_hooks_layer_late(bool record_gaps);
 extern const char *mc_hook_name(int hook);
 extern int	mc_hook_count(void);
 extern bool mc_libs_dirty;
@@ -74,6 +75,7 @@ extern void mc_bgworker_init(void);
 extern Size mc_bgworker_shmem_size(void);
 extern void mc_bgworker_shmem_startup(void);
 extern int	mc_bgworker_count(void);
+extern int	mc_bgworker_collect(void);
 extern bool mc_bgworker_at(int i, char *what, size_t whatlen, char *detail, size_t detaillen,
 						   bool *measured);
 

@@ -24,6 +24,8 @@
 
 #include <dlfcn.h>
 
+#include "miscadmin.h"
+
 #include "entry/hooks.h"
 
 /* symbols PostgreSQL looks up that are not entry points into the library's work */
@@ -34,6 +36,27 @@ mc_module_symbol(const char *name)
 		strcmp(name, "_PG_fini") == 0 || strncmp(name, "pg_finfo_", 9) == 0;
 }
 
+/*
+ * A library loaded in a session (CREATE EXTENSION, LOAD, a function's first
+ * call, session_preload_libraries) installs its hooks in _PG_init, above
+ * ours.  PostgreSQL looks _PG_init up and calls it at once: we hand back
+ * this instead, which calls it and then puts a layer of ours over the
+ * hooks it installed, before any statement runs them (the library's code
+ * in its hooks is then bracketed, and ours see every statement start).
+ */
+static void (*pending_init) (void) = NULL;
+
+static void
+mc_pg_init_then_layer(void)
+{
+	void		(*init) (void) = pending_init;
+
+	pending_init = NULL;		/* a library its _PG_init loads gets its own */
+	if (init != NULL)
+		init();
+	mc_hooks_check_late();
+}
+
 static void *
 mc_core_dlsym(void *handle, const char *name)
 {
@@ -41,6 +64,12 @@ mc_core_dlsym(void *handle, const char *name)
 	int			lib;
 	int			k;
 
+	if (fn != NULL && name != NULL && strcmp(name, "_PG_init") == 0 && IsUnderPostmaster &&
+		!process_shared_preload_libraries_in_progress && mc_lib_of_address(fn) != MC_NO_LIB)
+	{
+		pending_init = (void (*) (void)) fn;
+		return (void *) mc_pg_init_then_layer;
+	}
 	if (fn == NULL || name == NULL || mc_mode == MC_MODE_OFF || mc_module_symbol(name))
 		return fn;
 	lib = mc_lib_of_address(fn);

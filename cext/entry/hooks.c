@@ -81,7 +81,10 @@ mc_planner_layer(int layer, MC_PLANNER_PARAMS)
 	PlannedStmt *volatile result = NULL;
 
 	if (mc_exec_nesting == 0 && MC_CALLED_BY_CORE(MC_HOOK_PLANNER, layer))
+	{
 		mc_hooks_safe_point();
+		mc_statement_continue();
+	}
 	MC_LAYER_CALL(h, layer,
 				  result = ((planner_hook_type) h->prev[layer]) (MC_PLANNER_ARGS),
 				  result = standard_planner(MC_PLANNER_ARGS));
@@ -106,7 +109,10 @@ mc_parse_layer(int layer, MC_PARSE_PARAMS)
 	McHookDesc *h = HOOK(MC_HOOK_POST_PARSE_ANALYZE);
 
 	if (mc_exec_nesting == 0 && MC_CALLED_BY_CORE(MC_HOOK_POST_PARSE_ANALYZE, layer))
+	{
 		mc_hooks_safe_point();
+		mc_statement_start();
+	}
 	MC_LAYER_CALL(h, layer,
 				  ((post_parse_analyze_hook_type) h->prev[layer]) (MC_PARSE_ARGS),
 				  (void) 0);
@@ -123,7 +129,7 @@ mc_start_layer(int layer, QueryDesc *queryDesc, int eflags)
 	if (mc_exec_nesting == 0 && MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_START, layer))
 	{
 		mc_hooks_safe_point();
-		mc_statement_start();
+		mc_statement_continue();
 	}
 	MC_LAYER_CALL(h, layer,
 				  ((ExecutorStart_hook_type) h->prev[layer]) (queryDesc, eflags),

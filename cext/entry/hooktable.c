@@ -171,11 +171,26 @@ mc_hooks_attach(bool on)
 			mc_libs_dirty = true;
 		}
 	}
+
+	/*
+	 * A library loaded while measuring was off wrapped a chain OUTER had
+	 * stepped out of: nothing of ours is left on top of it to reach a safe
+	 * point, so its late layer goes in now.
+	 */
+	if (on)
+		mc_hooks_layer_late(false);
 }
 
 /* a library loaded in this backend wrapped a chain outside our layers */
 void
 mc_hooks_check_late(void)
+{
+	mc_hooks_layer_late(true);
+}
+
+/* the same; a chain with no layer left is a coverage gap when record_gaps (not in an assign hook) */
+void
+mc_hooks_layer_late(bool record_gaps)
 {
 	int			i;
 
@@ -189,6 +204,8 @@ mc_hooks_check_late(void)
 		for (layer = MC_LAYER_OUTER; layer < MC_NUM_LAYERS; layer++)
 			if (!h->installed[layer])
 				break;
+		if (layer == MC_NUM_LAYERS && !record_gaps)
+			continue;
 		if (layer == MC_NUM_LAYERS)
 		{
 			char		lib[MC_LIB_LEN];

@@ -118,6 +118,7 @@ typedef bool (*McEntryDescriber) (uint32 id, char *buf, size_t len);
 extern void mc_seg_register_describer(McEntryKind kind, McEntryDescriber describe);
 /* top-level statements, counted by the executor and utility layers */
 extern void mc_statement_start(void);
+extern void mc_statement_continue(void);
 extern void mc_execution_end(void);
 extern void mc_seg_transaction_end(void);
 extern void mc_seg_set_bottom_unit(uint32 unit_id);

@@ -54,6 +54,7 @@ int			mc_exec_nesting = 0;	/* executor/utility depth, as pg_stat_statements coun
  */
 #define MC_MAX_EXEC_LEVELS 64
 static uint32 exec_unit[MC_MAX_EXEC_LEVELS];
+static bool statement_open = false;	/* a top-level statement started and has not ended */
 
 /* the names entry/ gives its entry points, per kind */
 static McEntryDescriber describers[MC_ENTRY_DIRECT + 1];
@@ -188,6 +189,8 @@ mc_execution_end(void)
 	int			level = Min(Max(mc_exec_nesting, 0), MC_MAX_EXEC_LEVELS - 1);
 
 	exec_unit[level] = 0;
+	if (level == 0)
+		statement_open = false;
 }
 
 /* the unit an entry of this kind serves, when its opener does not say */
@@ -428,10 +431,16 @@ mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len)
 	}
 }
 
-/* a top-level statement starts (the executor and utility layers) */
+/*
+ * A top-level statement starts: at its parse analysis, or at a utility
+ * statement.  Its planning and execution (however late: the extended
+ * protocol plans at Bind and executes at Execute) belong to it, until its
+ * top-level ExecutorEnd or the end of the utility statement.
+ */
 void
 mc_statement_start(void)
 {
+	statement_open = true;
 	statement_seq++;
 	exec_unit[0] = 0;
 	opens_this_statement = 0;
@@ -440,6 +449,14 @@ mc_statement_start(void)
 		sticky = false;
 		mc_seg_refresh();
 	}
+}
+
+/* the planner or ExecutorStart at top level: the statement parsed before, or a new one (a prepared statement) */
+void
+mc_statement_continue(void)
+{
+	if (!statement_open)
+		mc_statement_start();
 }
 
 uint64

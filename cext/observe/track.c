@@ -155,6 +155,7 @@ typedef struct McCtx
 	int16		creator_lib;
 	uint32		pseudo;			/* its pseudo-chunk in the parent, or 0 */
 	int64		folded;			/* its creator's memory in it, carried by the pseudo-chunk */
+	MemoryContext parent;		/* its parent when last seen alive (a dying context has none) */
 	bool		placed;			/* depth and path are filled (mc_ctx_place) */
 	uint8		life;			/* by where it sits, when first seen or last reset */
 	/* churn mode: see mc_churn_note() */
@@ -363,7 +364,10 @@ mc_ctx_get(MemoryContext ctx)
 	{
 		/* an address reused by a new context: forget the old one's identity */
 		if (ctx != MC_MALLOC_HEAP && ctxs[i].name != ctx->name)
+		{
 			ctxs[i].name = ctx->name;
+			ctxs[i].parent = ctx->parent;
+		}
 		return i;
 	}
 	MC_POOL_ALLOC(ctxs, 65536, i);
@@ -373,6 +377,7 @@ mc_ctx_get(MemoryContext ctx)
 	r->used = true;
 	r->ctx = ctx;
 	r->name = ctx == MC_MALLOC_HEAP ? "malloc heap" : ctx->name;
+	r->parent = ctx == MC_MALLOC_HEAP ? NULL : ctx->parent;
 	r->life = (uint8) mc_context_lifetime(ctx);
 	r->placed = false;
 	r->creator_lib = MC_NO_LIB;
@@ -1041,6 +1046,7 @@ mc_pseudo_rehome(uint32 ri, MemoryContext parent)
 	}
 	r = &ctxs[ri];				/* the pools may have moved */
 	r->pseudo = ci;
+	r->parent = parent;
 	r->life = (uint8) mc_context_lifetime(r->ctx);
 	r->placed = false;
 }
@@ -1124,7 +1130,8 @@ static McBucket *mc_group_main_bucket(uint32 gi, bool dead);
 static bool
 mc_is_subxact_context(MemoryContext ctx)
 {
-	return ctx != MC_MALLOC_HEAP && ctx->parent != NULL && strcmp(ctx->name, "CurTransactionContext") == 0;
+	/* the top level's CurTransactionContext is TopTransactionContext */
+	return ctx != MC_MALLOC_HEAP && strcmp(ctx->name, "CurTransactionContext") == 0;
 }
 
 /*
@@ -1134,7 +1141,7 @@ mc_is_subxact_context(MemoryContext ctx)
  * subtransaction, and judged with the parent.
  */
 static void
-mc_note_kept_alive(MemoryContext ctx, uint32 gi)
+mc_note_kept_alive(MemoryContext ctx, MemoryContext parent, uint32 gi)
 {
 	McBucket   *main = mc_group_main_bucket(gi, false);
 	int			lib = groups[gi].lib;
@@ -1146,7 +1153,7 @@ mc_note_kept_alive(MemoryContext ctx, uint32 gi)
 	uint32		pb;
 	McBucket   *b;
 
-	if (main == NULL || ctx->parent == NULL)
+	if (main == NULL || parent == NULL)
 		return;
 	who.unit_id = unit_id;
 	who.unit = main->unit;
@@ -1154,7 +1161,7 @@ mc_note_kept_alive(MemoryContext ctx, uint32 gi)
 	who.entry_kind = main->entry_kind;
 	who.entry_id = main->entry_id;
 	site = main->site;
-	pctx = mc_ctx_get(ctx->parent);
+	pctx = mc_ctx_get(parent);
 	pg = pctx ? mc_group_get(pctx, lib, MC_CHUNK_CONTEXT) : 0;
 	pb = pg ? mc_bucket_get(pg, site, &who) : 0;
 	if (pb == 0)
@@ -1264,44 +1271,141 @@ mc_group_where(uint32 gi, bool dead, char *name, char *path)
  * only this judgment interval's): a bucket's list is newest first, so one
  * unit's allocations are a run.
  */
+/*
+ * A set of unit ids, for counting distinct units across a group's buckets
+ * (one statement run allocates at two sites: one unit).  malloc'd once and
+ * grown as needed, cleared by a generation stamp; judging only, never on an
+ * allocation path.  When it cannot grow, counting falls back to runs.
+ */
+static uint32 *uset_ids = NULL;
+static uint32 *uset_gen = NULL;
+static uint32 uset_mask = 0;
+static uint32 uset_now = 0;
+static int64 uset_count = 0;
+
+static bool
+mc_uset_reset(int64 expected)
+{
+	uint32		cap = uset_mask + 1;
+
+	if (uset_ids == NULL || (int64) cap < expected * 2)
+	{
+		uint32		want = 1024;
+		uint32	   *ids;
+		uint32	   *gen;
+
+		while ((int64) want < expected * 2 && want < (1U << 30))
+			want <<= 1;
+		ids = malloc(sizeof(uint32) * want);
+		gen = calloc(want, sizeof(uint32));
+		if (ids == NULL || gen == NULL)
+		{
+			free(ids);
+			free(gen);
+			return uset_ids != NULL && (int64) cap >= expected * 2;
+		}
+		free(uset_ids);
+		free(uset_gen);
+		uset_ids = ids;
+		uset_gen = gen;
+		uset_mask = want - 1;
+		uset_now = 0;
+	}
+	if (++uset_now == 0)
+	{
+		memset(uset_gen, 0, sizeof(uint32) * (uset_mask + 1));
+		uset_now = 1;
+	}
+	uset_count = 0;
+	return true;
+}
+
+static void
+mc_uset_add(uint32 id)
+{
+	uint32		slot = mc_hash_ptr(id, 32) & uset_mask;
+
+	while (uset_gen[slot] == uset_now)
+	{
+		if (uset_ids[slot] == id)
+			return;
+		slot = (slot + 1) & uset_mask;
+	}
+	uset_gen[slot] = uset_now;
+	uset_ids[slot] = id;
+	uset_count++;
+}
+
+/*
+ * The units of work whose allocations in group gi are live (all of them, or
+ * only this judgment interval's): distinct unit ids over all its buckets
+ * (a bucket's list is newest first, so this interval's chunks come first).
+ * Counting stops at stop_at (0: never), for callers that only ask "more
+ * than one?".
+ */
 static int64
-mc_group_live_units(uint32 gi, bool this_interval)
+mc_group_live_units(uint32 gi, bool this_interval, int64 stop_at)
 {
 	uint32		bi;
-	int64		units = 0;
+	int64		estimated = 0;
+	int64		runs = 0;
+	int			pass;
 
-	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
+	/*
+	 * First the runs of one unit in each bucket's list (an upper bound),
+	 * then, when there are several, the distinct ids among them, in a set
+	 * no larger than the runs.
+	 */
+	for (pass = 0; pass < 2; pass++)
 	{
-		McBucket   *b = &buckets[bi];
-		uint32		ci;
-		uint32		last = 0;
-		int64		kept = 0;
-
-		for (ci = b->chunks; ci != 0; ci = chunks[ci].bnext)
+		for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
 		{
-			if (this_interval && chunks[ci].epoch != judge_epoch)
-				break;
-			kept += mc_chunk_weight(&chunks[ci]);
-			if (!b->sampled && chunks[ci].unit_id != last)
-				units++;
-			last = chunks[ci].unit_id;
-		}
-		if (b->sampled)
-		{
-			/*
-			 * Known by sample: the units that allocated here, in the share
-			 * of what they allocated that is still here.
-			 */
-			int64		alloc = this_interval ?
-				(b->units_epoch_of == judge_epoch ? b->alloc_bytes_epoch : 0) : b->alloc_bytes;
-			int64		allocating = this_interval ?
-				(b->units_epoch_of == judge_epoch ? b->units_epoch : 0) : b->units;
+			McBucket   *b = &buckets[bi];
+			uint32		ci;
+			uint32		last = 0;
+			int64		kept = 0;
 
-			if (alloc > 0)
-				units += (int64) ((double) allocating * Min(1.0, (double) kept / (double) alloc) + 0.5);
+			if (b->sampled)
+			{
+				/*
+				 * Known by sample: the units that allocated here, in the
+				 * share of what they allocated that is still here.
+				 */
+				int64		alloc = this_interval ?
+					(b->units_epoch_of == judge_epoch ? b->alloc_bytes_epoch : 0) : b->alloc_bytes;
+				int64		allocating = this_interval ?
+					(b->units_epoch_of == judge_epoch ? b->units_epoch : 0) : b->units;
+
+				if (pass == 1 || alloc <= 0)
+					continue;
+				for (ci = b->chunks; ci != 0; ci = chunks[ci].bnext)
+				{
+					if (this_interval && chunks[ci].epoch != judge_epoch)
+						break;
+					kept += mc_chunk_weight(&chunks[ci]);
+				}
+				estimated += (int64) ((double) allocating * Min(1.0, (double) kept / (double) alloc) + 0.5);
+				continue;
+			}
+			for (ci = b->chunks; ci != 0; ci = chunks[ci].bnext)
+			{
+				if (this_interval && chunks[ci].epoch != judge_epoch)
+					break;
+				if (chunks[ci].unit_id != last)
+				{
+					if (pass == 0)
+						runs++;
+					else
+						mc_uset_add(chunks[ci].unit_id);
+				}
+				last = chunks[ci].unit_id;
+			}
 		}
+		if (pass == 0 && (runs <= 1 || (stop_at > 0 && runs < stop_at) ||
+						  !mc_uset_reset(runs)))
+			return runs + estimated;
 	}
-	return units;
+	return Min(uset_count, runs) + estimated;
 }
 
 /* are group gi's dead child contexts ones PostgreSQL kept because of the library's memory? */
@@ -1394,7 +1498,7 @@ mc_judge_release(uint32 gi, McLifetime life)
 		}
 	}
 	if (g->kind == MC_CHUNK_MEMORY)
-		units = mc_group_live_units(gi, false);
+		units = mc_group_live_units(gi, false, 0);
 	if (bytes < mc_min_leak_bytes || count == 0)
 		return;
 	/* what one unit of work keeps until its context goes is what the context is for */
@@ -1771,6 +1875,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 	/* while alive (a reset), where it sits now is the truth */
 	if (!deleting)
 	{
+		r->parent = ctx->parent;
 		r->life = (uint8) mc_context_lifetime(ctx);
 		r->placed = false;
 	}
@@ -1794,14 +1899,22 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 		mc_pseudo_rehome(ri, ctx->parent);
 	r = &ctxs[ri];
 
-	/* a subtransaction's context that foreign memory kept alive: counted at the parent */
+	/*
+	 * A subtransaction's context that foreign memory kept alive: counted at
+	 * the parent.  MemoryContextDelete() unlinks a context from its parent
+	 * before deleting it, and the parent (the upper level's
+	 * CurTransactionContext) is still alive: its children go first, and
+	 * PostgreSQL never moves these contexts.
+	 */
 	if (deleting && !r->foreign_created && !error_cleanup && mc_is_subxact_context(ctx))
 	{
+		MemoryContext parent = ctx->parent != NULL ? ctx->parent : r->parent;
+
 		for (gi = r->groups; gi != 0; gi = groups[gi].cnext)
 			if (groups[gi].kind == MC_CHUNK_MEMORY && groups[gi].live_count > 0 &&
 				groups[gi].lib != cleaner)
 			{
-				mc_note_kept_alive(ctx, gi);
+				mc_note_kept_alive(ctx, parent, gi);
 				folded = true;
 			}
 		r = &ctxs[ri];
@@ -1809,7 +1922,7 @@ mc_track_context_dying(MemoryContext ctx, bool deleting)
 
 	calm = true;
 	for (gi = r->groups; gi != 0 && calm; gi = groups[gi].cnext)
-		if (groups[gi].kind != MC_CHUNK_MEMORY || (groups[gi].live_count > 1 && mc_group_live_units(gi, false) > 1))
+		if (groups[gi].kind != MC_CHUNK_MEMORY || (groups[gi].live_count > 1 && mc_group_live_units(gi, false, 2) > 1))
 			calm = false;
 
 	gi = r->groups;
@@ -1933,7 +2046,7 @@ mc_track_judge_unit(McUnit interval_unit)
 		uint32		ci = mc_fold_target(gi);
 
 		if (ci != 0 && groups[gi].live_bytes > groups[gi].judged_bytes)
-			groups[buckets[chunks[ci].bucket].group].fold_units += mc_group_live_units(gi, true);
+			groups[buckets[chunks[ci].bucket].group].fold_units += mc_group_live_units(gi, true, 0);
 	}
 	for (gi = all_groups; gi != 0; gi = groups[gi].anext)
 	{
@@ -1985,7 +2098,7 @@ mc_track_judge_unit(McUnit interval_unit)
 		if (delta > 0)
 		{
 			/* a context's record and its content were made by the same calls: the larger count */
-			int64		units = Max(mc_group_live_units(gi, true), fold_units);
+			int64		units = Max(mc_group_live_units(gi, true, 0), fold_units);
 			int64		ran = Max(mc_lib_units_ran(g->lib), units);
 
 			g->growths++;
