@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from reporter import build, config, exttree
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reporter import install, provision
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from reporter import annotate, ghoutputs, jsonreport, origin, sarif
 from reporter import comment as sticky
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 from reporter.ghoutputs import MAX_ANNOTATIONS
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit

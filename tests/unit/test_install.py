@@ -14,8 +14,8 @@ from typing import List
 import pytest
 
 from reporter import cli, install, provision
-from reporter.cli import UsageError
 from reporter.commands import install_postgres
+from reporter.errors import UsageError
 
 DEB822 = """\
 Types: deb
