@@ -17,6 +17,7 @@ What is decided here:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 import subprocess
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from reporter import commentkey, exttree, gitrev, install, provision
-from reporter.vocab import COMMENT_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, SWITCHES
+from reporter.vocab import COMMENT_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, INSTALL_NONE, SWITCHES
 
 MODES = ("run", "publish", "all")
-INSTALL_METHODS = (*provision.METHODS, "none")
+# provision's methods (the registry of routes), and none: the installation pg-config names.
+INSTALL_METHODS = (*provision.METHODS, INSTALL_NONE)
 BOOLEANS = ("true", "false")
 COMPARE_OFF = "none"
 CONFIG_NAME = "memcheck.yml"
@@ -69,7 +71,7 @@ class Plan:
     sarif: str  # where report --sarif writes (absolute), '' for none
     repository_path: str  # report --repository-path (absolute), '' to let the runs' git top level decide
     step_summary: str  # "true" / "false"
-    install_method: str  # pgdg | debian | source | none
+    install_method: str  # INSTALL_METHODS
     cassert: str  # "true" / "false"
     pg_config: str  # install-method none: the pg_config (absolute)
     major: str  # the requested or (none) found major, '' when unknown
@@ -117,12 +119,19 @@ def has_cassert(pg_config: str) -> bool:
     return "--enable-cassert" in out
 
 
-def postgres_cache_key(env: Mapping[str, str], major: str, cassert: bool) -> str:
-    """The key of a source build: OS, architecture, major, assertions, and the code that builds it (a change
-    to install.py builds afresh)."""
-    recipe = hashlib.sha256(Path(install.__file__).read_bytes()).hexdigest()[:16]
+def postgres_cache_key(env: Mapping[str, str], major: str, cassert: bool, method: str = "source") -> str:
+    """The actions/cache key of a route's build: OS, architecture, major, assertions, and the code that builds
+    it (a change to the route's module builds afresh)."""
+    route = provision.ROUTES[method]
+    recipe = hashlib.sha256(Path(inspect.getfile(type(route))).read_bytes()).hexdigest()[:16]
     return (f"pg-ext-memcheck-postgresql-{env.get('RUNNER_OS', 'os')}-{env.get('RUNNER_ARCH', 'arch')}-"
             f"{install.install_key(int(major), cassert)}-{recipe}")
+
+
+def postgres_cache_path(cache_dir: str, major: str, cassert: bool, method: str) -> str:
+    """Where the route keeps a finished install under cache_dir (what actions/cache saves and restores)."""
+    prefix = provision.ROUTES[method].prefix(Path(cache_dir), int(major), cassert)
+    return str(prefix) if prefix is not None else ""
 
 
 def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, Any], workspace: Path) -> Plan:
@@ -188,7 +197,8 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
     leg = v["leg-name"] or f"{env.get('GITHUB_JOB') or 'job'}-pg{major or 'custom'}"
     base, note = _base(compare, env, event, run_leg)
     cache_dir = env.get("PG_EXT_MEMCHECK_CACHE") or str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck-cache")
-    building = run_leg and method == "source"
+    # a route whose build the action keeps between runs (actions/cache)
+    building = run_leg and method in provision.ROUTES and provision.ROUTES[method].action_cache
     return Plan(
         run=str(run_leg).lower(), publish=str(publish).lower(), root=root,
         results_dir=str(Path(root) / "legs" / leg) if run_leg else "", artifact=f"pg-ext-memcheck-{leg}", leg=leg,
@@ -199,9 +209,8 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
         repository_path=str(workspace / v["repository-path"]) if v["repository-path"] else "",
         step_summary=str(v["job-summary"] == "on").lower(), install_method=method, cassert=str(cassert).lower(),
         pg_config=pg_config, major=major, cache_dir=cache_dir,
-        postgres_cache_key=postgres_cache_key(env, major, cassert) if building else "",
-        postgres_cache_path=str(Path(cache_dir) / "postgresql" / install.install_key(int(major), cassert))
-        if building else "",
+        postgres_cache_key=postgres_cache_key(env, major, cassert, method) if building else "",
+        postgres_cache_path=postgres_cache_path(cache_dir, major, cassert, method) if building else "",
     )
 
 
@@ -225,8 +234,9 @@ def _postgres(v: Mapping[str, str], method: str, cassert: bool, errors: List[str
                           "install-method is none")
         if v["pg-config"]:
             errors.append(f"pg-config is only used with install-method: none (install-method is '{method}')")
-        if cassert and method != "source":
-            errors.append(f"cassert: true needs a build with assertions: install-method source (built from the "
+        if cassert and provision.cassert_problem(method):
+            can = " or ".join(provision.cassert_routes())
+            errors.append(f"cassert: true needs a build with assertions: install-method {can} (built from the "
                           f"release tarball and cached), or none with such a pg-config (install-method is "
                           f"'{method}')")
         return major, ""

@@ -66,6 +66,14 @@ DEFAULT_PROTOCOL = "simple"
 MODES: Tuple[str, ...] = ("off", "planner", "executor", "all")
 MODE_ALIASES: Dict[str, str] = {"none": "off"}
 
+# ---- PostgreSQL ----------------------------------------------------------------------------------------
+
+# install-postgres --method and the action's install-method: auto picks one of the others (provision.py);
+# each other word names a route of provision.ROUTES. The action also takes "none" (INSTALL_NONE).
+INSTALL_METHODS: Tuple[str, ...] = ("auto", "debian", "pgdg", "source", "wheel", "chroot")
+INSTALL_AUTO = "auto"
+INSTALL_NONE = "none"
+
 # ---- judging -------------------------------------------------------------------------------------------
 
 FAIL_ON_LEVELS: Tuple[str, ...] = ("never", "info", "warning", "error")
@@ -120,6 +128,7 @@ def export() -> Dict[str, Tuple[str, ...]]:
         "scenarios": SCENARIOS,
         "modes": MODES,
         "fail_on_levels": FAIL_ON_LEVELS,
+        "install_methods": INSTALL_METHODS,
     }
 
 
