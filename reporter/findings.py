@@ -138,6 +138,9 @@ def _explained(parent: Dict[str, Any], children: Sequence[Dict[str, Any]], min_l
     return grew - sum(_per_unit(c) or 0 for c in children) < max(1, min_leak)
 
 
+Signature = Tuple[str, str, bool]  # where, library, suppressed: rows that may fold into each other share it
+
+
 def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
          wheres: Optional[Sequence[str]] = None) -> Tuple[List[int], List[Optional[str]]]:
     """For each row, the index of the row whose finding it belongs to (itself when primary) and why.
@@ -158,29 +161,37 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
     if not parents and not any(rows[i]["check_type"] in RESTATING_CHECKS for i in growth):
         return target, reason
     sig = {i: (wheres[i], rows[i].get("source_lib") or "", bool(rows[i].get("suppressed_by"))) for i in growth}
+    _fold_restatements(rows, growth, sig, target, reason)
+    leak_rows = [i for i in growth if target[i] == i and rows[i]["check_type"] == "context_leak"]
+    if any(sig[i][0] in parents for i in leak_rows):
+        _fold_parents(rows, leak_rows, sig, min_leak, target, reason)
+    return _settle(target), reason
 
-    # 1. a wrong_ctx_alloc or ctx_bloat restating a context_leak of the same context
-    leaks: Dict[Tuple[str, str, bool], List[int]] = {}
+
+def _fold_restatements(rows: Sequence[Dict[str, Any]], growth: Sequence[int], sig: Dict[int, Signature],
+                       target: List[int], reason: List[Optional[str]]) -> None:
+    """1. a wrong_ctx_alloc or ctx_bloat restating a context_leak of the same context joins its largest one."""
+    leaks: Dict[Signature, List[int]] = {}
     for i in growth:
         if rows[i]["check_type"] == "context_leak":
             leaks.setdefault(sig[i], []).append(i)
-    if leaks:
-        for i in growth:
-            if rows[i]["check_type"] in RESTATING_CHECKS:
-                cands = [j for j in leaks.get(sig[i], ()) if _compatible(rows[i], rows[j])]
-                if cands:
-                    target[i] = max(cands, key=lambda j: magnitude(rows[j]))
-                    reason[i] = FOLD_RESTATES
+    if not leaks:
+        return
+    for i in growth:
+        if rows[i]["check_type"] in RESTATING_CHECKS:
+            cands = [j for j in leaks.get(sig[i], ()) if _compatible(rows[i], rows[j])]
+            if cands:
+                target[i] = max(cands, key=lambda j: magnitude(rows[j]))
+                reason[i] = FOLD_RESTATES
 
-    # 2. the direct parent of a leaked child that grew because the child did (both context_leak; the C library
-    # reports "the child and its parent"): deepest first.
-    leak_rows = [i for i in growth if target[i] == i and rows[i]["check_type"] == "context_leak"]
-    if not any(sig[i][0] in parents for i in leak_rows):
-        return _settle(target), reason
-    below: Dict[Tuple[str, str, bool], List[int]] = {}
+
+def _fold_parents(rows: Sequence[Dict[str, Any]], leak_rows: Sequence[int], sig: Dict[int, Signature],
+                  min_leak: int, target: List[int], reason: List[Optional[str]]) -> None:
+    """2. the direct parent of a leaked child that grew because the child did (both context_leak; the C library
+    reports "the child and its parent") joins the largest child: deepest first, so a chain folds downwards."""
+    below: Dict[Signature, List[int]] = {}
     seen: Dict[Tuple[Any, ...], List[int]] = {}  # repeats of one parent row share their candidates
-    remaining = sorted(leak_rows, key=lambda i: -sig[i][0].count("/"))
-    for i in remaining:
+    for i in sorted(leak_rows, key=lambda i: -sig[i][0].count("/")):
         v = rows[i]
         memo = (sig[i], v.get("phase"), v.get("entry"), tuple(site_key(x) for x in v.get("sites") or ()))
         cands = seen.get(memo)
@@ -194,7 +205,6 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
         cut = path.rfind("/")
         if cut > 0:
             below.setdefault((path[:cut], lib, suppressed), []).append(i)
-    return _settle(target), reason
 
 
 def _settle(target: List[int]) -> List[int]:

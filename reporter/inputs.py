@@ -138,56 +138,17 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
     """Validate the inputs (`values` by input name) and decide; Problems lists every mistake."""
     v = {name: values.get(name, "") for name in INPUTS}
     errors: List[str] = []
-    _choice("mode", v["mode"], MODES, errors)
-    _choice("fail-on", v["fail-on"], ("", *FAIL_ON_LEVELS), errors, ", or empty for memcheck.yml's fail-on")
-    _choice("fail-on-scope", v["fail-on-scope"], ("", *FAIL_ON_SCOPES), errors,
-            ", or empty for new when a base was compared, else all")
-    _choice("comment", v["comment"], COMMENT_MODES, errors)
-    _choice("annotations", v["annotations"], SWITCHES, errors)
-    _choice("job-summary", v["job-summary"], SWITCHES, errors)
-    _choice("cassert", v["cassert"], BOOLEANS, errors)
-    if v["python-version"] and not _PYTHON.fullmatch(v["python-version"]):
-        errors.append("python-version must be a version such as 3.12, or empty to use the runner's python3 "
-                      f"(got '{v['python-version']}')")
-    key = v["comment-key"] or env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
-    if commentkey.key_problem(key):
-        if v["comment-key"]:
-            errors.append("comment-key must be at most 100 characters without '--', '<', '>' or control "
-                          f"characters (got '{key}')")
-        else:
-            errors.append("comment-key (default: the workflow name) must be at most 100 characters without "
-                          f"'--', '<', '>' or control characters; the workflow name '{key}' is not: set comment-key")
-    if v["leg-name"] and not _LEG.fullmatch(v["leg-name"]):
-        errors.append(f"leg-name may hold only letters, digits, '.', '_' and '-' (at most 80) (got '{v['leg-name']}')")
-    for name in ("sarif", "repository-path"):
-        value = v[name]
-        if value and (value.startswith("/") or ".." in Path(value).parts or "\n" in value):
-            errors.append(f"{name} must be a path relative to the workspace, without '..' (got '{value}')")
-    compare = v["compare"]
-    if compare not in ("", COMPARE_OFF) and not gitrev.valid_ref(compare):
-        errors.append(f"compare must be a revision (a commit SHA, a branch or a tag), empty for the pull "
-                      f"request's base, or none (got '{compare}')")
-
+    _check_choices(v, errors)
+    key = _comment_key(v, env, errors)
+    _check_formats(v, errors)
     run_leg = v["mode"] in ("run", "all")
     publish = v["mode"] in ("publish", "all")
     method, cassert = v["install-method"], v["cassert"] == "true"
-    major = ""
-    pg_config = ""
-    config_abs, extension_abs = "", ""
+    major, pg_config, config_abs, extension_abs = "", "", "", ""
     if run_leg:
         major, pg_config = _postgres(v, method, cassert, errors)
         config_abs, extension_abs = _configuration(v, workspace, errors)
-    download_run_id = ""
-    if publish:
-        if v["comment"] == "always" and values.get("has-token") != "true":
-            errors.append("comment: always needs github-token")
-        if v["mode"] == "publish" and env.get("GITHUB_EVENT_NAME") == "workflow_run":
-            wr = event.get("workflow_run")
-            run_id = wr.get("id") if isinstance(wr, dict) else None
-            download_run_id = str(run_id) if isinstance(run_id, int) or (isinstance(run_id, str)
-                                                                          and run_id.isdigit()) else ""
-            if not download_run_id:
-                errors.append("mode: publish on workflow_run: the event carries no numeric workflow_run.id")
+    download_run_id = _download_run_id(v, values, env, event, errors) if publish else ""
     if errors:
         raise Problems(errors)
     if not env.get("RUNNER_TEMP"):
@@ -195,7 +156,7 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
 
     root = str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck")
     leg = v["leg-name"] or f"{env.get('GITHUB_JOB') or 'job'}-pg{major or 'custom'}"
-    base, note = _base(compare, env, event, run_leg)
+    base, note = _base(v["compare"], env, event, run_leg)
     cache_dir = env.get("PG_EXT_MEMCHECK_CACHE") or str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck-cache")
     # a route whose build the action keeps between runs (actions/cache)
     building = run_leg and method in provision.ROUTES and provision.ROUTES[method].action_cache
@@ -212,6 +173,63 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
         postgres_cache_key=postgres_cache_key(env, major, cassert, method) if building else "",
         postgres_cache_path=postgres_cache_path(cache_dir, major, cassert, method) if building else "",
     )
+
+
+def _check_choices(v: Mapping[str, str], errors: List[str]) -> None:
+    """The inputs that take one of a few words, and python-version's format."""
+    _choice("mode", v["mode"], MODES, errors)
+    _choice("fail-on", v["fail-on"], ("", *FAIL_ON_LEVELS), errors, ", or empty for memcheck.yml's fail-on")
+    _choice("fail-on-scope", v["fail-on-scope"], ("", *FAIL_ON_SCOPES), errors,
+            ", or empty for new when a base was compared, else all")
+    _choice("comment", v["comment"], COMMENT_MODES, errors)
+    _choice("annotations", v["annotations"], SWITCHES, errors)
+    _choice("job-summary", v["job-summary"], SWITCHES, errors)
+    _choice("cassert", v["cassert"], BOOLEANS, errors)
+    if v["python-version"] and not _PYTHON.fullmatch(v["python-version"]):
+        errors.append("python-version must be a version such as 3.12, or empty to use the runner's python3 "
+                      f"(got '{v['python-version']}')")
+
+
+def _comment_key(v: Mapping[str, str], env: Mapping[str, str], errors: List[str]) -> str:
+    """comment-key, else the workflow name: either must be a usable key."""
+    key = v["comment-key"] or env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
+    if commentkey.key_problem(key):
+        if v["comment-key"]:
+            errors.append("comment-key must be at most 100 characters without '--', '<', '>' or control "
+                          f"characters (got '{key}')")
+        else:
+            errors.append("comment-key (default: the workflow name) must be at most 100 characters without "
+                          f"'--', '<', '>' or control characters; the workflow name '{key}' is not: set comment-key")
+    return key
+
+
+def _check_formats(v: Mapping[str, str], errors: List[str]) -> None:
+    """leg-name's characters, sarif and repository-path inside the workspace, compare a revision."""
+    if v["leg-name"] and not _LEG.fullmatch(v["leg-name"]):
+        errors.append(f"leg-name may hold only letters, digits, '.', '_' and '-' (at most 80) (got '{v['leg-name']}')")
+    for name in ("sarif", "repository-path"):
+        value = v[name]
+        if value and (value.startswith("/") or ".." in Path(value).parts or "\n" in value):
+            errors.append(f"{name} must be a path relative to the workspace, without '..' (got '{value}')")
+    compare = v["compare"]
+    if compare not in ("", COMPARE_OFF) and not gitrev.valid_ref(compare):
+        errors.append(f"compare must be a revision (a commit SHA, a branch or a tag), empty for the pull "
+                      f"request's base, or none (got '{compare}')")
+
+
+def _download_run_id(v: Mapping[str, str], values: Mapping[str, str], env: Mapping[str, str],
+                     event: Mapping[str, Any], errors: List[str]) -> str:
+    """For a publishing step: the run whose artifacts to publish (workflow_run), and what publishing needs."""
+    if v["comment"] == "always" and values.get("has-token") != "true":
+        errors.append("comment: always needs github-token")
+    if v["mode"] != "publish" or env.get("GITHUB_EVENT_NAME") != "workflow_run":
+        return ""
+    wr = event.get("workflow_run")
+    run_id = wr.get("id") if isinstance(wr, dict) else None
+    if isinstance(run_id, int) or (isinstance(run_id, str) and run_id.isdigit()):
+        return str(run_id)
+    errors.append("mode: publish on workflow_run: the event carries no numeric workflow_run.id")
+    return ""
 
 
 def _postgres(v: Mapping[str, str], method: str, cassert: bool, errors: List[str]) -> tuple[str, str]:
