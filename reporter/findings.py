@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 from reporter.perf import bulk
 from reporter.results import current_violations
-from reporter.vocab import CONTEXT_GROWTH_CHECKS, LIFETIME_RANK, SEVERITY_RANK, reaches
+from reporter.vocab import CONTEXT_GROWTH_CHECKS, LIFETIME_RANK, PHASE_SCENARIO, SEVERITY_RANK, reaches
 
 FOLD_RESTATES = "restates"
 # checks whose row on a leaking context restates that context_leak
@@ -106,7 +106,7 @@ def magnitude(v: Dict[str, Any]) -> float:
 
 
 # A scenario's rows are measured over repetitions of the whole workload: "scenario" is not a phase of the code.
-_ANY_PHASE = (None, "scenario")
+_ANY_PHASE = (None, PHASE_SCENARIO)
 
 
 def _compatible(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
