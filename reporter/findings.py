@@ -83,11 +83,6 @@ def site_key(site: Optional[Dict[str, Any]]) -> Optional[SiteKey]:
     return ("addr", site.get("lib") or "", (site.get("offset") or "").lower())
 
 
-def row_key(v: Dict[str, Any]) -> FindingKey:
-    return (bool(v.get("suppressed_by")), v["check_type"], where_of(v), v.get("source_lib") or "",
-            site_key(top_site(v)))
-
-
 def magnitude(v: Dict[str, Any]) -> float:
     """Bytes a row stands for: its rate times what the rate counts, else its delta."""
     rate = v.get("rate")
@@ -482,9 +477,3 @@ def by_workload(findings: Iterable[Finding]) -> Dict[Tuple[int, str], List[Workl
         for where, ev in mine.items():
             out.setdefault(where, []).append((f, ev))
     return out
-
-
-def slice_severity(evidence: Sequence[Evidence]) -> str:
-    if len(evidence) == 1:
-        return evidence[0].row["severity"]
-    return max((e.row["severity"] for e in evidence), key=SEVERITY_RANK.__getitem__)

@@ -88,11 +88,6 @@ def test_of(env: Dict[str, str]) -> Optional[Tuple[str, str]]:
     return None
 
 
-def test_name(env: Dict[str, str]) -> Optional[str]:
-    found = test_of(env)
-    return found[0] if found else None
-
-
 def database_of(args: Sequence[str]) -> Optional[str]:
     """The database of psql's `-d DB` / `--dbname=DB`, or of isolationtester's conninfo `dbname=DB`."""
     for i, arg in enumerate(args):

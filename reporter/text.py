@@ -97,11 +97,6 @@ def format_rate(rate: Optional[Mapping[str, Any]]) -> str:
     return f"{format_bytes(rate['bytes'])}/{rate.get('unit') or 'iteration'}"
 
 
-def format_count(n: Optional[int]) -> str:
-    """12345 -> '12,345'; None -> '-'."""
-    return "-" if n is None else f"{int(n):,}"
-
-
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 24
 

@@ -64,7 +64,8 @@ def test_server_runs_unprivileged(cluster: Cluster) -> None:
 
 
 def test_clients_and_helpers(cluster: Cluster) -> None:
-    cluster.create_role("alice")
+    with cluster.connect() as conn:
+        conn.execute("CREATE ROLE alice LOGIN")
     with cluster.connect(user="alice") as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == "alice"
         assert conn.autocommit

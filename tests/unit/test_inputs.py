@@ -12,7 +12,7 @@ import pytest
 
 from reporter import inputs
 from reporter.commands import validate_inputs
-from reporter.ghoutputs import parse_outputs
+from tests.action.harness import parse_file_commands
 
 DEFAULTS: Dict[str, str] = {
     "postgres-version": "", "extension-path": "", "config": "", "install-method": "pgdg", "pg-config": "",
@@ -188,7 +188,7 @@ def test_the_command_writes_outputs_or_errors(workspace: Path, tmp_path: Path,
                GITHUB_EVENT_NAME="pull_request", GITHUB_WORKSPACE=str(workspace),
                RUNNER_TEMP=str(tmp_path / "rt"), GITHUB_JOB="j")
     assert validate_inputs.run(env) == 0
-    values = parse_outputs(out.read_text())
+    values = parse_file_commands(out.read_text())
     assert values["compare"] == BASE_SHA and values["leg"] == "j-pg15" and values["run"] == "true"
     assert set(values) == {k.replace("_", "-") for k in inputs.Plan.__dataclass_fields__}
     tmp = Path(values["root"]) / "tmp"

@@ -187,8 +187,8 @@ def test_ticker_numbers_tests_across_the_suite(tmp_path: Path) -> None:
 
 
 def test_launcher_command_lines() -> None:
-    assert regress_launch.test_name({"PGAPPNAME": "pg_regress/companies"}) == "companies"
-    assert regress_launch.test_name({"PGAPPNAME": "pg_regress"}) is None  # pg_regress's own commands
+    assert regress_launch.test_of({"PGAPPNAME": "pg_regress/companies"}) == ("companies", "pg_regress")
+    assert regress_launch.test_of({"PGAPPNAME": "pg_regress"}) is None  # pg_regress's own commands
     assert regress_launch.test_of({"PGAPPNAME": "isolation/locks"}) == ("locks", "pg_isolation_regress")
     assert regress_launch.database_of(["dbname=isolation_regression"]) == "isolation_regression"
     assert regress_launch.isolation_repeat_command("/bin/isolationtester", ["dbname=isolation_regression"]) == [
