@@ -32,6 +32,15 @@ def wait_until(condition: Callable[[], Optional[T]], what: str, timeout_s: float
         time.sleep(interval_s)
 
 
+def poll(condition: Callable[[], Optional[T]], timeout_s: float, interval_s: float = 0.05) -> Optional[T]:
+    """Like wait_until, but None when the condition did not come true within timeout_s: for a thing that may
+    rightly never happen (a crash the log may not report)."""
+    try:
+        return wait_until(condition, "", timeout_s, interval_s)
+    except AssertionError:
+        return None
+
+
 def run_conninfo(tmpdir: Path, dbname: str = "postgres") -> Optional[str]:
     """The conninfo of the private cluster a `run` started with TMPDIR=tmpdir (its socket directory is a
     pgmc-s-* directory there), as the cluster's superuser; None until the socket exists."""
