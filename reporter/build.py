@@ -172,14 +172,15 @@ def install_extension(directory: Path, info: PgConfig, make_args: Sequence[str] 
 
 
 def build_all(
-    pg_config: str,
+    pg_config: str | PgConfig,
     extensions: Sequence[Path] = (),
     expect_major: int | None = None,
     make_args: Sequence[str] = (),
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> PgConfig:
-    """Build and install the hook library, then each extension, against `pg_config`; return its facts."""
-    info = read_pg_config(pg_config)
+    """Build and install the hook library, then each extension, against `pg_config` (its path, or its facts
+    already read); return its facts. `build` does this; `run` and `check` add their own steps between."""
+    info = pg_config if isinstance(pg_config, PgConfig) else read_pg_config(pg_config)
     check_major(info, expect_major)
     log(f"building against PostgreSQL {info.version} ({info.path})")
     install_hook_library(info, log=log)

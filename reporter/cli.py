@@ -9,13 +9,10 @@ import sys
 from typing import Optional, Sequence
 
 from reporter import __version__
+from reporter.errors import UsageError
 
 # Each subcommand lives in its own module under reporter.commands; the order is the help order.
 SUBCOMMANDS = ("install_postgres", "build", "run", "report", "check", "cleanup", "validate_inputs")
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one clear line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +77,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m reporter.cli` runs this file as __main__, a second copy of the module: dispatch through the
-    # imported one, so the UsageError the commands raise is the one caught here (exit 2).
-    from reporter import cli as _cli
-
-    sys.exit(_cli.main())
+    # `python -m reporter.cli` runs this file as a second copy of the module; UsageError lives in
+    # reporter.errors, so the one the commands raise is the one caught here either way.
+    sys.exit(main())

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from reporter.build import read_pg_config
@@ -308,12 +307,6 @@ class Cluster:
         if proc.returncode != 0:
             raise ClusterError(f"psql failed: {proc.stderr.strip()}")
         return proc.stdout
-
-    def create_role(self, name: str, login: bool = True) -> None:
-        with self.connect() as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), sql.SQL("LOGIN" if login else "NOLOGIN"))
-            )
 
     # -- the server log ----------------------------------------------------------------------------
 

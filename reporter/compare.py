@@ -52,10 +52,6 @@ class Comparison:
     margin: float = NOISE_MARGIN
 
     @property
-    def new_keys(self) -> Set[FindingKey]:
-        return {f.key for f in self.new}
-
-    @property
     def in_scope(self) -> List[Finding]:
         """What fail-on-scope `new` judges: new, worse, and findings no base could be compared with."""
         return self.new + self.worse + self.not_compared

@@ -28,9 +28,6 @@ MAX_THRESHOLD_BYTES = 2**31 - 1
 # statement_timeout is an int of milliseconds; below 1 ms it would round to 0, which disables it.
 MIN_TIMEOUT_S = 0.001
 MAX_TIMEOUT_S = (2**31 - 1) // 1000
-# ext_memcheck.run_scenario() takes at most this many iterations (cext/scenarios/scenario.c MC_MAX_ITERATIONS); the
-# schema's iterations maximum says the same for every workload.
-MAX_ITERATIONS = 10_000_000
 MAX_YAML_DEPTH = 32
 # A regression test file runs once as pg_regress runs it, then iterations - 1 more times in one session of its
 # own: the C side calls growth a leak after 3 growths, so that session needs 3 passes of a file whose leaky

@@ -204,21 +204,6 @@ def headline(f: Finding, root: Optional[str] = None, limit: int = 300, severity:
     return cap(text, limit)  # the parts are clean already
 
 
-def short_path(f: Finding, limit: int = 60) -> str:
-    """The finding's context path for a table cell: below TopMemoryContext, cut from the left ('…/') when long;
-    a resource's description as it is."""
-    if not f.representative.get("context_path"):
-        return f.where
-    parts = f.where.split("/")
-    if len(parts) > 1 and parts[0] == "TopMemoryContext":
-        parts = parts[1:]
-    text = "/".join(parts)
-    while len(text) > limit and len(parts) > 1:
-        parts = parts[1:]
-        text = "…/" + "/".join(parts)
-    return text
-
-
 def fingerprint(f: Finding) -> str:
     """16 hex digits naming the bug across runs and commits: the finding's key without the allocating line
     (lines above it move), as comparison with a base matches it. SARIF's partialFingerprints and the JSON

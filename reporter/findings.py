@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 from reporter.perf import bulk
 from reporter.results import current_violations
-from reporter.vocab import CONTEXT_GROWTH_CHECKS, LIFETIME_RANK, SEVERITY_RANK, reaches
+from reporter.vocab import CONTEXT_GROWTH_CHECKS, LIFETIME_RANK, PHASE_SCENARIO, SEVERITY_RANK, reaches
 
 FOLD_RESTATES = "restates"
 # checks whose row on a leaking context restates that context_leak
@@ -83,11 +83,6 @@ def site_key(site: Optional[Dict[str, Any]]) -> Optional[SiteKey]:
     return ("addr", site.get("lib") or "", (site.get("offset") or "").lower())
 
 
-def row_key(v: Dict[str, Any]) -> FindingKey:
-    return (bool(v.get("suppressed_by")), v["check_type"], where_of(v), v.get("source_lib") or "",
-            site_key(top_site(v)))
-
-
 def magnitude(v: Dict[str, Any]) -> float:
     """Bytes a row stands for: its rate times what the rate counts, else its delta."""
     rate = v.get("rate")
@@ -106,7 +101,7 @@ def magnitude(v: Dict[str, Any]) -> float:
 
 
 # A scenario's rows are measured over repetitions of the whole workload: "scenario" is not a phase of the code.
-_ANY_PHASE = (None, "scenario")
+_ANY_PHASE = (None, PHASE_SCENARIO)
 
 
 def _compatible(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
@@ -138,6 +133,9 @@ def _explained(parent: Dict[str, Any], children: Sequence[Dict[str, Any]], min_l
     return grew - sum(_per_unit(c) or 0 for c in children) < max(1, min_leak)
 
 
+Signature = Tuple[str, str, bool]  # where, library, suppressed: rows that may fold into each other share it
+
+
 def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
          wheres: Optional[Sequence[str]] = None) -> Tuple[List[int], List[Optional[str]]]:
     """For each row, the index of the row whose finding it belongs to (itself when primary) and why.
@@ -158,29 +156,37 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
     if not parents and not any(rows[i]["check_type"] in RESTATING_CHECKS for i in growth):
         return target, reason
     sig = {i: (wheres[i], rows[i].get("source_lib") or "", bool(rows[i].get("suppressed_by"))) for i in growth}
+    _fold_restatements(rows, growth, sig, target, reason)
+    leak_rows = [i for i in growth if target[i] == i and rows[i]["check_type"] == "context_leak"]
+    if any(sig[i][0] in parents for i in leak_rows):
+        _fold_parents(rows, leak_rows, sig, min_leak, target, reason)
+    return _settle(target), reason
 
-    # 1. a wrong_ctx_alloc or ctx_bloat restating a context_leak of the same context
-    leaks: Dict[Tuple[str, str, bool], List[int]] = {}
+
+def _fold_restatements(rows: Sequence[Dict[str, Any]], growth: Sequence[int], sig: Dict[int, Signature],
+                       target: List[int], reason: List[Optional[str]]) -> None:
+    """1. a wrong_ctx_alloc or ctx_bloat restating a context_leak of the same context joins its largest one."""
+    leaks: Dict[Signature, List[int]] = {}
     for i in growth:
         if rows[i]["check_type"] == "context_leak":
             leaks.setdefault(sig[i], []).append(i)
-    if leaks:
-        for i in growth:
-            if rows[i]["check_type"] in RESTATING_CHECKS:
-                cands = [j for j in leaks.get(sig[i], ()) if _compatible(rows[i], rows[j])]
-                if cands:
-                    target[i] = max(cands, key=lambda j: magnitude(rows[j]))
-                    reason[i] = FOLD_RESTATES
+    if not leaks:
+        return
+    for i in growth:
+        if rows[i]["check_type"] in RESTATING_CHECKS:
+            cands = [j for j in leaks.get(sig[i], ()) if _compatible(rows[i], rows[j])]
+            if cands:
+                target[i] = max(cands, key=lambda j: magnitude(rows[j]))
+                reason[i] = FOLD_RESTATES
 
-    # 2. the direct parent of a leaked child that grew because the child did (both context_leak; the C library
-    # reports "the child and its parent"): deepest first.
-    leak_rows = [i for i in growth if target[i] == i and rows[i]["check_type"] == "context_leak"]
-    if not any(sig[i][0] in parents for i in leak_rows):
-        return _settle(target), reason
-    below: Dict[Tuple[str, str, bool], List[int]] = {}
+
+def _fold_parents(rows: Sequence[Dict[str, Any]], leak_rows: Sequence[int], sig: Dict[int, Signature],
+                  min_leak: int, target: List[int], reason: List[Optional[str]]) -> None:
+    """2. the direct parent of a leaked child that grew because the child did (both context_leak; the C library
+    reports "the child and its parent") joins the largest child: deepest first, so a chain folds downwards."""
+    below: Dict[Signature, List[int]] = {}
     seen: Dict[Tuple[Any, ...], List[int]] = {}  # repeats of one parent row share their candidates
-    remaining = sorted(leak_rows, key=lambda i: -sig[i][0].count("/"))
-    for i in remaining:
+    for i in sorted(leak_rows, key=lambda i: -sig[i][0].count("/")):
         v = rows[i]
         memo = (sig[i], v.get("phase"), v.get("entry"), tuple(site_key(x) for x in v.get("sites") or ()))
         cands = seen.get(memo)
@@ -194,7 +200,6 @@ def fold(rows: Sequence[Dict[str, Any]], min_leak: int,
         cut = path.rfind("/")
         if cut > 0:
             below.setdefault((path[:cut], lib, suppressed), []).append(i)
-    return _settle(target), reason
 
 
 def _settle(target: List[int]) -> List[int]:
@@ -472,9 +477,3 @@ def by_workload(findings: Iterable[Finding]) -> Dict[Tuple[int, str], List[Workl
         for where, ev in mine.items():
             out.setdefault(where, []).append((f, ev))
     return out
-
-
-def slice_severity(evidence: Sequence[Evidence]) -> str:
-    if len(evidence) == 1:
-        return evidence[0].row["severity"]
-    return max((e.row["severity"] for e in evidence), key=SEVERITY_RANK.__getitem__)

@@ -33,30 +33,6 @@ def write_outputs(path: Path, values: Mapping[str, str | None]) -> None:
         fh.write(format_outputs(values))
 
 
-def parse_outputs(text: str) -> Dict[str, str]:
-    """Read $GITHUB_OUTPUT the way the runner does (both forms); used by tests and the action tests."""
-    out: Dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delim = line.split("<<", 1)
-            body: List[str] = []
-            i += 1
-            while i < len(lines) and lines[i] != delim:
-                body.append(lines[i])
-                i += 1
-            if i >= len(lines):
-                raise ValueError(f"unterminated heredoc for {name}")
-            out[name] = "\n".join(body)
-        elif "=" in line:
-            name, value = line.split("=", 1)
-            out[name] = value
-        i += 1
-    return out
-
-
 def append_step_summary(path: Path, markdown: str) -> None:
     """Append, refusing to push the file past the limit (the runner would drop all of it, silently)."""
     path = Path(path)

@@ -17,6 +17,7 @@ What is decided here:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 import subprocess
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from reporter import commentkey, exttree, gitrev, install, provision
-from reporter.vocab import COMMENT_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, SWITCHES
+from reporter.vocab import COMMENT_MODES, FAIL_ON_LEVELS, FAIL_ON_SCOPES, INSTALL_NONE, SWITCHES
 
 MODES = ("run", "publish", "all")
-INSTALL_METHODS = (*provision.METHODS, "none")
+# provision's methods (the registry of routes), and none: the installation pg-config names.
+INSTALL_METHODS = (*provision.METHODS, INSTALL_NONE)
 BOOLEANS = ("true", "false")
 COMPARE_OFF = "none"
 CONFIG_NAME = "memcheck.yml"
@@ -69,7 +71,7 @@ class Plan:
     sarif: str  # where report --sarif writes (absolute), '' for none
     repository_path: str  # report --repository-path (absolute), '' to let the runs' git top level decide
     step_summary: str  # "true" / "false"
-    install_method: str  # pgdg | debian | source | none
+    install_method: str  # INSTALL_METHODS
     cassert: str  # "true" / "false"
     pg_config: str  # install-method none: the pg_config (absolute)
     major: str  # the requested or (none) found major, '' when unknown
@@ -117,18 +119,64 @@ def has_cassert(pg_config: str) -> bool:
     return "--enable-cassert" in out
 
 
-def postgres_cache_key(env: Mapping[str, str], major: str, cassert: bool) -> str:
-    """The key of a source build: OS, architecture, major, assertions, and the code that builds it (a change
-    to install.py builds afresh)."""
-    recipe = hashlib.sha256(Path(install.__file__).read_bytes()).hexdigest()[:16]
+def postgres_cache_key(env: Mapping[str, str], major: str, cassert: bool, method: str = "source") -> str:
+    """The actions/cache key of a route's build: OS, architecture, major, assertions, and the code that builds
+    it (a change to the route's module builds afresh)."""
+    route = provision.ROUTES[method]
+    recipe = hashlib.sha256(Path(inspect.getfile(type(route))).read_bytes()).hexdigest()[:16]
     return (f"pg-ext-memcheck-postgresql-{env.get('RUNNER_OS', 'os')}-{env.get('RUNNER_ARCH', 'arch')}-"
             f"{install.install_key(int(major), cassert)}-{recipe}")
+
+
+def postgres_cache_path(cache_dir: str, major: str, cassert: bool, method: str) -> str:
+    """Where the route keeps a finished install under cache_dir (what actions/cache saves and restores)."""
+    prefix = provision.ROUTES[method].prefix(Path(cache_dir), int(major), cassert)
+    return str(prefix) if prefix is not None else ""
 
 
 def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, Any], workspace: Path) -> Plan:
     """Validate the inputs (`values` by input name) and decide; Problems lists every mistake."""
     v = {name: values.get(name, "") for name in INPUTS}
     errors: List[str] = []
+    _check_choices(v, errors)
+    key = _comment_key(v, env, errors)
+    _check_formats(v, errors)
+    run_leg = v["mode"] in ("run", "all")
+    publish = v["mode"] in ("publish", "all")
+    method, cassert = v["install-method"], v["cassert"] == "true"
+    major, pg_config, config_abs, extension_abs = "", "", "", ""
+    if run_leg:
+        major, pg_config = _postgres(v, method, cassert, errors)
+        config_abs, extension_abs = _configuration(v, workspace, errors)
+    download_run_id = _download_run_id(v, values, env, event, errors) if publish else ""
+    if errors:
+        raise Problems(errors)
+    if not env.get("RUNNER_TEMP"):
+        raise Problems(["RUNNER_TEMP is not set (not on a GitHub runner?)"])
+
+    root = str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck")
+    leg = v["leg-name"] or f"{env.get('GITHUB_JOB') or 'job'}-pg{major or 'custom'}"
+    base, note = _base(v["compare"], env, event, run_leg)
+    cache_dir = env.get("PG_EXT_MEMCHECK_CACHE") or str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck-cache")
+    # a route whose build the action keeps between runs (actions/cache)
+    building = run_leg and method in provision.ROUTES and provision.ROUTES[method].action_cache
+    return Plan(
+        run=str(run_leg).lower(), publish=str(publish).lower(), root=root,
+        results_dir=str(Path(root) / "legs" / leg) if run_leg else "", artifact=f"pg-ext-memcheck-{leg}", leg=leg,
+        config=config_abs, extension=extension_abs, comment=v["comment"], comment_key=key,
+        download_run_id=download_run_id, compare=base, compare_note=note, fail_on_scope=v["fail-on-scope"],
+        annotations=v["annotations"],
+        sarif=str(workspace / v["sarif"]) if v["sarif"] else "",
+        repository_path=str(workspace / v["repository-path"]) if v["repository-path"] else "",
+        step_summary=str(v["job-summary"] == "on").lower(), install_method=method, cassert=str(cassert).lower(),
+        pg_config=pg_config, major=major, cache_dir=cache_dir,
+        postgres_cache_key=postgres_cache_key(env, major, cassert, method) if building else "",
+        postgres_cache_path=postgres_cache_path(cache_dir, major, cassert, method) if building else "",
+    )
+
+
+def _check_choices(v: Mapping[str, str], errors: List[str]) -> None:
+    """The inputs that take one of a few words, and python-version's format."""
     _choice("mode", v["mode"], MODES, errors)
     _choice("fail-on", v["fail-on"], ("", *FAIL_ON_LEVELS), errors, ", or empty for memcheck.yml's fail-on")
     _choice("fail-on-scope", v["fail-on-scope"], ("", *FAIL_ON_SCOPES), errors,
@@ -140,6 +188,10 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
     if v["python-version"] and not _PYTHON.fullmatch(v["python-version"]):
         errors.append("python-version must be a version such as 3.12, or empty to use the runner's python3 "
                       f"(got '{v['python-version']}')")
+
+
+def _comment_key(v: Mapping[str, str], env: Mapping[str, str], errors: List[str]) -> str:
+    """comment-key, else the workflow name: either must be a usable key."""
     key = v["comment-key"] or env.get("GITHUB_WORKFLOW") or "pg-ext-memcheck"
     if commentkey.key_problem(key):
         if v["comment-key"]:
@@ -148,6 +200,11 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
         else:
             errors.append("comment-key (default: the workflow name) must be at most 100 characters without "
                           f"'--', '<', '>' or control characters; the workflow name '{key}' is not: set comment-key")
+    return key
+
+
+def _check_formats(v: Mapping[str, str], errors: List[str]) -> None:
+    """leg-name's characters, sarif and repository-path inside the workspace, compare a revision."""
     if v["leg-name"] and not _LEG.fullmatch(v["leg-name"]):
         errors.append(f"leg-name may hold only letters, digits, '.', '_' and '-' (at most 80) (got '{v['leg-name']}')")
     for name in ("sarif", "repository-path"):
@@ -159,50 +216,20 @@ def plan(values: Mapping[str, str], env: Mapping[str, str], event: Mapping[str, 
         errors.append(f"compare must be a revision (a commit SHA, a branch or a tag), empty for the pull "
                       f"request's base, or none (got '{compare}')")
 
-    run_leg = v["mode"] in ("run", "all")
-    publish = v["mode"] in ("publish", "all")
-    method, cassert = v["install-method"], v["cassert"] == "true"
-    major = ""
-    pg_config = ""
-    config_abs, extension_abs = "", ""
-    if run_leg:
-        major, pg_config = _postgres(v, method, cassert, errors)
-        config_abs, extension_abs = _configuration(v, workspace, errors)
-    download_run_id = ""
-    if publish:
-        if v["comment"] == "always" and values.get("has-token") != "true":
-            errors.append("comment: always needs github-token")
-        if v["mode"] == "publish" and env.get("GITHUB_EVENT_NAME") == "workflow_run":
-            wr = event.get("workflow_run")
-            run_id = wr.get("id") if isinstance(wr, dict) else None
-            download_run_id = str(run_id) if isinstance(run_id, int) or (isinstance(run_id, str)
-                                                                          and run_id.isdigit()) else ""
-            if not download_run_id:
-                errors.append("mode: publish on workflow_run: the event carries no numeric workflow_run.id")
-    if errors:
-        raise Problems(errors)
-    if not env.get("RUNNER_TEMP"):
-        raise Problems(["RUNNER_TEMP is not set (not on a GitHub runner?)"])
 
-    root = str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck")
-    leg = v["leg-name"] or f"{env.get('GITHUB_JOB') or 'job'}-pg{major or 'custom'}"
-    base, note = _base(compare, env, event, run_leg)
-    cache_dir = env.get("PG_EXT_MEMCHECK_CACHE") or str(Path(env["RUNNER_TEMP"]) / "pg-ext-memcheck-cache")
-    building = run_leg and method == "source"
-    return Plan(
-        run=str(run_leg).lower(), publish=str(publish).lower(), root=root,
-        results_dir=str(Path(root) / "legs" / leg) if run_leg else "", artifact=f"pg-ext-memcheck-{leg}", leg=leg,
-        config=config_abs, extension=extension_abs, comment=v["comment"], comment_key=key,
-        download_run_id=download_run_id, compare=base, compare_note=note, fail_on_scope=v["fail-on-scope"],
-        annotations=v["annotations"],
-        sarif=str(workspace / v["sarif"]) if v["sarif"] else "",
-        repository_path=str(workspace / v["repository-path"]) if v["repository-path"] else "",
-        step_summary=str(v["job-summary"] == "on").lower(), install_method=method, cassert=str(cassert).lower(),
-        pg_config=pg_config, major=major, cache_dir=cache_dir,
-        postgres_cache_key=postgres_cache_key(env, major, cassert) if building else "",
-        postgres_cache_path=str(Path(cache_dir) / "postgresql" / install.install_key(int(major), cassert))
-        if building else "",
-    )
+def _download_run_id(v: Mapping[str, str], values: Mapping[str, str], env: Mapping[str, str],
+                     event: Mapping[str, Any], errors: List[str]) -> str:
+    """For a publishing step: the run whose artifacts to publish (workflow_run), and what publishing needs."""
+    if v["comment"] == "always" and values.get("has-token") != "true":
+        errors.append("comment: always needs github-token")
+    if v["mode"] != "publish" or env.get("GITHUB_EVENT_NAME") != "workflow_run":
+        return ""
+    wr = event.get("workflow_run")
+    run_id = wr.get("id") if isinstance(wr, dict) else None
+    if isinstance(run_id, int) or (isinstance(run_id, str) and run_id.isdigit()):
+        return str(run_id)
+    errors.append("mode: publish on workflow_run: the event carries no numeric workflow_run.id")
+    return ""
 
 
 def _postgres(v: Mapping[str, str], method: str, cassert: bool, errors: List[str]) -> tuple[str, str]:
@@ -225,8 +252,9 @@ def _postgres(v: Mapping[str, str], method: str, cassert: bool, errors: List[str
                           "install-method is none")
         if v["pg-config"]:
             errors.append(f"pg-config is only used with install-method: none (install-method is '{method}')")
-        if cassert and method != "source":
-            errors.append(f"cassert: true needs a build with assertions: install-method source (built from the "
+        if cassert and provision.cassert_problem(method):
+            can = " or ".join(provision.cassert_routes())
+            errors.append(f"cassert: true needs a build with assertions: install-method {can} (built from the "
                           f"release tarball and cached), or none with such a pg-config (install-method is "
                           f"'{method}')")
         return major, ""

@@ -5,7 +5,8 @@ and what every method shares (cache dir, stamp, lock, permissions, the machine's
 - ``debian``: the system's apt packages ``postgresql-N`` / ``postgresql-server-dev-N``.
 - ``source``: the upstream tarball from the Debian archive's source packages, fetched through the mirror the
   machine's apt is already configured with, built into a private cache dir and reused afterwards.
-The other methods live in install_wheel.py and install_chroot.py; provision.py chooses between them.
+Every method is a ``Route`` (the interface below); the other routes live in install_wheel.py and
+install_chroot.py, and provision.ROUTES is the one registry of them (docs/recipes.md: a new install route).
 
 Cache dir: ``$PG_EXT_MEMCHECK_CACHE``; else ``/var/cache/pg-ext-memcheck`` when running as root (a cache under
 ``/root`` could not be traversed by the unprivileged user the server has to run as); else
@@ -14,6 +15,7 @@ Cache dir: ``$PG_EXT_MEMCHECK_CACHE``; else ``/var/cache/pg-ext-memcheck`` when 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -29,7 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Sequence
+from typing import ClassVar, Dict, Iterator, List, Mapping, Sequence
 
 from reporter.pgconfig import PgConfig, PgConfigError
 
@@ -51,6 +53,33 @@ BUILD_PACKAGES = (
 
 class InstallError(Exception):
     """The requested PostgreSQL cannot be installed; the message says why and what to try (exit 2)."""
+
+
+class Route(abc.ABC):
+    """One way to get PostgreSQL N: `install-postgres --method NAME`, the action's `install-method: NAME`.
+
+    What the registry (provision.ROUTES) derives from it: the method list (--method's choices, the action's
+    input check), the --help text, whether --cassert is possible, the cache prefix a finished install lives
+    under and whether the action keeps that prefix with actions/cache.
+    """
+
+    name: ClassVar[str]  # a word of vocab.INSTALL_METHODS
+    summary: ClassVar[str]  # one line for --help (README and action.yml describe every name too: tested)
+    builds_cassert: ClassVar[bool] = False  # can build with --enable-cassert (--cassert, the cassert input)
+    action_cache: ClassVar[bool] = False  # the action keeps prefix() with actions/cache between runs
+
+    @abc.abstractmethod
+    def install(self, major: int, cassert: bool = False) -> str:
+        """Install (or find installed) PostgreSQL `major`; its pg_config path. InstallError says why not."""
+
+    def prefix(self, cache: Path, major: int, cassert: bool = False) -> Path | None:
+        """Where a finished install of `major` lives under the cache; None: the system's packages hold it."""
+        return None
+
+    def cached(self, cache: Path, major: int, cassert: bool = False) -> str | None:
+        """The pg_config of a finished install in the cache (a valid stamp), without installing anything."""
+        prefix = self.prefix(cache, major, cassert)
+        return read_stamp(prefix, major) if prefix is not None else None
 
 
 def log(msg: str) -> None:
@@ -156,6 +185,14 @@ def install_pgdg(major: int) -> str:
     return pg_config
 
 
+class PgdgRoute(Route):
+    name = "pgdg"
+    summary = "PGDG apt repository (GitHub runners)"
+
+    def install(self, major: int, cassert: bool = False) -> str:
+        return install_pgdg(major)
+
+
 # -------------------------------------------------------------------------------------------- debian
 
 
@@ -203,6 +240,14 @@ def install_debian(major: int) -> str:
             raise InstallError(f"{' '.join(cmd)} failed; see the apt output above")
     check_pg_config(pg_config, major)
     return pg_config
+
+
+class DebianRoute(Route):
+    name = "debian"
+    summary = "this machine's apt packages"
+
+    def install(self, major: int, cassert: bool = False) -> str:
+        return install_debian(major)
 
 
 # ------------------------------------------------------------------------------- apt mirror discovery
@@ -577,3 +622,16 @@ def build_from_source(major: int, cassert: bool, cache: Path, prefix: Path) -> s
         log(f"warning: other users cannot enter {bad}; a server run as an unprivileged user will not start "
             "(set PG_EXT_MEMCHECK_CACHE to a directory under /var/cache or /tmp)")
     return pg_config
+
+
+class SourceRoute(Route):
+    name = "source"
+    summary = "build the upstream tarball from the Debian source archive (--cassert: with assertions)"
+    builds_cassert = True
+    action_cache = True
+
+    def install(self, major: int, cassert: bool = False) -> str:
+        return install_source(major, cassert)
+
+    def prefix(self, cache: Path, major: int, cassert: bool = False) -> Path | None:
+        return source_prefix(cache, major, cassert)

@@ -37,6 +37,7 @@ from reporter.install import (
     DEBIAN_KEYRING,
     STAMP,
     InstallError,
+    Route,
     apt_install_command,
     cache_dir,
     check_pg_config,
@@ -53,13 +54,13 @@ from reporter.install import (
 
 
 @dataclass(frozen=True)
-class ChrootRoute:
+class ChrootRelease:
     suite: str
     packages: Tuple[str, ...]
 
 
-CHROOTS: Dict[int, ChrootRoute] = {
-    17: ChrootRoute("trixie", ("postgresql-17", "postgresql-server-dev-17", "make", "gcc", "libc6-dev")),
+CHROOTS: Dict[int, ChrootRelease] = {
+    17: ChrootRelease("trixie", ("postgresql-17", "postgresql-server-dev-17", "make", "gcc", "libc6-dev")),
 }
 # host command -> the bookworm package that has it
 HOST_TOOLS = {"debootstrap": "debootstrap", "bwrap": "bubblewrap"}
@@ -69,7 +70,7 @@ OS_DIRS = ("bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "sbin
 SANDBOX_ENV = "PG_EXT_MEMCHECK_SANDBOX"
 
 
-def route_for(major: int) -> ChrootRoute:
+def route_for(major: int) -> ChrootRelease:
     if major not in CHROOTS:
         have = ", ".join(f"{m} (Debian {r.suite})" for m, r in sorted(CHROOTS.items()))
         raise InstallError(
@@ -292,7 +293,7 @@ def install_chroot(major: int, cache: Path | None = None) -> str:
         return make_tree(major, route, cache, prefix)
 
 
-def make_tree(major: int, route: ChrootRoute, cache: Path, prefix: Path) -> str:
+def make_tree(major: int, route: ChrootRelease, cache: Path, prefix: Path) -> str:
     started = time.monotonic()
     mirror = debian_mirror(system_apt_sources())
     keyring = DEBIAN_KEYRING if os.path.exists(DEBIAN_KEYRING) else mirror.signed_by
@@ -324,3 +325,15 @@ def make_tree(major: int, route: ChrootRoute, cache: Path, prefix: Path) -> str:
     }) + "\n")
     log(f"PostgreSQL {cfg.version} from Debian {route.suite} ready in {prefix} in {time.monotonic() - started:.0f}s")
     return pg_config
+
+
+class ChrootRoute(Route):
+    name = "chroot"
+    summary = "a newer Debian release's packages in a sandboxed tree ({majors}; needs root)".format(
+        majors=", ".join(str(m) for m in sorted(CHROOTS)))
+
+    def install(self, major: int, cassert: bool = False) -> str:
+        return install_chroot(major)
+
+    def prefix(self, cache: Path, major: int, cassert: bool = False) -> Path | None:
+        return chroot_prefix(cache, major)

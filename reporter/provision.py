@@ -1,6 +1,7 @@
-"""Which way to get PostgreSQL N: the methods of `install-postgres`, and `auto`, which picks one for this machine.
+"""Which way to get PostgreSQL N: the registry of install routes (`install-postgres --method`), and `auto`, which
+picks one for this machine.
 
-Methods (each returns the pg_config path of an installation of exactly that major):
+Routes (each a reporter.install.Route; each returns the pg_config path of an installation of exactly that major):
 - ``debian``: this machine's apt packages ``postgresql-N`` / ``postgresql-server-dev-N``;
 - ``pgdg``: the PGDG apt script GitHub runners use;
 - ``source``: the upstream tarball of a Debian source package, built into the cache;
@@ -17,10 +18,17 @@ from pathlib import Path
 from typing import Dict, List
 
 from reporter import install, install_chroot, install_wheel
-from reporter.install import InstallError, log
+from reporter.install import InstallError, Route, log
+from reporter.vocab import INSTALL_AUTO, INSTALL_METHODS
 
-METHODS = ("auto", "debian", "pgdg", "source", "wheel", "chroot")
-DEFAULT_METHOD = "auto"
+# The one registry of routes, in the order of vocab.INSTALL_METHODS (tests/unit/test_install_registry.py).
+ROUTES: Dict[str, Route] = {route.name: route for route in (
+    install.DebianRoute(), install.PgdgRoute(), install.SourceRoute(), install_wheel.WheelRoute(),
+    install_chroot.ChrootRoute(),
+)}
+METHODS = INSTALL_METHODS  # auto, then every route
+DEFAULT_METHOD = INSTALL_AUTO
+AUTO_SUMMARY = "debian if apt has it, else pgdg if reachable, else this machine's known route for the major"
 
 # Where a Debian bookworm machine without PGDG gets each major that apt does not have (15 is apt's): the Debian
 # archive serves bullseye's postgresql-13 and sid's postgresql-18 as source packages; 16 comes in a PyPI wheel; 17
@@ -33,14 +41,20 @@ LOCAL_ROUTES: Dict[int, str] = {
 }
 
 
+def method_help() -> str:
+    """--method's help: every method and what it does, from the registry."""
+    return "; ".join([f"{INSTALL_AUTO}: {AUTO_SUMMARY} (default)",
+                      *(f"{name}: {route.summary}" for name, route in ROUTES.items())])
+
+
+def cassert_routes() -> List[str]:
+    """The routes that can build PostgreSQL with assertions (--cassert)."""
+    return [name for name, route in ROUTES.items() if route.builds_cassert]
+
+
 def cached(major: int, method: str, cache: Path) -> str | None:
     """The pg_config of a finished install of `major` by `method` in the cache, if there is one."""
-    prefixes = {
-        "source": install.source_prefix(cache, major),
-        "wheel": install_wheel.wheel_prefix(cache, major),
-        "chroot": install_chroot.chroot_prefix(cache, major),
-    }
-    return install.read_stamp(prefixes[method], major) if method in prefixes else None
+    return ROUTES[method].cached(cache, major) if method in ROUTES else None
 
 
 def install_auto(major: int) -> str:
@@ -52,12 +66,12 @@ def install_auto(major: int) -> str:
     packages = install.debian_packages(major)
     if install.dpkg_installed(packages) or all(install.apt_has_candidate(p) for p in packages):
         log(f"auto: apt has {' '.join(packages)}")
-        return install.install_debian(major)
+        return ROUTES["debian"].install(major)
     tried.append(f"debian (apt has no {packages[0]})")
     pgdg = pgdg_unavailable()
     if pgdg is None:
         log("auto: the PGDG repository is reachable")
-        return install.install_pgdg(major)
+        return ROUTES["pgdg"].install(major)
     tried.append(f"pgdg ({pgdg})")
     if route is not None:
         log(f"auto: PostgreSQL {major} comes from --method {route} on a machine like this one")
@@ -81,19 +95,19 @@ def pgdg_unavailable() -> str | None:
     return None
 
 
+def cassert_problem(method: str) -> str | None:
+    """Why --cassert cannot go with this method, or None."""
+    if method in ROUTES and ROUTES[method].builds_cassert:
+        return None
+    can = " or ".join(f"--method {name}" for name in cassert_routes())
+    return f"--cassert needs {can} (packaged builds have assertions off)"
+
+
 def install_with(major: int, method: str, cassert: bool = False) -> str:
-    if cassert and method != "source":
-        raise ValueError("--cassert needs --method source (packaged builds have assertions off)")
-    if method == "auto":
+    if cassert and cassert_problem(method):
+        raise ValueError(cassert_problem(method))
+    if method == INSTALL_AUTO:
         return install_auto(major)
-    if method == "pgdg":
-        return install.install_pgdg(major)
-    if method == "debian":
-        return install.install_debian(major)
-    if method == "source":
-        return install.install_source(major, cassert)
-    if method == "wheel":
-        return install_wheel.install_wheel(major)
-    if method == "chroot":
-        return install_chroot.install_chroot(major)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in ROUTES:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return ROUTES[method].install(major, cassert)

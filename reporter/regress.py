@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from reporter import pgconf, pgxs
 from reporter.config import Config, ConfigError, Workload
+from reporter.ctxfilter import keep_violation
 
 # What the runner tells the launcher (reporter/regress_launch.py) through pg_regress's environment.
 ENV_DIR = "PG_EXT_MEMCHECK_REGRESS_DIR"  # where each test's record goes (NAME.json)
@@ -220,8 +221,6 @@ def workload_result(suite: Suite, test: str, record: Optional[Dict[str, Any]], d
         result.update(status="error", error={"message": f"{runner} did not run this test: {missing_reason}",
                                              "sqlstate": None})
         return result
-    from reporter.runner import keep_violation
-
     result.update(
         iterations=int(record.get("passes") or 0), duration_s=float(record.get("duration_s") or 0.0),
         dropped=int(record.get("dropped") or 0), log_excerpt=record.get("log_excerpt"),

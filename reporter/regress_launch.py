@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -86,11 +86,6 @@ def test_of(env: Dict[str, str]) -> Optional[Tuple[str, str]]:
         if app.startswith(prefix) and app[len(prefix):]:
             return app[len(prefix):], runner
     return None
-
-
-def test_name(env: Dict[str, str]) -> Optional[str]:
-    found = test_of(env)
-    return found[0] if found else None
 
 
 def database_of(args: Sequence[str]) -> Optional[str]:
@@ -323,89 +318,135 @@ def _repeat(settings: RegressEnv, runner: str, program: str, args: List[str], te
     return rc, timed_out, errors
 
 
+@dataclass
+class _Test:
+    """One test being measured: what it is, what the measuring holds, and the record it writes."""
+
+    settings: RegressEnv
+    name: str
+    program: str
+    args: List[str]
+    env: Dict[str, str]
+    runner: str
+    started: float = field(default_factory=time.monotonic)
+    record: Dict[str, Any] = field(default_factory=dict)
+    measure: Optional[Measure] = None
+    before: Optional[Dict[str, int]] = None  # where violation_log ended before the test
+    test_file: Optional[str] = None
+    copied: bool = False  # the copy of the test's database for the repeats exists
+    timed_out: bool = False
+
+    def __post_init__(self) -> None:
+        self.record = {"test": self.name, "runner": self.runner, "status": "passed", "error": None, "passes": 0,
+                       "repeat_errors": 0, "notes": [], "violations": [], "dropped": 0, "refused": 0,
+                       "log_excerpt": None, "psql_exit": None}
+
+    def note(self, text: str) -> None:
+        self.record["notes"].append(text)
+
+    def prepare(self) -> None:
+        """Quiet, a mark in violation_log, and the copy of the test's database for the repeats."""
+        database = database_of(self.args)
+        self.test_file = stdin_file()
+        try:
+            self.measure = Measure()
+            if not self.measure.wait_quiet():
+                self.note("other sessions were still open when the test started; their findings may be counted "
+                          "here")
+            self.before = self.measure.mark()
+            if self.settings.iterations > 1 and database and self.test_file:
+                self.measure.copy_database(database)
+                self.copied = True
+        except psycopg.Error as exc:
+            self.note(f"could not prepare the measuring: {_first_line(exc)}")
+
+    def first_pass(self) -> int:
+        """The pass that is compared with expected/: the program as asked, on pg_regress's stdin and stdout."""
+        s = self.settings
+        _event(s, test=self.name, event="start", passes=s.iterations)
+        rc, self.timed_out = run_pass([self.program, *self.args], s.timeout_s, env=self.env)
+        self.record.update(psql_exit=rc, passes=1)
+        if self.timed_out:
+            self.record.update(status="timeout", error=f"the test ran past its timeout of {s.timeout_s:g}s")
+        return rc
+
+    def repeats(self, rc: int) -> None:
+        """The other iterations, on the copy, when the first pass went well."""
+        s = self.settings
+        if not (self.copied and not self.timed_out and rc == 0 and self.test_file):
+            if s.iterations > 1 and not self.copied:
+                self.note("not repeated: the test's database could not be copied or its file was not given on "
+                          "stdin")
+            return
+        times = s.iterations - 1
+        remaining = s.timeout_s - (time.monotonic() - self.started)
+        _event(s, test=self.name, event="repeat", first=2, passes=s.iterations)
+        rrc, rtimed, self.record["repeat_errors"] = _repeat(s, self.runner, self.program, self.args,
+                                                            self.test_file, times, remaining, self.env)
+        self.record["passes"] += times
+        if rtimed:
+            self.record.update(status="timeout", error=f"the repeats ran past the test's timeout of "
+                                                       f"{s.timeout_s:g}s")
+        elif rrc != 0:
+            self.note(f"the repeats' {Path(self.program).name} exited with status {rrc}")
+
+    def read_log(self, offset: int) -> None:
+        """A crash of the server while the test ran, and the log's excerpt for a crash or a timeout."""
+        log = _read_log(self.settings.server_log, offset)
+        if any(marker in log for marker in _CRASH_MARKERS):
+            self.record.update(status="crashed", error="the server crashed while this test ran")
+            self.record["log_excerpt"] = log_excerpt(log, None)
+        elif self.record["status"] == "timeout":
+            self.record["log_excerpt"] = log_excerpt(log, None)
+
+    def collect(self) -> None:
+        """The rows the test's backends published, once they are gone; then the copy is dropped."""
+        record = self.record
+        try:
+            if self.measure is None:
+                raise RuntimeError("no connection")
+            if self.timed_out or record["status"] == "timeout":
+                self.measure.terminate_others()
+            if record["status"] == "crashed":
+                self.measure.wait_ready()
+            self.measure.wait_quiet()
+            if self.before is not None:
+                record["violations"], record["dropped"], record["refused"] = self.measure.collect(self.before)
+            if record["refused"]:
+                self.note(f"{record['refused']} finding record(s) of sessions of a role that is neither a superuser "
+                          "nor a member of pg_monitor were not kept (the hook library records privileged sessions "
+                          "only unless pg_ext_memcheck.record_all_sessions is on); GRANT pg_monitor TO the role the "
+                          "test connects as, or turn that setting on, to measure them too")
+            if self.copied:
+                self.measure.drop_copy()
+        except (psycopg.Error, RuntimeError) as exc:
+            self.note(f"could not collect the findings: {_first_line(exc)}")
+            if record["status"] == "passed":
+                record.update(status="error", error=f"could not collect this test's findings: {_first_line(exc)}")
+        finally:
+            if self.measure is not None:
+                self.measure.close()
+
+    def finish(self) -> None:
+        record = self.record
+        record["duration_s"] = round(time.monotonic() - self.started, 3)
+        _write(self.settings.out_dir / f"{self.name}.json", record)
+        _event(self.settings, test=self.name, event="done", status=record["status"],
+               violations=len(record["violations"]), duration_s=record["duration_s"])
+
+
 def measure_test(settings: RegressEnv, name: str, program: str, args: List[str], env: Dict[str, str],
                  runner: str = PG_REGRESS) -> int:
-    started = time.monotonic()
-    record: Dict[str, Any] = {"test": name, "runner": runner, "status": "passed", "error": None, "passes": 0,
-                              "repeat_errors": 0, "notes": [], "violations": [], "dropped": 0, "refused": 0,
-                              "log_excerpt": None, "psql_exit": None}
-    measure: Optional[Measure] = None
-    before: Optional[Dict[str, int]] = None
-    database = database_of(args)
-    test_file = stdin_file()
-    copied = False
+    """Steps 1-5 of the module's comment for one test; the exit status is the first pass's (2 on a timeout)."""
+    test = _Test(settings, name, program, args, env, runner)
     log_offset = _log_size(settings.server_log)
-    try:
-        measure = Measure()
-        if not measure.wait_quiet():
-            record["notes"].append("other sessions were still open when the test started; their findings may "
-                                   "be counted here")
-        before = measure.mark()
-        if settings.iterations > 1 and database and test_file:
-            measure.copy_database(database)
-            copied = True
-    except psycopg.Error as exc:
-        record["notes"].append(f"could not prepare the measuring: {_first_line(exc)}")
-
-    # The pass that is compared with expected/: the program as asked, on pg_regress's stdin and stdout.
-    _event(settings, test=name, event="start", passes=settings.iterations)
-    rc, timed_out = run_pass([program, *args], settings.timeout_s, env=env)
-    record["psql_exit"] = rc
-    record["passes"] = 1
-    if timed_out:
-        record.update(status="timeout", error=f"the test ran past its timeout of {settings.timeout_s:g}s")
-    remaining = settings.timeout_s - (time.monotonic() - started)
-    if copied and not timed_out and rc == 0 and test_file:
-        times = settings.iterations - 1
-        _event(settings, test=name, event="repeat", first=2, passes=settings.iterations)
-        rrc, rtimed, record["repeat_errors"] = _repeat(settings, runner, program, args, test_file, times,
-                                                       remaining, env)
-        record["passes"] += times
-        if rtimed:
-            record.update(status="timeout", error=f"the repeats ran past the test's timeout of "
-                                                  f"{settings.timeout_s:g}s")
-        elif rrc != 0:
-            record["notes"].append(f"the repeats' {Path(program).name} exited with status {rrc}")
-    elif settings.iterations > 1 and not copied:
-        record["notes"].append("not repeated: the test's database could not be copied or its file was not "
-                               "given on stdin")
-
-    log = _read_log(settings.server_log, log_offset)
-    if any(marker in log for marker in _CRASH_MARKERS):
-        record.update(status="crashed", error="the server crashed while this test ran")
-        record["log_excerpt"] = log_excerpt(log, None)
-    elif record["status"] == "timeout":
-        record["log_excerpt"] = log_excerpt(log, None)
-    try:
-        if measure is None:
-            raise RuntimeError("no connection")
-        if timed_out or record["status"] == "timeout":
-            measure.terminate_others()
-        if record["status"] == "crashed":
-            measure.wait_ready()
-        measure.wait_quiet()
-        if before is not None:
-            record["violations"], record["dropped"], record["refused"] = measure.collect(before)
-        if record["refused"]:
-            record["notes"].append(
-                f"{record['refused']} finding record(s) of sessions of a role that is neither a superuser nor a "
-                "member of pg_monitor were not kept (the hook library records privileged sessions only unless "
-                "pg_ext_memcheck.record_all_sessions is on); GRANT pg_monitor TO the role the test connects as, "
-                "or turn that setting on, to measure them too")
-        if copied:
-            measure.drop_copy()
-    except (psycopg.Error, RuntimeError) as exc:
-        record["notes"].append(f"could not collect the findings: {_first_line(exc)}")
-        if record["status"] == "passed":
-            record.update(status="error", error=f"could not collect this test's findings: {_first_line(exc)}")
-    finally:
-        if measure is not None:
-            measure.close()
-    record["duration_s"] = round(time.monotonic() - started, 3)
-    _write(settings.out_dir / f"{name}.json", record)
-    _event(settings, test=name, event="done", status=record["status"], violations=len(record["violations"]),
-           duration_s=record["duration_s"])
-    return 2 if timed_out else rc
+    test.prepare()
+    rc = test.first_pass()
+    test.repeats(rc)
+    test.read_log(log_offset)
+    test.collect()
+    test.finish()
+    return 2 if test.timed_out else rc
 
 
 def _first_line(exc: BaseException) -> str:

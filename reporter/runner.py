@@ -7,7 +7,6 @@ results come back as data (see docs/interfaces.md section 3).
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 import threading
 import time
@@ -23,6 +22,7 @@ from psycopg.rows import dict_row
 from reporter import __version__, regress
 from reporter.cluster import HOOK_LIBRARY, PORT, Cluster, ClusterError
 from reporter.config import Config, ConfigError, Workload
+from reporter.ctxfilter import keep_violation
 from reporter.results import SCHEMA_VERSION, Results
 from reporter.watchdog import Watchdog
 
@@ -71,29 +71,6 @@ def iso_ts(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def like_to_regex(pattern: str) -> re.Pattern:
-    """SQL LIKE (% and _, backslash escapes) as a Python regex, so filtering matches what begin() does."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def keep_violation(row: Dict[str, Any], wl: Workload) -> bool:
-    """The workload's context pattern and allowlist: an allowed context may be allocated in
-    (wrong_ctx_alloc is dropped there) but still may not grow without bound (context_leak stays)."""
-    name = row.get("context_name") or row.get("context") or ""
-    if wl.context_pattern and not like_to_regex(wl.context_pattern).fullmatch(name):
-        return False
-    return not (row.get("check_type") == "wrong_ctx_alloc" and name in wl.allowed_contexts)
 
 
 def to_violation(row: Dict[str, Any], samples: Samples) -> Dict[str, Any]:

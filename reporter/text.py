@@ -11,6 +11,8 @@ import re
 import unicodedata
 from typing import Any, List, Mapping, Optional, Sequence
 
+from reporter.vocab import RATE_UNITS
+
 # C0 controls but tab and newline, DEL, C1 controls; bidirectional marks, embeddings, overrides and isolates;
 # the byte-order mark. Line and paragraph separators become newlines (they break lines in some viewers).
 _CONTROLS = re.compile(
@@ -71,7 +73,7 @@ _RAW_BYTES = re.compile(r"(?<![\w.,])(-?\d{4,}) bytes\b")
 
 
 # "4112208 per statement": the C library's per-unit amounts are bytes too
-_RAW_RATE = re.compile(r"(?<![\w.,])(\d{4,}) per (call|row|iteration|statement|transaction|subtransaction|loop)\b")
+_RAW_RATE = re.compile(r"(?<![\w.,])(\d{4,}) per (" + "|".join(RATE_UNITS) + r")\b")
 # large counts of things: "1000 allocations" -> "1,000 allocations" (not OIDs or other names)
 _RAW_COUNT = re.compile(r"(?<![\w.,])(\d{4,})(?= (?:allocations|calls|rows|iterations|statements|executions|"
                         r"nested executions|executor starts|times|child contexts?|occurrences)\b)")
@@ -93,11 +95,6 @@ def format_rate(rate: Optional[Mapping[str, Any]]) -> str:
     if not rate or rate.get("bytes") is None:
         return "-"
     return f"{format_bytes(rate['bytes'])}/{rate.get('unit') or 'iteration'}"
-
-
-def format_count(n: Optional[int]) -> str:
-    """12345 -> '12,345'; None -> '-'."""
-    return "-" if n is None else f"{int(n):,}"
 
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"

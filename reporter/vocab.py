@@ -47,6 +47,12 @@ VERDICTS: Tuple[str, ...] = ("leak", "cache")
 # callbacks), one loop of a background worker between two waits, one iteration of a scenario.
 RATE_UNITS: Tuple[str, ...] = ("call", "row", "iteration", "statement", "transaction", "subtransaction", "loop")
 
+# Where foreign code was entered when a row was measured (violation_log's "phase"), in the C library's order
+# (cext/base/base.h McPhase). A scenario's rows are measured over repetitions of the whole workload: "scenario"
+# is not a phase of the code, and findings treat it as compatible with any phase.
+PHASES: Tuple[str, ...] = ("planner", "executor", "utility", "scenario", "commit", "function", "callback", "other")
+PHASE_SCENARIO = "scenario"
+
 # ---- workloads -----------------------------------------------------------------------------------------
 
 # failed: a regression test file whose output differed from its expected file (the memory results still count).
@@ -56,6 +62,8 @@ BROKEN_STATUSES: Tuple[str, ...] = ("error", "timeout", "crashed", "failed")
 # How one of a workload's concurrent sessions (`concurrency: N`) ended.
 SESSION_STATUSES: Tuple[str, ...] = ("passed", "error", "timeout", "crashed")
 WORKLOAD_KINDS: Tuple[str, ...] = ("sql", "file", "scenario", "regress")
+# run_scenario()'s scenarios, in the C library's order (cext/base/vocab.c scenario_names; each kind registered by
+# the file of its check).
 SCENARIOS: Tuple[str, ...] = ("growth_benchmark", "tx_abort_loop", "shmem_sentinel_probe", "wrong_context_probe",
                                "context_reset_storm", "concurrent_backends", "dsm_lifecycle_check")
 # How a workload's SQL is sent: simple query, extended (unnamed statement), or a prepared statement.
@@ -65,6 +73,14 @@ DEFAULT_PROTOCOL = "simple"
 # pg_ext_memcheck.memcheck_mode; memcheck.yml also accepts the aliases, results.json holds only MODES.
 MODES: Tuple[str, ...] = ("off", "planner", "executor", "all")
 MODE_ALIASES: Dict[str, str] = {"none": "off"}
+
+# ---- PostgreSQL ----------------------------------------------------------------------------------------
+
+# install-postgres --method and the action's install-method: auto picks one of the others (provision.py);
+# each other word names a route of provision.ROUTES. The action also takes "none" (INSTALL_NONE).
+INSTALL_METHODS: Tuple[str, ...] = ("auto", "debian", "pgdg", "source", "wheel", "chroot")
+INSTALL_AUTO = "auto"
+INSTALL_NONE = "none"
 
 # ---- judging -------------------------------------------------------------------------------------------
 
@@ -114,12 +130,14 @@ def export() -> Dict[str, Tuple[str, ...]]:
         "lifetimes": LIFETIMES,
         "verdicts": VERDICTS,
         "rate_units": RATE_UNITS,
+        "phases": PHASES,
         "statuses": STATUSES,
         "session_statuses": SESSION_STATUSES,
         "workload_kinds": WORKLOAD_KINDS,
         "scenarios": SCENARIOS,
         "modes": MODES,
         "fail_on_levels": FAIL_ON_LEVELS,
+        "install_methods": INSTALL_METHODS,
     }
 
 

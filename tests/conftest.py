@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -116,6 +116,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     root = config.stash.get(_COPIES, None)
     if root is not None:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Inside GitHub Actions every skipped test is also a ::notice line with its reason, so that a test this
+    environment does not run is said in the run's log and annotations, not only in pytest's summary."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        text = f"{report.nodeid}: {reason}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        terminalreporter.write_line(f"::notice title=skipped test::{text}")
 
 
 @pytest.hookimpl(optionalhook=True)

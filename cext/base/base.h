@@ -249,6 +249,8 @@ typedef struct McFindingKey
 } McFindingKey;
 
 extern McViolation *mc_finding_get(const McFindingKey *key, bool *created);
+extern McViolation *mc_finding_for(McCheck check, McLifetime lifetime, int lib,
+								   const char *path, bool *created);
 extern void mc_finding_add_site(McViolation *v, uintptr_t site, int lib, int64 bytes, int64 count);
 extern void mc_finding_changed(McViolation *v);
 extern McSeverity mc_severity_for(int64 bytes);

@@ -106,6 +106,26 @@ mc_finding_get(const McFindingKey *key, bool *created)
 	return &s->v;
 }
 
+/*
+ * The finding of this check, lifetime, library (MC_NO_LIB for none) and
+ * context path or resource name: what every check calls before it updates a
+ * finding.  *created (may be NULL) says whether it is new; NULL when the
+ * table is full (counted).
+ */
+McViolation *
+mc_finding_for(McCheck check, McLifetime lifetime, int lib, const char *path,
+			   bool *created)
+{
+	McFindingKey key;
+	bool		isnew;
+
+	key.check = (uint8) check;
+	key.lifetime = (uint8) lifetime;
+	key.lib = (int16) lib;
+	key.path = path;
+	return mc_finding_get(&key, created != NULL ? created : &isnew);
+}
+
 /* the caller updated v: stamp it, remember to publish it */
 void
 mc_finding_changed(McViolation *v)
@@ -205,17 +225,12 @@ mc_findings_overflow(void)
 void
 mc_record_gap(const char *lib, const char *what, const char *detail)
 {
-	McFindingKey key;
 	McViolation *v;
 	bool		created;
 	char		path[MC_PATH_LEN];
 
 	snprintf(path, sizeof(path), "%s%s%s", what, lib ? ": " : "", lib ? lib : "");
-	key.check = MC_CHECK_COVERAGE_GAP;
-	key.lifetime = MC_LIFE_UNKNOWN;
-	key.lib = MC_NO_LIB;
-	key.path = path;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(MC_CHECK_COVERAGE_GAP, MC_LIFE_UNKNOWN, MC_NO_LIB, path, &created);
 	if (v == NULL || !created)
 		return;
 	v->severity = MC_SEV_WARNING;

@@ -177,9 +177,7 @@ mc_bloat_judge(McScenario *sc, McBloat *b, McSeries *s)
 	int			mid;
 	int			first;
 	int32		n = b->checkpoints[last];
-	McFindingKey key;
 	McViolation *v;
-	bool		created;
 	bool		cache;
 	bool		superlinear;
 	McSeverity	sev;
@@ -211,11 +209,8 @@ mc_bloat_judge(McScenario *sc, McBloat *b, McSeries *s)
 		sev = mc_raise(sev);
 
 	snprintf(keypath, sizeof(keypath), "%s", s->path);
-	key.check = MC_CHECK_CTX_BLOAT;
-	key.lifetime = (uint8) s->lifetime;
-	key.lib = s->lib;
-	key.path = keypath;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(MC_CHECK_CTX_BLOAT, s->lifetime, s->lib, keypath,
+					   NULL);
 	if (v == NULL)
 		return;
 	mc_track_group_fill(s->group, v);

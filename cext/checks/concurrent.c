@@ -43,7 +43,6 @@ typedef struct McConcurrent
 static void
 mc_import_finding(const McViolation *w)
 {
-	McFindingKey key;
 	McViolation *v;
 	bool		created;
 	int32		id;
@@ -51,11 +50,9 @@ mc_import_finding(const McViolation *w)
 
 	/* apart from what this backend finds itself in the same context */
 	snprintf(keypath, sizeof(keypath), "concurrent_backends worker:%s", w->context_path);
-	key.check = w->check;
-	key.lifetime = w->lifetime;
-	key.lib = (int16) (w->source_lib[0] ? mc_lib_by_name(w->source_lib) : MC_NO_LIB);
-	key.path = keypath;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(w->check, w->lifetime,
+					   w->source_lib[0] ? mc_lib_by_name(w->source_lib) : MC_NO_LIB,
+					   keypath, &created);
 	if (v == NULL)
 		return;
 	if (created)
@@ -82,17 +79,13 @@ static void
 mc_concurrency_finding(const char *what, McSeverity sev, int workers, int64 count,
 					   const char *lib, const char *detail)
 {
-	McFindingKey key;
 	McViolation *v;
-	bool		created;
 	char		path[MC_PATH_LEN];
 
 	snprintf(path, sizeof(path), "concurrent_backends/%s", what);
-	key.check = MC_CHECK_CONCURRENCY_ERROR;
-	key.lifetime = MC_LIFE_UNKNOWN;
-	key.lib = (int16) (lib && lib[0] ? mc_lib_by_name(lib) : MC_NO_LIB);
-	key.path = path;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(MC_CHECK_CONCURRENCY_ERROR, MC_LIFE_UNKNOWN,
+					   lib && lib[0] ? mc_lib_by_name(lib) : MC_NO_LIB, path,
+					   NULL);
 	if (v == NULL)
 		return;
 	v->severity = sev;

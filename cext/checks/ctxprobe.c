@@ -227,9 +227,7 @@ mc_ctxprobe_finish(McScenario *sc)
 		int32		iters = 0;
 		int64		grew = 0;
 		bool		repeats_kept = false;	/* a site that allocated again and again and kept it */
-		McFindingKey key;
 		McViolation *v;
-		bool		created;
 		char		keypath[MC_PATH_LEN];
 
 		for (j = 0; j < i; j++)
@@ -250,11 +248,8 @@ mc_ctxprobe_finish(McScenario *sc)
 			if (p->held[j].ctx == h->ctx && p->held[j].lib == h->lib)
 				grew = p->held[j].after - p->held[j].before;
 		snprintf(keypath, sizeof(keypath), "wrong_context_probe:%s", h->path);
-		key.check = MC_CHECK_WRONG_CTX_ALLOC;
-		key.lifetime = MC_LIFE_BACKEND;
-		key.lib = h->lib;
-		key.path = keypath;
-		v = mc_finding_get(&key, &created);
+		v = mc_finding_for(MC_CHECK_WRONG_CTX_ALLOC, MC_LIFE_BACKEND, h->lib,
+						   keypath, NULL);
 		if (v == NULL)
 			continue;
 		mc_strlcpy(v->context_name, h->name, MC_NAME_LEN);

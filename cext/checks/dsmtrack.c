@@ -443,102 +443,141 @@ static const McGotTarget dsm_targets[] = {
 
 typedef bool (*McDsmFilter) (const McDsmRec *r, void *arg);
 
+/* still-mapped records of one library and lifetime that the filter selects */
+typedef struct McDsmGroup
+{
+	int			lib;
+	bool		pinned;
+	McDsmFilter filter;
+	void	   *arg;
+	int			n;				/* records */
+	int			created;		/* of them created (the others attached) */
+	int64		bytes;
+	const McDsmRec *first;
+} McDsmGroup;
+
+static bool
+mc_dsm_in_group(const McDsmGroup *g, const McDsmRec *r)
+{
+	return r->used && !r->detached && r->lib == g->lib && r->pinned == g->pinned &&
+		g->filter(r, g->arg);
+}
+
+/* count the group's records; false when it has none */
+static bool
+mc_dsm_gather(McDsmGroup *g)
+{
+	int			i;
+
+	for (i = 0; i < MC_DSM_LOCAL; i++)
+	{
+		const McDsmRec *r = &recs[i];
+
+		if (!mc_dsm_in_group(g, r))
+			continue;
+		g->n++;
+		g->bytes += (int64) r->size;
+		g->created += r->created ? 1 : 0;
+		if (g->first == NULL)
+			g->first = r;
+	}
+	return g->n > 0;
+}
+
+/* the group's mapping sites (library offsets), at most MC_MAX_SITES */
+static void
+mc_dsm_sites(const McDsmGroup *g, McViolation *v)
+{
+	int			i;
+
+	v->nsites = 0;
+	if (g->lib == MC_NO_LIB)
+		return;
+	for (i = 0; i < MC_DSM_LOCAL && v->nsites < MC_MAX_SITES; i++)
+	{
+		const McDsmRec *r = &recs[i];
+		uint64		offset;
+		int			k;
+
+		if (!mc_dsm_in_group(g, r) || r->site == 0)
+			continue;
+		offset = (uint64) (r->site - mc_lib_base(g->lib));
+		for (k = 0; k < v->nsites; k++)
+			if (v->sites[k].offset == offset)
+				break;
+		if (k == v->nsites)
+		{
+			memset(&v->sites[k], 0, sizeof(McSite));
+			mc_strlcpy(v->sites[k].lib, mc_lib_name(g->lib), MC_LIB_LEN);
+			v->sites[k].offset = offset;
+			v->nsites++;
+		}
+		v->sites[k].bytes += (int64) r->size;
+		v->sites[k].count++;
+	}
+}
+
 /*
- * One dsm_leak finding per (library, lifetime) for the still-mapped
- * records the filter selects.  A pinned mapping lives until the backend
+ * The group's dsm_leak finding.  A pinned mapping lives until the backend
  * exits; an unpinned one until its resource owner releases it (the
  * transaction in progress).
+ */
+static void
+mc_dsm_finding(const McDsmGroup *g, const char *where)
+{
+	McViolation *v;
+	char		entry[MC_ENTRY_LEN];
+	int			n = g->n;
+	const char *lib = g->lib != MC_NO_LIB ? mc_lib_name(g->lib) : NULL;
+
+	v = mc_finding_for(MC_CHECK_DSM_LEAK, g->pinned ? MC_LIFE_BACKEND : MC_LIFE_TRANSACTION,
+					   g->lib, "dynamic shared memory", NULL);
+	if (v == NULL)
+		return;
+	mc_strlcpy(v->context_name, "dynamic shared memory", MC_NAME_LEN);
+	mc_strlcpy(v->context_path, "dynamic shared memory", MC_PATH_LEN);
+	mc_strlcpy(v->source_lib, lib ? lib : "", MC_LIB_LEN);
+	mc_entry_describe(g->first->entry_kind, g->first->entry_id, entry, sizeof(entry));
+	mc_strlcpy(v->entry, entry, MC_ENTRY_LEN);
+	v->phase = MC_PHASE_OTHER;
+	v->verdict = n >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
+	v->severity = (n >= 2 || g->bytes > (int64) mc_error_bytes) ? MC_SEV_ERROR : MC_SEV_WARNING;
+	v->occurrences = n;
+	v->used_after = g->bytes;
+	v->used_delta = g->bytes;
+	v->unit = MC_UNIT_NONE;
+	v->rate_bytes = -1;
+	mc_dsm_sites(g, v);
+	snprintf(v->detail, MC_DETAIL_LEN,
+			 "%d DSM segment%s (%lld bytes; %d created, %d attached) mapped by %s (%s) %s %s still mapped: %s",
+			 n, n == 1 ? "" : "s", (long long) g->bytes, g->created, n - g->created,
+			 lib ? lib : "foreign code", entry, where, n == 1 ? "is" : "are",
+			 g->pinned ? "the mapping is pinned (dsm_pin_mapping), so it stays until the backend exits and PostgreSQL never warns about it"
+			 : "it is owned by the transaction still in progress, which releases it at its end with a leak warning");
+	mc_finding_changed(v);
+}
+
+/*
+ * One dsm_leak finding per (library, lifetime) for the still-mapped
+ * records the filter selects; returns how many records were reported.
  */
 static int
 mc_dsm_report(McDsmFilter filter, void *arg, const char *where)
 {
 	int			lib;
+	int			pinned;
 	int			total = 0;
 
 	for (lib = MC_NO_LIB; lib < mc_lib_count(); lib++)
-	{
-		int			pinned;
-
 		for (pinned = 0; pinned <= 1; pinned++)
 		{
-			int			i;
-			int			n = 0;
-			int64		bytes = 0;
-			int			created = 0;
-			const McDsmRec *first = NULL;
-			McFindingKey key;
-			McViolation *v;
-			bool		isnew;
-			char		entry[MC_ENTRY_LEN];
+			McDsmGroup g = {.lib = lib, .pinned = pinned == 1, .filter = filter, .arg = arg};
 
-			for (i = 0; i < MC_DSM_LOCAL; i++)
-			{
-				const McDsmRec *r = &recs[i];
-
-				if (!r->used || r->detached || r->lib != lib || r->pinned != (pinned == 1) ||
-					!filter(r, arg))
-					continue;
-				n++;
-				bytes += (int64) r->size;
-				created += r->created ? 1 : 0;
-				if (first == NULL)
-					first = r;
-			}
-			if (n == 0)
+			if (!mc_dsm_gather(&g))
 				continue;
-			total += n;
-			key.check = MC_CHECK_DSM_LEAK;
-			key.lifetime = pinned ? MC_LIFE_BACKEND : MC_LIFE_TRANSACTION;
-			key.lib = (int16) lib;
-			key.path = "dynamic shared memory";
-			v = mc_finding_get(&key, &isnew);
-			if (v == NULL)
-				continue;
-			mc_strlcpy(v->context_name, "dynamic shared memory", MC_NAME_LEN);
-			mc_strlcpy(v->context_path, "dynamic shared memory", MC_PATH_LEN);
-			mc_strlcpy(v->source_lib, lib != MC_NO_LIB ? mc_lib_name(lib) : "", MC_LIB_LEN);
-			mc_entry_describe(first->entry_kind, first->entry_id, entry, sizeof(entry));
-			mc_strlcpy(v->entry, entry, MC_ENTRY_LEN);
-			v->phase = MC_PHASE_OTHER;
-			v->verdict = n >= 2 ? MC_VERDICT_LEAK : MC_VERDICT_NONE;
-			v->severity = (n >= 2 || bytes > (int64) mc_error_bytes) ? MC_SEV_ERROR : MC_SEV_WARNING;
-			v->occurrences = n;
-			v->used_after = bytes;
-			v->used_delta = bytes;
-			v->unit = MC_UNIT_NONE;
-			v->rate_bytes = -1;
-			v->nsites = 0;
-			for (i = 0; i < MC_DSM_LOCAL && v->nsites < MC_MAX_SITES; i++)
-			{
-				const McDsmRec *r = &recs[i];
-				int			k;
-
-				if (!r->used || r->detached || r->lib != lib || r->pinned != (pinned == 1) ||
-					!filter(r, arg) || r->site == 0 || lib == MC_NO_LIB)
-					continue;
-				for (k = 0; k < v->nsites; k++)
-					if (v->sites[k].offset == (uint64) (r->site - mc_lib_base(lib)))
-						break;
-				if (k == v->nsites)
-				{
-					memset(&v->sites[k], 0, sizeof(McSite));
-					mc_strlcpy(v->sites[k].lib, mc_lib_name(lib), MC_LIB_LEN);
-					v->sites[k].offset = (uint64) (r->site - mc_lib_base(lib));
-					v->nsites++;
-				}
-				v->sites[k].bytes += (int64) r->size;
-				v->sites[k].count++;
-			}
-			snprintf(v->detail, MC_DETAIL_LEN,
-					 "%d DSM segment%s (%lld bytes; %d created, %d attached) mapped by %s (%s) %s %s still mapped: %s",
-					 n, n == 1 ? "" : "s", (long long) bytes, created, n - created,
-					 lib != MC_NO_LIB ? mc_lib_name(lib) : "foreign code", entry, where,
-					 n == 1 ? "is" : "are",
-					 pinned ? "the mapping is pinned (dsm_pin_mapping), so it stays until the backend exits and PostgreSQL never warns about it"
-					 : "it is owned by the transaction still in progress, which releases it at its end with a leak warning");
-			mc_finding_changed(v);
+			total += g.n;
+			mc_dsm_finding(&g, where);
 		}
-	}
 	return total;
 }
 

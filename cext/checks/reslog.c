@@ -113,9 +113,7 @@ mc_ran_libraries(char *buf, size_t len)
 static void
 mc_record_resource_leak(ErrorData *edata, const McLeakMessage *m)
 {
-	McFindingKey key;
 	McViolation *v;
-	bool		created;
 	char		resource[MC_NAME_LEN];
 	char		libs[MC_LIB_LEN];
 
@@ -125,11 +123,8 @@ mc_record_resource_leak(ErrorData *edata, const McLeakMessage *m)
 		mc_resource_from_message(edata->message ? edata->message : "",
 								 resource, sizeof(resource));
 	mc_ran_libraries(libs, sizeof(libs));
-	key.check = MC_CHECK_RESOURCE_LEAK;
-	key.lifetime = MC_LIFE_TRANSACTION;
-	key.lib = MC_NO_LIB;
-	key.path = resource;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(MC_CHECK_RESOURCE_LEAK, MC_LIFE_TRANSACTION, MC_NO_LIB,
+					   resource, NULL);
 	if (v == NULL)
 		return;
 	v->severity = MC_SEV_WARNING;
@@ -182,9 +177,7 @@ mc_corrupted_context(const char *msg, const char *prefix, char *name, size_t len
 static void
 mc_record_corruption(ErrorData *edata, const char *prefix)
 {
-	McFindingKey key;
 	McViolation *v;
-	bool		created;
 	char		name[MC_NAME_LEN];
 	char		libs[MC_LIB_LEN];
 	const void *chunk;
@@ -196,11 +189,8 @@ mc_record_corruption(ErrorData *edata, const char *prefix)
 	mc_ran_libraries(libs, sizeof(libs));
 	if (chunk != NULL && mc_track_last_freed(chunk, &lib, &site) && lib != MC_NO_LIB)
 		mc_strlcpy(libs, mc_lib_name(lib), sizeof(libs));
-	key.check = MC_CHECK_MEMORY_CORRUPTION;
-	key.lifetime = MC_LIFE_UNKNOWN;
-	key.lib = (int16) lib;
-	key.path = name;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(MC_CHECK_MEMORY_CORRUPTION, MC_LIFE_UNKNOWN, lib, name,
+					   NULL);
 	if (v == NULL)
 		return;
 	v->severity = MC_SEV_ERROR;

@@ -525,11 +525,119 @@ mc_option_int(JsonbValue *v, const char *key, int32 lo, int32 hi)
 	return (int32) n;
 }
 
+/* what an options key takes */
+typedef enum McOptionKind
+{
+	MC_OPT_TRANSACTION,			/* "each" or "one" */
+	MC_OPT_CONTEXTS,			/* a name, "A,B", or (contexts) an array */
+	MC_OPT_INT					/* a number between lo and hi, into field */
+} McOptionKind;
+
+typedef struct McScenarioOption
+{
+	const char *key;
+	McOptionKind kind;
+	size_t		field;			/* MC_OPT_INT: offset of an int32 in McScenario */
+	int32		lo;
+	int32		hi;
+} McScenarioOption;
+
+/* the keys options (and args[]) take, in the order the hint lists them */
+static const McScenarioOption scenario_options[] = {
+	{"transaction", MC_OPT_TRANSACTION, 0, 0, 0},
+	{"contexts", MC_OPT_CONTEXTS, 0, 0, 0},
+	{"pg_ext_memcheck.watch_contexts", MC_OPT_CONTEXTS, 0, 0, 0},
+	{"reset_frequency", MC_OPT_INT, offsetof(McScenario, reset_frequency), 1, MC_MAX_ITERATIONS},
+	{"workers", MC_OPT_INT, offsetof(McScenario, workers), 1, MC_MAX_WORKERS},
+	{"timeout_ms", MC_OPT_INT, offsetof(McScenario, timeout_ms), 100, INT_MAX},
+	{"lock_timeout_ms", MC_OPT_INT, offsetof(McScenario, lock_timeout_ms), 1, INT_MAX},
+};
+
+/* the option named key, or an error that lists the known ones */
+static const McScenarioOption *
+mc_option_lookup(const char *key, const char *where)
+{
+	StringInfoData known;
+	int			i;
+
+	for (i = 0; i < (int) lengthof(scenario_options); i++)
+		if (strcmp(key, scenario_options[i].key) == 0)
+			return &scenario_options[i];
+	initStringInfo(&known);
+	for (i = 0; i < (int) lengthof(scenario_options); i++)
+		appendStringInfo(&known, "%s%s", i ? ", " : "", scenario_options[i].key);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown options key \"%s\" in %s", key, where),
+			 errhint("Known keys: %s.", known.data)));
+	return NULL;				/* not reached */
+}
+
+/* only "contexts" may hold a value that is not a scalar: an array of names */
+static void
+mc_option_nesting(int level, JsonbIteratorToken tok, const McScenarioOption *opt,
+				  const char *where)
+{
+	if (level == 2 && (opt == NULL || strcmp(opt->key, "contexts") != 0 || tok != WJB_BEGIN_ARRAY))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options key \"%s\" in %s must not be an object or array",
+						opt ? opt->key : "?", where)));
+	if (level > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options key \"contexts\" in %s must be an array of context names", where)));
+}
+
+/* one element of the "contexts" array */
+static void
+mc_option_element(McScenario *sc, JsonbValue *v, const char *where)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options key \"contexts\" in %s must contain only strings", where)));
+	mc_watch_add(sc, v->val.string.val, v->val.string.len, "contexts");
+}
+
+/* the scalar value of opt */
+static void
+mc_option_value(McScenario *sc, const McScenarioOption *opt, JsonbValue *v,
+				const char *where, const char **transaction)
+{
+	switch (opt->kind)
+	{
+		case MC_OPT_TRANSACTION:
+			if (v->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"transaction\" must be \"each\" or \"one\"")));
+			*transaction = pnstrdup(v->val.string.val, v->val.string.len);
+			if (strcmp(*transaction, "each") != 0 && strcmp(*transaction, "one") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"transaction\" must be \"each\" or \"one\", not \"%s\"",
+								*transaction)));
+			break;
+		case MC_OPT_CONTEXTS:
+			if (v->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options key \"%s\" in %s must be a context name, a comma-separated list or an array of names",
+								opt->key, where)));
+			mc_watch_add(sc, v->val.string.val, v->val.string.len, opt->key);
+			break;
+		case MC_OPT_INT:
+			*(int32 *) ((char *) sc + opt->field) = mc_option_int(v, opt->key, opt->lo, opt->hi);
+			break;
+	}
+}
+
 /*
  * One options object: {"transaction": "each"|"one", "contexts": [...],
  * "pg_ext_memcheck.watch_contexts": "A,B", "reset_frequency": n,
- * "workers": n, "timeout_ms": n, "lock_timeout_ms": n}.  where names the
- * argument in errors.
+ * "workers": n, "timeout_ms": n, "lock_timeout_ms": n} (scenario_options).
+ * where names the argument in errors.
  */
 static void
 mc_parse_scenario_options(McScenario *sc, Jsonb *opts, const char *where,
@@ -538,7 +646,7 @@ mc_parse_scenario_options(McScenario *sc, Jsonb *opts, const char *where,
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	char	   *key = NULL;
+	const McScenarioOption *opt = NULL;
 	int			level = 0;
 
 	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
@@ -548,79 +656,29 @@ mc_parse_scenario_options(McScenario *sc, Jsonb *opts, const char *where,
 	it = JsonbIteratorInit(&opts->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
-		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		switch (tok)
 		{
-			level++;
-			if (level == 2 && (key == NULL || strcmp(key, "contexts") != 0 || tok != WJB_BEGIN_ARRAY))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"%s\" in %s must not be an object or array",
-								key ? key : "?", where)));
-			if (level > 2)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"contexts\" in %s must be an array of context names", where)));
-			continue;
+			case WJB_BEGIN_OBJECT:
+			case WJB_BEGIN_ARRAY:
+				mc_option_nesting(++level, tok, opt, where);
+				break;
+			case WJB_END_OBJECT:
+			case WJB_END_ARRAY:
+				level--;
+				break;
+			case WJB_KEY:
+				opt = mc_option_lookup(pnstrdup(v.val.string.val, v.val.string.len), where);
+				break;
+			case WJB_ELEM:
+				mc_option_element(sc, &v, where);
+				break;
+			case WJB_VALUE:
+				if (opt != NULL)
+					mc_option_value(sc, opt, &v, where, transaction);
+				break;
+			default:
+				break;
 		}
-		if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
-		{
-			level--;
-			continue;
-		}
-		if (tok == WJB_KEY)
-		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			if (strcmp(key, "transaction") != 0 && strcmp(key, "contexts") != 0 &&
-				strcmp(key, "pg_ext_memcheck.watch_contexts") != 0 &&
-				strcmp(key, "reset_frequency") != 0 && strcmp(key, "workers") != 0 &&
-				strcmp(key, "timeout_ms") != 0 && strcmp(key, "lock_timeout_ms") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown options key \"%s\" in %s", key, where),
-						 errhint("Known keys: transaction, contexts, pg_ext_memcheck.watch_contexts, reset_frequency, workers, timeout_ms, lock_timeout_ms.")));
-			continue;
-		}
-		if (tok == WJB_ELEM)
-		{
-			if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"contexts\" in %s must contain only strings", where)));
-			mc_watch_add(sc, v.val.string.val, v.val.string.len, "contexts");
-			continue;
-		}
-		if (tok != WJB_VALUE || key == NULL)
-			continue;
-		if (strcmp(key, "transaction") == 0)
-		{
-			if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"transaction\" must be \"each\" or \"one\"")));
-			*transaction = pnstrdup(v.val.string.val, v.val.string.len);
-			if (strcmp(*transaction, "each") != 0 && strcmp(*transaction, "one") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"transaction\" must be \"each\" or \"one\", not \"%s\"",
-								*transaction)));
-		}
-		else if (strcmp(key, "contexts") == 0 || strcmp(key, "pg_ext_memcheck.watch_contexts") == 0)
-		{
-			if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options key \"%s\" in %s must be a context name, a comma-separated list or an array of names",
-								key, where)));
-			mc_watch_add(sc, v.val.string.val, v.val.string.len, key);
-		}
-		else if (strcmp(key, "reset_frequency") == 0)
-			sc->reset_frequency = mc_option_int(&v, key, 1, MC_MAX_ITERATIONS);
-		else if (strcmp(key, "workers") == 0)
-			sc->workers = mc_option_int(&v, key, 1, MC_MAX_WORKERS);
-		else if (strcmp(key, "timeout_ms") == 0)
-			sc->timeout_ms = mc_option_int(&v, key, 100, INT_MAX);
-		else if (strcmp(key, "lock_timeout_ms") == 0)
-			sc->lock_timeout_ms = mc_option_int(&v, key, 1, INT_MAX);
 	}
 }
 

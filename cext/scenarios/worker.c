@@ -377,18 +377,13 @@ static void
 mc_crumb_report(const char *kind, int pid, const char *started, const char *workload,
 				const char *progress)
 {
-	McFindingKey key;
 	McViolation *v;
-	bool		created;
 	char		path[MC_PATH_LEN];
 	bool		storm = strcmp(kind, "context_reset_storm") == 0;
 
 	snprintf(path, sizeof(path), "%s/server restart/%s", kind, started);
-	key.check = storm ? MC_CHECK_USE_AFTER_RESET : MC_CHECK_CONCURRENCY_ERROR;
-	key.lifetime = MC_LIFE_UNKNOWN;
-	key.lib = MC_NO_LIB;
-	key.path = path;
-	v = mc_finding_get(&key, &created);
+	v = mc_finding_for(storm ? MC_CHECK_USE_AFTER_RESET : MC_CHECK_CONCURRENCY_ERROR,
+					   MC_LIFE_UNKNOWN, MC_NO_LIB, path, NULL);
 	if (v == NULL)
 		return;
 	v->severity = MC_SEV_ERROR;
@@ -756,22 +751,29 @@ mc_worker_stops(int sqlerrcode)
 	return sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || sqlerrcode == ERRCODE_CRASH_SHUTDOWN;
 }
 
-void
-mc_worker_main(Datum main_arg)
+/*
+ * What one worker's loop keeps where a crash can read it: the crash jumps
+ * back into mc_worker_main's frame, so the loop's state lives there, and
+ * is volatile.
+ */
+typedef struct McWorkerState
 {
-	dsm_segment *seg;
 	McWorkerJob *job;
 	McWorkerSlot *slot;
-	McRun	   *runs;
-	int			index;
+	McRun	   *runs;			/* a result per run, or NULL */
 	const char *workload;
-	MemoryContext cxt;
-	sigjmp_buf	crash_buf;
-	sigjmp_buf *volatile saved_exception_stack;
-	ErrorContextCallback *volatile saved_context_stack;
-	volatile int64 run = 0;
-	volatile bool in_xact = false;
-	volatile bool stop = false;
+	MemoryContext cxt;			/* reset after each run */
+	volatile int64 run;
+	volatile bool in_xact;		/* a transaction spans several runs */
+	volatile bool stop;			/* an error that ends the job */
+} McWorkerState;
+
+/* attach to the job and claim this worker's slot */
+static void
+mc_worker_attach(McWorkerState *ws, Datum main_arg)
+{
+	dsm_segment *seg;
+	int			index;
 
 	memcpy(&index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGTERM, die);
@@ -781,18 +783,21 @@ mc_worker_main(Datum main_arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_ext_memcheck worker: the job is gone")));
-	job = dsm_segment_address(seg);
-	slot = &job->slots[index];
-	slot->pid = MyProcPid;
-	slot->status = MC_WS_RUNNING;
-	runs = mc_worker_runs(job, slot);
-	workload = (const char *) job + job->workload_off;
-	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ext_memcheck worker",
-								ALLOCSET_DEFAULT_SIZES);
+	ws->job = dsm_segment_address(seg);
+	ws->slot = &ws->job->slots[index];
+	ws->slot->pid = MyProcPid;
+	ws->slot->status = MC_WS_RUNNING;
+	ws->runs = mc_worker_runs(ws->job, ws->slot);
+	ws->workload = (const char *) ws->job + ws->job->workload_off;
+	ws->cxt = AllocSetContextCreate(TopMemoryContext, "pg_ext_memcheck worker",
+									ALLOCSET_DEFAULT_SIZES);
+}
 
+/* connect as the caller, with the caller's libraries and settings */
+static void
+mc_worker_become_caller(McWorkerJob *job)
+{
 	BackgroundWorkerInitializeConnectionByOid(job->dbid, job->userid, 0);
-
-	/* the caller's libraries and settings */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	RestoreLibraryState((char *) job + job->libs_off);
@@ -811,139 +816,195 @@ mc_worker_main(Datum main_arg)
 	mc_hooks_safe_point();
 	mc_job_begin();
 	CommitTransactionCommand();
+}
 
-	/* concurrent workers start together */
-	if (slot->role == MC_ROLE_CONCURRENT)
+/* concurrent workers start together (or after MC_START_WAIT_MS) */
+static void
+mc_worker_wait_for_peers(McWorkerJob *job, McWorkerSlot *slot)
+{
+	TimestampTz t0 = GetCurrentTimestamp();
+
+	if (slot->role != MC_ROLE_CONCURRENT)
+		return;
+	pg_atomic_fetch_add_u32(&job->ready, 1);
+	while ((int32) pg_atomic_read_u32(&job->ready) < job->nworkers &&
+		   !TimestampDifferenceExceeds(t0, GetCurrentTimestamp(), MC_START_WAIT_MS))
 	{
-		TimestampTz t0 = GetCurrentTimestamp();
-
-		pg_atomic_fetch_add_u32(&job->ready, 1);
-		while ((int32) pg_atomic_read_u32(&job->ready) < job->nworkers &&
-			   !TimestampDifferenceExceeds(t0, GetCurrentTimestamp(), MC_START_WAIT_MS))
-		{
-			CHECK_FOR_INTERRUPTS();
-			pg_usleep(1000L);
-		}
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(1000L);
 	}
-	mc_role_begin(slot->role);
+}
+
+/* after a crash in the workload: record it in the slot and leave cleanly (never returns) */
+static void
+mc_worker_record_crash(McWorkerState *ws)
+{
+	McWorkerSlot *slot = ws->slot;
+	int64		run = ws->run;
+
+	slot->crash_signal = crash_signo;
+	slot->crash_addr = (uint64) crash_addr;
+	slot->crash_run = run;
+	if (crash_pc != 0 && mc_lib_of_address((void *) crash_pc) != MC_NO_LIB)
+	{
+		int			lib = mc_lib_of_address((void *) crash_pc);
+
+		mc_strlcpy(slot->crash_lib, mc_lib_name(lib), MC_LIB_LEN);
+		slot->crash_offset = (uint64) (crash_pc - mc_lib_base(lib));
+	}
+	if (ws->runs != NULL && run < ws->job->iterations)
+		ws->runs[run].status = MC_RUN_CRASH;
+	mc_role_notes(slot);
+	slot->runs = run;
+	pg_write_barrier();
+	slot->status = MC_WS_CRASHED;
+	proc_exit(1);
+}
+
+/* the workload once, through SPI; commits at a reset boundary */
+static void
+mc_worker_execute(McWorkerState *ws, bool boundary)
+{
+	int			rc;
+
+	if (!ws->in_xact)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		ws->in_xact = true;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, ws->workload);
+	rc = SPI_execute(ws->workload, false, 0);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the workload cannot run in a background worker: %s",
+						SPI_result_code_string(rc))));
+	if (ws->runs != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ws->cxt);
+
+		mc_worker_result(&ws->runs[ws->run]);
+		ws->runs[ws->run].status = MC_RUN_OK;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(ws->cxt);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	if (boundary)
+	{
+		CommitTransactionCommand();
+		ws->in_xact = false;
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* an error in a run: abort, classify it, and say whether the job stops */
+static void
+mc_worker_run_failed(McWorkerState *ws)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(ws->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	ws->in_xact = false;
+	mc_worker_classify(ws->slot, edata, ws->run);
+	if (ws->runs != NULL)
+	{
+		ws->runs[ws->run].status = MC_RUN_ERROR;
+		mc_strlcpy(ws->runs[ws->run].sample, edata->message ? edata->message : "error",
+				   MC_SAMPLE_LEN);
+	}
+	if (mc_worker_stops(edata->sqlerrcode))
+		ws->stop = true;
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* one run of the workload; a crash in it jumps to crash_buf */
+static void
+mc_worker_run(McWorkerState *ws, sigjmp_buf *crash_buf)
+{
+	McWorkerJob *job = ws->job;
+	int64		run = ws->run;
+	bool		boundary = (run + 1) % job->reset_frequency == 0 || run + 1 == job->iterations;
+
+	mc_worker_progress(job, ws->slot, run);
+	mc_role_next_run(ws->slot->role, (int32) run);
+	crash_jmp = crash_buf;
+	PG_TRY();
+	{
+		mc_worker_execute(ws, boundary);
+	}
+	PG_CATCH();
+	{
+		crash_jmp = NULL;
+		mc_worker_run_failed(ws);
+	}
+	PG_END_TRY();
+	crash_jmp = NULL;
+	ws->slot->runs = run + 1;
+	if (!ws->in_xact)
+		mc_track_judge(true);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* this worker's findings, and the guards it may have damaged; then exit (never returns) */
+static void
+mc_worker_finish(McWorkerState *ws)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	mc_hooks_safe_point();
+	mc_track_judge(false);
+	mc_job_end();
+	mc_worker_report(ws->slot);
+	mc_findings_publish(true);
+	CommitTransactionCommand();
+	pg_write_barrier();
+	ws->slot->status = ws->stop ? MC_WS_STOPPED : MC_WS_DONE;
+	proc_exit(0);
+}
+
+/*
+ * A worker: attach, become the caller, run the workload job->iterations
+ * times (fewer when an error stops it), report and exit.  A crash in the
+ * workload comes back here through crash_buf, which must live in this
+ * frame for as long as the runs do.
+ */
+void
+mc_worker_main(Datum main_arg)
+{
+	McWorkerState ws;
+	sigjmp_buf	crash_buf;
+	sigjmp_buf *volatile saved_exception_stack;
+	ErrorContextCallback *volatile saved_context_stack;
+
+	memset(&ws, 0, sizeof(ws));
+	mc_worker_attach(&ws, main_arg);
+	mc_worker_become_caller(ws.job);
+	mc_worker_wait_for_peers(ws.job, ws.slot);
+	mc_role_begin(ws.slot->role);
 
 	mc_crash_catch();
 	saved_exception_stack = PG_exception_stack;
 	saved_context_stack = error_context_stack;
 	if (sigsetjmp(crash_buf, 1) != 0)
 	{
-		/* a crash in the workload: record it and leave cleanly */
 		crash_jmp = NULL;
-		mc_role_end(slot->role);
+		mc_role_end(ws.slot->role);
 		PG_exception_stack = saved_exception_stack;
 		error_context_stack = saved_context_stack;
 		InterruptHoldoffCount = 0;
 		QueryCancelHoldoffCount = 0;
-		slot->crash_signal = crash_signo;
-		slot->crash_addr = (uint64) crash_addr;
-		slot->crash_run = run;
-		if (crash_pc != 0 && mc_lib_of_address((void *) crash_pc) != MC_NO_LIB)
-		{
-			int			lib = mc_lib_of_address((void *) crash_pc);
-
-			mc_strlcpy(slot->crash_lib, mc_lib_name(lib), MC_LIB_LEN);
-			slot->crash_offset = (uint64) (crash_pc - mc_lib_base(lib));
-		}
-		if (runs != NULL && run < job->iterations)
-			runs[run].status = MC_RUN_CRASH;
-		mc_role_notes(slot);
-		slot->runs = run;
-		pg_write_barrier();
-		slot->status = MC_WS_CRASHED;
-		proc_exit(1);
+		mc_worker_record_crash(&ws);
 	}
-
-	for (run = 0; run < job->iterations && !stop; run++)
-	{
-		bool		boundary = (run + 1) % job->reset_frequency == 0 || run + 1 == job->iterations;
-
-		mc_worker_progress(job, slot, run);
-		mc_role_next_run(slot->role, (int32) run);
-		crash_jmp = &crash_buf;
-		PG_TRY();
-		{
-			if (!in_xact)
-			{
-				SetCurrentStatementStartTimestamp();
-				StartTransactionCommand();
-				in_xact = true;
-			}
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			pgstat_report_activity(STATE_RUNNING, workload);
-			{
-				int			rc = SPI_execute(workload, false, 0);
-
-				if (rc < 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("the workload cannot run in a background worker: %s",
-									SPI_result_code_string(rc))));
-				if (runs != NULL)
-				{
-					MemoryContext old = MemoryContextSwitchTo(cxt);
-
-					mc_worker_result(&runs[run]);
-					runs[run].status = MC_RUN_OK;
-					MemoryContextSwitchTo(old);
-					MemoryContextReset(cxt);
-				}
-			}
-			SPI_finish();
-			PopActiveSnapshot();
-			if (boundary)
-			{
-				CommitTransactionCommand();
-				in_xact = false;
-			}
-			pgstat_report_activity(STATE_IDLE, NULL);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			crash_jmp = NULL;
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortOutOfAnyTransaction();
-			in_xact = false;
-			mc_worker_classify(slot, edata, run);
-			if (runs != NULL)
-			{
-				runs[run].status = MC_RUN_ERROR;
-				mc_strlcpy(runs[run].sample, edata->message ? edata->message : "error",
-						   MC_SAMPLE_LEN);
-			}
-			if (mc_worker_stops(edata->sqlerrcode))
-				stop = true;
-			pgstat_report_activity(STATE_IDLE, NULL);
-		}
-		PG_END_TRY();
-		crash_jmp = NULL;
-		slot->runs = run + 1;
-		if (!in_xact)
-			mc_track_judge(true);
-		CHECK_FOR_INTERRUPTS();
-	}
-	mc_role_end(slot->role);
-
-	/* this worker's findings, and the guards it may have damaged */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	mc_hooks_safe_point();
-	mc_track_judge(false);
-	mc_job_end();
-	mc_worker_report(slot);
-	mc_findings_publish(true);
-	CommitTransactionCommand();
-	pg_write_barrier();
-	slot->status = stop ? MC_WS_STOPPED : MC_WS_DONE;
-	proc_exit(0);
+	for (ws.run = 0; ws.run < ws.job->iterations && !ws.stop; ws.run++)
+		mc_worker_run(&ws, &crash_buf);
+	mc_role_end(ws.slot->role);
+	mc_worker_finish(&ws);
 }

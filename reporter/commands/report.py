@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from reporter import annotate, ghoutputs, jsonreport, origin, sarif
 from reporter import comment as sticky
-from reporter.cli import UsageError
+from reporter.errors import UsageError
 from reporter.ghoutputs import MAX_ANNOTATIONS
 from reporter.github import GitHubClient, GitHubError, RetryPolicy
 from reporter.junit import render_junit
@@ -122,12 +123,213 @@ def _run_url(env: Mapping[str, str], run_id: int) -> str | None:
     return None
 
 
-def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: Merged, ctx: Context,
-                     found: origin.Origin, retry: RetryPolicy | None) -> sticky.Outcome:
+@dataclass(frozen=True)
+class Settings:
+    """What `report` was asked to do, read once from its arguments and environment."""
+
+    dirs: Tuple[Path, ...]
+    baseline: Tuple[Path, ...]
+    files: Mapping[str, Path]  # a RENDERERS option -> the file it writes (only those asked for)
+    fail_on: Optional[str]  # --fail-on, else the legs' (Report.fail_on)
+    fail_on_scope: Optional[str]
+    comment: str  # COMMENT_MODES
+    comment_key: Optional[str]
+    comment_app: str
+    annotations: bool  # --annotations on, or auto inside GitHub Actions
+    job_summary: bool
+    repository_path: Optional[str]
+    in_github: bool
+    fallback_file: Optional[str]  # inside GitHub every annotation has a file: the workflow's when no other
+    env: Mapping[str, str]
+    retry: Optional[RetryPolicy]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str],
+                  retry: Optional[RetryPolicy] = None) -> Settings:
+        in_github = env.get("GITHUB_ACTIONS") == "true"
+        files = {r.option: getattr(args, r.option) for r in RENDERERS if getattr(args, r.option)}
+        return cls(
+            dirs=tuple(args.dirs), baseline=tuple(args.baseline), files=files, fail_on=args.fail_on,
+            fail_on_scope=args.fail_on_scope, comment=args.comment, comment_key=args.comment_key,
+            comment_app=args.comment_app,
+            annotations=args.annotations == "on" or (args.annotations == "auto" and in_github),
+            job_summary=args.job_summary == "on", repository_path=args.repository_path, in_github=in_github,
+            fallback_file=annotate.workflow_file(env) if in_github else None, env=env, retry=retry,
+        )
+
+    @property
+    def commenting(self) -> bool:
+        return self.comment != "never"
+
+
+@dataclass
+class Report:
+    """One run of the command: the merged legs, the verdict, and what the outputs share as they are made."""
+
+    settings: Settings
+    merged: Merged
+    fail_on: str
+    verdict: Conclusion
+    root: str  # files are shown relative to it
+    found: origin.Origin
+    ctx: Context
+    out: Any
+    err: Any
+    outputs: Dict[str, str] = field(default_factory=dict)
+    full_markdown: Optional[str] = None  # the job summary reuses the --markdown text while nothing changed
+    comment_url: str = ""
+    comment_failed: Optional[str] = None  # the comment was required or refused: exit 2
+
+    @classmethod
+    def load(cls, settings: Settings, out: Any, err: Any) -> Report:
+        env = settings.env
+        try:
+            merged = load_legs(list(settings.dirs))
+            if settings.baseline:
+                baseline, label = load_baseline(list(settings.baseline)), "the --baseline results"
+            else:
+                baseline, label = leg_bases(merged)
+        except MergeError as exc:
+            raise UsageError(strip_controls(str(exc))) from None
+        merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
+        merged.notices.extend(baseline.notices)
+        for notice in merged.notices:
+            print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
+        attach_comparison(merged, baseline, settings.fail_on_scope, label)
+        if settings.commenting:
+            comment_key(settings.comment_key, env)  # refuse a bad key before anything is written
+        fail_on = _fail_on(settings.fail_on, merged)
+        root = repository_root(settings.repository_path, merged, env)
+        found = origin.from_env(env)
+        ctx = Context(
+            fail_on=fail_on, run_url=_run_url(env, found.run[0]),
+            head_sha=found.head_sha or origin.head_sha_from_results(merged.present),
+            notices=list(merged.notices), workspace=root,
+        )
+        return cls(settings, merged, fail_on, merged.conclude(fail_on), root, found, ctx, out, err)
+
+
+# ---- the renderers: each writes one file when its option names one --------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRenderer:
+    option: str  # the argument (and Settings.files key) naming the file
+    output: Optional[str]  # the action output that carries the path, if any
+    render: Callable[[Report], str]
+
+
+def _full_markdown(report: Report) -> str:
+    report.full_markdown = render(report.merged, report.ctx, SUMMARY)
+    return report.full_markdown
+
+
+RENDERERS: Tuple[FileRenderer, ...] = (
+    FileRenderer("junit", "junit-path", lambda r: render_junit(r.merged, r.fail_on, r.root)),
+    FileRenderer("markdown", "markdown-path", _full_markdown),
+    FileRenderer("markdown_comment", None, lambda r: render(r.merged, r.ctx, COMMENT)),
+    FileRenderer("sarif", "sarif-path", lambda r: sarif.render(r.merged, r.fail_on, r.root)),
+    FileRenderer("json", "json-path", lambda r: jsonreport.render(r.merged, r.verdict, r.root)),
+)
+
+
+# ---- the publishers, in the order they run ---------------------------------------------------------------
+
+
+def _print_terminal(report: Report) -> None:
+    print(render_terminal(report.merged, report.fail_on, style_for(report.out, report.settings.env), report.root),
+          file=report.out, end="")
+
+
+def _print_annotations(report: Report) -> None:
+    if not report.settings.annotations:
+        return
+    fallback = report.settings.fallback_file
+    found = annotate.build(report.merged, report.merged.findings, report.fail_on, report.root, fallback)
+    for line in ghoutputs.annotations(found, file=fallback):
+        print(line, file=report.out)
+
+
+def _comment(report: Report) -> None:
+    """The sticky comment, and what its outcome means for the log, the job summary and the exit status."""
+    s = report.settings
+    if not s.commenting:
+        return
+    outcome = _publish_comment(s, report.merged, report.ctx, report.found)
+    report.comment_url = outcome.url or ""
+    require = s.comment == "always"
+    no_pr = report.found.pr is None
+    if outcome.action == "refused" or (require and outcome.action == "degraded"):
+        failed = outcome.notice or "the comment could not be posted"
+        if require and outcome.action == "degraded" and no_pr:
+            failed = f"comment: always, but no pull-request number is known: {failed}"
+        print(ghoutputs.command("error", f"pg-ext-memcheck: {failed}", file=s.fallback_file), file=report.out)
+        report.comment_failed = failed
+        report.ctx.notices.append(failed)
+        report.full_markdown = None
+    elif outcome.action == "skipped" or (outcome.action == "degraded" and no_pr
+                                          and not report.found.from_workflow_run):
+        # Nothing to comment on (a push, say): worth a line in the log, not an annotation on every run.
+        print(f"pg-ext-memcheck: {outcome.notice}", file=report.out)
+    elif outcome.notice:
+        # One line, a notice not an error: a fork PR must not turn the job red.
+        print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000), file=s.fallback_file),
+              file=report.out)
+        report.ctx.notices.append(outcome.notice)
+        report.full_markdown = None  # re-render so the job summary carries the notice
+    elif outcome.url:
+        print(f"pg-ext-memcheck: PR comment {outcome.action}: {clean(outcome.url, 500)}", file=report.out)
+
+
+def _job_summary(report: Report) -> None:
+    if not report.settings.job_summary:
+        return
+    path = report.settings.env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        raise UsageError("--job-summary on needs GITHUB_STEP_SUMMARY (set by the GitHub runner)")
+    ghoutputs.append_step_summary(Path(path), report.full_markdown or render(report.merged, report.ctx, SUMMARY))
+
+
+def _outputs(report: Report) -> None:
+    c, comparison, outputs = report.verdict.counts, report.merged.comparison, report.outputs
+    outputs.update({
+        "findings": str(c.findings), "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
+        "warnings": str(c.by_severity["WARNING"]), "infos": str(c.by_severity["INFO"]),
+        "max-severity": c.worst or "none", "conclusion": report.verdict.conclusion,
+        # one line, escaped for a workflow command (the action's conclusion step prints it as an ::error::)
+        "reasons": ghoutputs.escape_data(clean("; ".join(report.verdict.reasons), 2000)),
+        **{r.output: outputs.get(r.output, "") for r in RENDERERS if r.output},
+        "comment-url": report.comment_url,
+        "new-findings": str(len(comparison.new)) if comparison else "",
+        "worse-findings": str(len(comparison.worse)) if comparison else "",
+        "fixed-findings": str(len(comparison.fixed)) if comparison else "",
+        "compared-with": (comparison.label or "") if comparison else "",
+    })
+    if report.settings.env.get("GITHUB_OUTPUT"):
+        ghoutputs.write_outputs(Path(report.settings.env["GITHUB_OUTPUT"]), outputs)
+
+
+def _print_verdict(report: Report) -> None:
+    c, verdict, merged = report.verdict.counts, report.verdict, report.merged
+    counts = ", ".join(f"{c.by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
+    print(f"pg-ext-memcheck: {verdict.conclusion}: {c.findings} finding(s) ({counts}) from {c.violations} "
+          f"violation(s); {c.suppressed} suppressed; "
+          f"{c.workloads} workloads on {len(merged.present)} PostgreSQL version(s), "
+          f"{len(merged.missing)} missing (fail-on {report.fail_on})", file=report.out)
+    for reason in verdict.reasons:
+        print(f"  - {reason}", file=report.out)
+
+
+PUBLISHERS: Tuple[Callable[[Report], None], ...] = (
+    _print_terminal, _print_annotations, _comment, _job_summary, _outputs, _print_verdict,
+)
+
+
+def _publish_comment(settings: Settings, merged: Merged, ctx: Context, found: origin.Origin) -> sticky.Outcome:
     """Post where the trusted origin says, after checking that every leg agrees with it."""
-    key = comment_key(args.comment_key, env)
+    key = comment_key(settings.comment_key, settings.env)
     try:
-        client: GitHubClient | None = GitHubClient.from_env(env, retry)
+        client: GitHubClient | None = GitHubClient.from_env(settings.env, settings.retry)
     except GitHubError:
         client = None
     if client is not None and found.from_workflow_run:
@@ -145,10 +347,10 @@ def _publish_comment(args: argparse.Namespace, env: Mapping[str, str], merged: M
     verdict = merged.conclude(ctx.fail_on)
     digest = sticky.digest(digest_lines(merged, verdict.conclusion))
     changes = None
-    if args.comment == "changes":
+    if settings.comment == "changes":
         worth = merged.comparison.changed if merged.comparison else (verdict.failed or bool(merged.findings))
         changes = sticky.Changes(digest, worth)
-    return sticky.publish(client, found.pr, key, found.run, render(merged, ctx, COMMENT), args.comment_app,
+    return sticky.publish(client, found.pr, key, found.run, render(merged, ctx, COMMENT), settings.comment_app,
                           found.why_no_pr, changes, digest)
 
 
@@ -170,123 +372,24 @@ def digest_lines(merged: Merged, conclusion: str) -> List[str]:
 
 def run_report(args: argparse.Namespace, env: Mapping[str, str], retry: RetryPolicy | None = None,
                out: Any = None, err: Any = None) -> int:
-    """The command with its environment passed in (tests pass a dict and a fast RetryPolicy)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        merged = load_legs(args.dirs)
-        if args.baseline:
-            baseline, label = load_baseline(args.baseline), "the --baseline results"
-        else:
-            baseline, label = leg_bases(merged)
-    except MergeError as exc:
-        raise UsageError(strip_controls(str(exc))) from None
-    merged.notices.extend(incomplete_note(res) for res in merged.present if res.get("complete") is False)
-    merged.notices.extend(baseline.notices)
-    for notice in merged.notices:
-        print(f"pg-ext-memcheck: warning: {clean(notice, 1000)}", file=err)
-    attach_comparison(merged, baseline, args.fail_on_scope, label)
-    commenting = args.comment != "never"
-    if commenting:
-        comment_key(args.comment_key, env)  # refuse a bad key before anything is written
-    fail_on = _fail_on(args.fail_on, merged)
-    verdict: Conclusion = merged.conclude(fail_on)
-    root = repository_root(args.repository_path, merged, env)
-    in_github = env.get("GITHUB_ACTIONS") == "true"
-    fallback = annotate.workflow_file(env) if in_github else None  # inside GitHub every annotation has a file
-    found = origin.from_env(env)
-    ctx = Context(
-        fail_on=fail_on, run_url=_run_url(env, found.run[0]),
-        head_sha=found.head_sha or origin.head_sha_from_results(merged.present),
-        notices=list(merged.notices), workspace=root,
-    )
-    outputs: Dict[str, str | None] = {}
-    if args.junit:
-        _write(args.junit, render_junit(merged, fail_on, root))
-        outputs["junit-path"] = str(args.junit)
-    full_md: str | None = None
-    if args.markdown:
-        full_md = render(merged, ctx, SUMMARY)
-        _write(args.markdown, full_md)
-        outputs["markdown-path"] = str(args.markdown)
-    if args.markdown_comment:
-        _write(args.markdown_comment, render(merged, ctx, COMMENT))
-    if args.sarif:
-        _write(args.sarif, sarif.render(merged, fail_on, root))
-        outputs["sarif-path"] = str(args.sarif)
-    if args.json:
-        _write(args.json, jsonreport.render(merged, verdict, root))
-        outputs["json-path"] = str(args.json)
-
-    print(render_terminal(merged, fail_on, style_for(out, env), root), file=out, end="")
-    if args.annotations == "on" or (args.annotations == "auto" and in_github):
-        for line in ghoutputs.annotations(annotate.build(merged, merged.findings, fail_on, root, fallback),
-                                          file=fallback):
-            print(line, file=out)
-
-    comment_url = ""
-    comment_failed: str | None = None
-    require = args.comment == "always"
-    if commenting:
-        outcome = _publish_comment(args, env, merged, ctx, found, retry)
-        comment_url = outcome.url or ""
-        if outcome.action == "refused" or (require and outcome.action == "degraded"):
-            comment_failed = outcome.notice or "the comment could not be posted"
-            if require and outcome.action == "degraded" and found.pr is None:
-                comment_failed = f"comment: always, but no pull-request number is known: {comment_failed}"
-            print(ghoutputs.command("error", f"pg-ext-memcheck: {comment_failed}", file=fallback), file=out)
-            ctx.notices.append(comment_failed)
-            full_md = None
-        elif outcome.action == "skipped" or (outcome.action == "degraded" and found.pr is None
-                                              and not found.from_workflow_run):
-            # Nothing to comment on (a push, say): worth a line in the log, not an annotation on every run.
-            print(f"pg-ext-memcheck: {outcome.notice}", file=out)
-        elif outcome.notice:
-            # One line, a notice not an error: a fork PR must not turn the job red.
-            print(ghoutputs.command("notice", clean(f"pg-ext-memcheck: {outcome.notice}", 1000), file=fallback),
-                  file=out)
-            ctx.notices.append(outcome.notice)
-            full_md = None  # re-render so the job summary carries the notice
-        elif outcome.url:
-            print(f"pg-ext-memcheck: PR comment {outcome.action}: {clean(outcome.url, 500)}", file=out)
-
-    if args.job_summary == "on":
-        path = env.get("GITHUB_STEP_SUMMARY")
-        if not path:
-            raise UsageError("--job-summary on needs GITHUB_STEP_SUMMARY (set by the GitHub runner)")
-        ghoutputs.append_step_summary(Path(path), full_md or render(merged, ctx, SUMMARY))
-
-    c = verdict.counts
-    outputs.update({
-        "findings": str(c.findings), "violations": str(c.violations), "errors": str(c.by_severity["ERROR"]),
-        "warnings": str(c.by_severity["WARNING"]), "infos": str(c.by_severity["INFO"]),
-        "max-severity": c.worst or "none", "conclusion": verdict.conclusion,
-        # one line, escaped for a workflow command (the action's conclusion step prints it as an ::error::)
-        "reasons": ghoutputs.escape_data(clean("; ".join(verdict.reasons), 2000)),
-        "junit-path": outputs.get("junit-path", ""), "markdown-path": outputs.get("markdown-path", ""),
-        "sarif-path": outputs.get("sarif-path", ""), "json-path": outputs.get("json-path", ""),
-        "comment-url": comment_url,
-        "new-findings": str(len(merged.comparison.new)) if merged.comparison else "",
-        "worse-findings": str(len(merged.comparison.worse)) if merged.comparison else "",
-        "fixed-findings": str(len(merged.comparison.fixed)) if merged.comparison else "",
-        "compared-with": (merged.comparison.label or "") if merged.comparison else "",
-    })
-    if env.get("GITHUB_OUTPUT"):
-        ghoutputs.write_outputs(Path(env["GITHUB_OUTPUT"]), outputs)
-
-    counts = ", ".join(f"{c.by_severity[s]} {s}" for s in ("ERROR", "WARNING", "INFO"))
-    print(f"pg-ext-memcheck: {verdict.conclusion}: {c.findings} finding(s) ({counts}) from {c.violations} "
-          f"violation(s); {c.suppressed} suppressed; "
-          f"{c.workloads} workloads on {len(merged.present)} PostgreSQL version(s), "
-          f"{len(merged.missing)} missing (fail-on {fail_on})", file=out)
-    for reason in verdict.reasons:
-        print(f"  - {reason}", file=out)
-    if merged.rejected:
+    """The command with its environment passed in (tests pass a dict and a fast RetryPolicy): the settings,
+    the merged legs, then every renderer asked for and every publisher, in order."""
+    settings = Settings.from_args(args, env, retry)
+    report = Report.load(settings, out or sys.stdout, err or sys.stderr)
+    for renderer in RENDERERS:
+        path = settings.files.get(renderer.option)
+        if path is not None:
+            _write(path, renderer.render(report))
+            if renderer.output:
+                report.outputs[renderer.output] = str(path)
+    for publish in PUBLISHERS:
+        publish(report)
+    if report.merged.rejected:
         # The other legs are reported and published; the bad input still fails the command, by name.
-        raise UsageError("; ".join(strip_controls(leg.problem or "") for leg in merged.rejected))
-    if comment_failed is not None:
+        raise UsageError("; ".join(strip_controls(leg.problem or "") for leg in report.merged.rejected))
+    if report.comment_failed is not None:
         return 2  # the report is written; the comment, which was required or refused, is not
-    return 1 if verdict.failed else 0
+    return 1 if report.verdict.failed else 0
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,10 +11,10 @@ from types import FrameType
 from typing import Any, Dict, Iterator, List, Optional
 
 from reporter import baseinfo, build, defaults, exttree, gitrev, results, runner, sites, suppress
-from reporter.cli import UsageError
 from reporter.cluster import ClusterError
 from reporter.commands.build import load_config, pg_info
 from reporter.config import Config, ConfigError
+from reporter.errors import UsageError
 from reporter.merge import BASE_DIR
 
 RESULTS_FILE = "results.json"

@@ -230,10 +230,10 @@ class _Parser:
         if value == "null":
             return None
         if self.peek() == ("op", "("):
+            if value not in self.functions:  # before its arguments: hashFiles('x') is unknown, not malformed
+                raise ExpressionError(f"function {value}() is not supported by the harness ({self.text!r})")
             self.take("(")
             self.take(")")
-            if value not in self.functions:
-                raise ExpressionError(f"function {value}() is not supported by the harness ({self.text!r})")
             return self.functions[value]()
         if value not in self.contexts:
             raise ExpressionError(f"context {value!r} is not available here ({self.text!r})")

@@ -22,8 +22,12 @@ import pytest
 from fakegithub import FakeGitHub, FakeState
 from harness import REPO_ROOT, ActionResult, ActionRunner, default_pg_config, make_base_dir, pg_major
 
+from reporter import install
+from reporter.pgconfig import PgConfig
+
 # the same memcheck.yml and commits as the CLI's comparison tests
 from tests.integration.test_compare import CONFIG, git, set_default_bugs
+from tests.pginstall_copy import copy_installation
 
 PG_CONFIG = default_pg_config()
 MAJOR = pg_major(PG_CONFIG)
@@ -155,9 +159,10 @@ CASSERT = os.environ.get("PG_EXT_MEMCHECK_CASSERT_PG_CONFIG", "")
                     reason="no assertion-enabled PostgreSQL: set PG_EXT_MEMCHECK_CASSERT_PG_CONFIG "
                            "(.ci/setup.sh builds one)")
 def test_cassert_source_build_from_the_cache_finds_memory_corruption(action_copy: Path) -> None:
-    """cassert: true with install-method source: the build comes from the cache directory (a completed
-    install's stamp pointing at the assertion-enabled build), is saved to the actions/cache store by the first
-    job and restored by the second; the write past a chunk's end is a memory_corruption finding."""
+    """cassert: true with install-method source: the build comes from the cache directory (a completed install
+    where the source route keeps it: a copy of the assertion-enabled build and its stamp), is saved to the
+    actions/cache store by the first job and, gone from the disk, restored from that store by the second; the
+    write past a chunk's end is a memory_corruption finding in both."""
     major = pg_major(CASSERT)
     base = make_base_dir()
     try:
@@ -169,12 +174,16 @@ def test_cassert_source_build_from_the_cache_finds_memory_corruption(action_copy
             "extension: {path: ., name: buggy_pg_ext}\nsettings: {buggy_pg_ext.bugs: write_past_end}\n"
             "workloads:\n  - {name: select_one, sql: SELECT 1, iterations: 3}\n")
         cache = base / "pg-cache"
-        prefix = cache / "postgresql" / f"{major}-cassert"
-        prefix.mkdir(parents=True)
-        (prefix / ".pg-ext-memcheck-installed").write_text(json.dumps(
-            {"major": int(major), "version": major, "pg_config": CASSERT, "cassert": True}))
+        prefix = install.source_prefix(cache, int(major), cassert=True)
+        built = copy_installation(CASSERT, prefix / "build")
+        info = PgConfig.from_path(built)
+        (prefix / install.STAMP).write_text(json.dumps(
+            {"major": int(major), "version": info.version, "pg_config": built, "cassert": True,
+             "requires": [str(Path(info.bindir) / "postgres")]}))
         runs = []
         for n in (1, 2):
+            if n == 2:
+                shutil.rmtree(prefix)  # the second job's machine has no build: only the actions/cache store has it
             runs.append(ActionRunner(
                 base_dir=base / f"job-{n}", workspace=ws, action_path=action, run_id=f"70{n}", event_name="push",
                 cache_dir=base / "actions-cache", env={"PG_EXT_MEMCHECK_CACHE": str(cache)},
@@ -182,7 +191,9 @@ def test_cassert_source_build_from_the_cache_finds_memory_corruption(action_copy
                         "fail-on": "error"},
             ).run())
         first, second = runs
-        assert first.step("postgres").outputs["pg-config"] == CASSERT, first.log[-3000:]
+        assert first.step("postgres").outputs["pg-config"] == built, first.log[-3000:]
+        assert second.step("postgres").outputs["pg-config"] == built, second.log[-3000:]
+        assert install.read_stamp(prefix, int(major)) == built  # restored whole: the stamp and the build
         assert first.step("postgres-cache").outputs["cache-hit"] == "false"
         assert first.step("Save the PostgreSQL build").outcome == "success"
         assert second.step("postgres-cache").outputs["cache-hit"] == "true"

@@ -52,11 +52,11 @@ def test_evaluate(expr: str, expected: Any) -> None:
 
 
 def test_unknown_context_and_function_raise() -> None:
-    with pytest.raises(ExpressionError):
+    with pytest.raises(ExpressionError, match="context 'secrets' is not available here"):
         evaluate("secrets.X", CTX, OK)
-    with pytest.raises(ExpressionError):
+    with pytest.raises(ExpressionError, match=r"function hashFiles\(\) is not supported by the harness"):
         evaluate("hashFiles('x')", CTX, OK)
-    with pytest.raises(ExpressionError):
+    with pytest.raises(ExpressionError, match="expected a token at token 4"):
         evaluate("inputs.mode ==", CTX, OK)
 
 
@@ -76,5 +76,5 @@ def test_conditions_imply_success() -> None:
 def test_file_commands() -> None:
     text = "a=1\nb=x=y\nmulti<<EOF\nline 1\nline 2\nEOF\n\n"
     assert parse_file_commands(text) == {"a": "1", "b": "x=y", "multi": "line 1\nline 2"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="heredoc for 'm' has no closing 'EOF'"):
         parse_file_commands("m<<EOF\nno end\n")

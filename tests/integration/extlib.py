@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ import psycopg
 import pytest
 
 from reporter.cluster import Cluster
+from tests.waiting import poll, wait_until
 
 MEMCHECK = "pg_ext_memcheck"
 Row = Dict[str, Any]
@@ -100,14 +100,9 @@ READY = "database system is ready to accept connections"
 def wait_restarted(cluster: Cluster, offset: int) -> None:
     """After a backend crash the postmaster stops and restarts every process: a connection made before it got to
     it would work and the next one fail. Wait (bounded) for the log's "ready" after the crash, then connect."""
-    for attempt in range(600):
-        log = cluster.read_log(offset)
-        crash = CRASHED.search(log)
-        if crash is not None and READY in log[crash.end():]:
-            break
-        if crash is None and attempt >= 50:  # no crash logged: the connection was lost for another reason
-            break
-        time.sleep(0.1)
+    crash = poll(lambda: CRASHED.search(cluster.read_log(offset)), timeout_s=5)
+    if crash is not None:  # else no crash was logged: the connection was lost for another reason
+        wait_until(lambda: READY in cluster.read_log(offset)[crash.end():], "the postmaster's restart after a crash")
     cluster.wait_ready()
 
 

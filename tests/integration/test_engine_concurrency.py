@@ -10,12 +10,10 @@ from typing import Any, Dict
 import pytest
 
 from tests.integration.test_engine_run import example_doc, finish, start_run, workload, write_config
+from tests.lockstep import DEADLOCK
 
 pytestmark = pytest.mark.integration
 
-DEADLOCK = ("DO $$DECLARE s int := nextval('side') % 2; BEGIN"
-            " UPDATE d SET v = v + 1 WHERE id = 1 + s; PERFORM pg_sleep(0.2);"
-            " UPDATE d SET v = v + 1 WHERE id = 2 - s; END$$")
 
 
 @pytest.fixture(scope="module")

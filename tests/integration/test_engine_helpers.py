@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reporter import build, config, runner
+from reporter import build, config, ctxfilter, runner
 from reporter.pgconfig import PgConfig
 
 
@@ -27,21 +27,21 @@ def wl(**kw: object) -> config.Workload:
 
 
 def test_like_to_regex() -> None:
-    assert runner.like_to_regex("Buggy%").fullmatch("BuggyPlannerLeakCtx")
-    assert not runner.like_to_regex("Buggy%").fullmatch("MessageContext")
-    assert runner.like_to_regex("a_c").fullmatch("abc")
-    assert not runner.like_to_regex("a\\_c").fullmatch("abc")
-    assert runner.like_to_regex("a.c").fullmatch("a.c") and not runner.like_to_regex("a.c").fullmatch("abc")
+    assert ctxfilter.like_to_regex("Buggy%").fullmatch("BuggyPlannerLeakCtx")
+    assert not ctxfilter.like_to_regex("Buggy%").fullmatch("MessageContext")
+    assert ctxfilter.like_to_regex("a_c").fullmatch("abc")
+    assert not ctxfilter.like_to_regex("a\\_c").fullmatch("abc")
+    assert ctxfilter.like_to_regex("a.c").fullmatch("a.c") and not ctxfilter.like_to_regex("a.c").fullmatch("abc")
 
 
 def test_keep_violation_pattern_and_allowlist() -> None:
     top_alloc = {"context_name": "TopMemoryContext", "check_type": "wrong_ctx_alloc"}
     top_leak = {"context_name": "TopMemoryContext", "check_type": "context_leak"}
-    assert runner.keep_violation(top_alloc, wl())
-    assert not runner.keep_violation(top_alloc, wl(context_pattern="Buggy%"))
+    assert ctxfilter.keep_violation(top_alloc, wl())
+    assert not ctxfilter.keep_violation(top_alloc, wl(context_pattern="Buggy%"))
     allowed = wl(allowed_contexts=("TopMemoryContext",))
-    assert not runner.keep_violation(top_alloc, allowed)
-    assert runner.keep_violation(top_leak, allowed)  # allowed to allocate there, not to grow forever
+    assert not ctxfilter.keep_violation(top_alloc, allowed)
+    assert ctxfilter.keep_violation(top_leak, allowed)  # allowed to allocate there, not to grow forever
 
 
 def test_log_excerpt_picks_backend_and_crash_lines() -> None:

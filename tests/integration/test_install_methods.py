@@ -36,6 +36,15 @@ def pgdg_may_be_reachable() -> bool:
     return provision.pgdg_unavailable() is None
 
 
+# Where PGDG is reachable (GitHub's runners: .github/workflows/ci.yml) the PGDG route is tested for real and the
+# tests of `auto` without PGDG are skipped; where it is not (this project's machines: .ci/run) the reverse. Every
+# skip says which of the two runs it; in GitHub Actions the skips are also ::notice lines (tests/conftest.py).
+WITHOUT_PGDG = ("PGDG may be reachable from here ({why}): `auto` would install from it; this test runs where PGDG "
+                "is not reachable (.ci/run on the project's machines)")
+WITH_PGDG = ("PGDG is not reachable from here ({why}): the PGDG route is tested where it is (GitHub's runners, "
+             ".github/workflows/ci.yml)")
+
+
 @pytest.mark.parametrize("major,method", ROUTES, ids=[f"pg{m}-{how}" for m, how in ROUTES])
 def test_method_prints_a_pg_config_of_the_requested_major(major: int, method: str) -> None:
     result = cli([str(major), "--method", method])
@@ -49,16 +58,35 @@ def test_method_prints_a_pg_config_of_the_requested_major(major: int, method: st
     if method != "debian":
         assert Path(pg_config).is_relative_to(install.cache_dir() / "postgresql")  # cached outside the clone
         assert not Path(pg_config).is_relative_to(REPO_ROOT)
-    if not pgdg_may_be_reachable():
-        auto = cli([str(major)])
-        assert auto.returncode == 0, auto.stderr[-3000:]
-        assert auto.stdout.splitlines()[-1] == pg_config
+
+
+@pytest.mark.parametrize("major,method", ROUTES, ids=[f"pg{m}-{how}" for m, how in ROUTES])
+def test_auto_takes_the_machines_route(major: int, method: str) -> None:
+    if pgdg_may_be_reachable():
+        pytest.skip(WITHOUT_PGDG.format(why="its repository host answers"))
+    route = cli([str(major), "--method", method])
+    auto = cli([str(major)])
+    assert route.returncode == 0 and auto.returncode == 0, route.stderr[-3000:] + auto.stderr[-3000:]
+    assert auto.stdout.splitlines()[-1] == route.stdout.splitlines()[-1]
+
+
+def test_pgdg_route_installs_the_requested_major(pg_config: str) -> None:
+    """--method pgdg for real, for the major the tests run on (GitHub's runners installed it from PGDG already:
+    the script runs again and finds it)."""
+    why = provision.pgdg_unavailable()
+    if why is not None:
+        pytest.skip(WITH_PGDG.format(why=why))
+    major = PgConfig.from_path(pg_config).major
+    result = cli([str(major), "--method", "pgdg"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == f"/usr/lib/postgresql/{major}/bin/pg_config"
+    assert PgConfig.from_path(result.stdout.splitlines()[-1]).major == major
 
 
 @pytest.mark.parametrize("major", [14, 19])
 def test_auto_fails_at_once_for_a_major_without_a_route(major: int) -> None:
     if pgdg_may_be_reachable():
-        pytest.skip("PGDG may be reachable from here: auto would install from it")
+        pytest.skip(WITHOUT_PGDG.format(why="its repository host answers"))
     # an environment problem, not a finding: exit 2; the subprocess timeout catches an attempt at a long build
     result = cli([str(major)], timeout=120)
     assert result.returncode == 2, result.stderr

@@ -10,11 +10,9 @@ nothing is found at WARNING or above.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import psycopg
@@ -22,6 +20,8 @@ import pytest
 
 from reporter.cluster import Cluster
 from tests.integration.test_hooklib import LIB, LOAD_ORDERS, only, rows, session, severe, start_cluster, window
+from tests.lockstep import DEADLOCK, LOCK_HOLDER
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.all_majors]
 
@@ -200,13 +200,8 @@ def test_dsm_tracking_table(buggy: Cluster) -> None:
             conn.execute("SELECT ext_memcheck.track_dsm_handle(-1)")
     # the pinned mapping went away with the backend, and its row says so
     with buggy.connect() as conn:
-        for _ in range(100):
-            detached = conn.execute("SELECT detached FROM ext_memcheck.dsm_tracking() WHERE segid = %s",
-                                    [handle]).fetchone()
-            if detached is not None and detached[0]:
-                break
-            time.sleep(0.05)
-        assert detached == (True,)
+        wait_until(lambda: conn.execute("SELECT detached FROM ext_memcheck.dsm_tracking() WHERE segid = %s",
+                                        [handle]).fetchone() == (True,), "the exited backend's row to say detached")
         conn.execute("SELECT ext_memcheck.clear_dsm_tracking()")
         assert conn.execute("SELECT count(*) FROM ext_memcheck.dsm_tracking()").fetchone()[0] == 0
 
@@ -302,15 +297,11 @@ def test_worker_crash_the_server_could_not_survive_is_reported_on_the_next_call(
 
     caller = threading.Thread(target=run)
     caller.start()
-    pids: List[int] = []
     with buggy.connect() as conn:
-        for _ in range(200):
-            pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                               " WHERE backend_type = 'pg_ext_memcheck worker'")]
-            if len(pids) == 2:
-                break
-            time.sleep(0.05)
-    assert len(pids) == 2
+        pids: List[int] = wait_until(
+            lambda: len(found := [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = "
+                                                             "'pg_ext_memcheck worker'")]) == 2 and found,
+            "the two concurrent_backends workers")
     os.kill(pids[0], signal.SIGKILL)
     caller.join(timeout=60)
     assert not caller.is_alive() and errors and isinstance(errors[0], psycopg.OperationalError)
@@ -358,17 +349,14 @@ def test_concurrent_backends_catch_a_crash(buggy: Cluster) -> None:
 
 
 def test_concurrent_backends_deadlocks_and_lock_timeouts(buggy: Cluster) -> None:
-    deadlock = ("DO $$DECLARE s int := nextval('side') % 2; BEGIN"
-                " UPDATE d SET v = v + 1 WHERE id = 1 + s; PERFORM pg_sleep(0.2);"
-                " UPDATE d SET v = v + 1 WHERE id = 2 - s; END$$")
     result, found = windowed(buggy, "", "SELECT ext_memcheck.run_scenario('concurrent_backends', workers => 4,"
-                                        " iterations => 4, workload => %s)", deadlock)
+                                        " iterations => 4, workload => %s)", DEADLOCK)
     assert sum(b["deadlocks"] for b in result["backends"]) >= 1, result
     hits = only(found, check_type="concurrency_error", context_name="deadlock")
     assert len(hits) == 1 and hits[0]["severity"] == "WARNING"
     result, found = windowed(buggy, "", "SELECT ext_memcheck.run_scenario('concurrent_backends', workers => 3,"
                                         " iterations => 2, options => '{\"lock_timeout_ms\": 50}',"
-                                        " workload => 'UPDATE d SET v = v + 1 WHERE id = 1; SELECT pg_sleep(0.3)')")
+                                        " workload => %s)", LOCK_HOLDER)
     assert result["lock_timeout_ms"] == 50 and sum(b["lock_timeouts"] for b in result["backends"]) >= 1
     hits = only(found, check_type="concurrency_error", context_name="lock timeout")
     assert len(hits) == 1 and hits[0]["severity"] == "WARNING"
@@ -490,7 +478,8 @@ def test_bloat_min_bytes_is_superuser_only_and_watched(buggy: Cluster) -> None:
         conn.execute("SET pg_ext_memcheck.bloat_min_bytes = 0")
         conn.execute("DROP ROLE IF EXISTS mc_plain; CREATE ROLE mc_plain LOGIN")
     with buggy.connect(user="mc_plain") as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match='permission denied to set parameter "pg_ext_memcheck.bloat_min_bytes"'):
             conn.execute("SET pg_ext_memcheck.bloat_min_bytes = 1000000000")
     found = window(buggy, ["SET pg_ext_memcheck.bloat_min_bytes = 1000000"], bugs="")
     changed = only(found, check_type="settings_changed", context_name="pg_ext_memcheck.bloat_min_bytes")
@@ -659,5 +648,6 @@ def test_results_are_json(buggy: Cluster) -> None:
     with session(buggy, "") as conn:
         for sql in NEW_SCENARIOS[:2]:
             result = scenario(conn, sql)
+            assert isinstance(result, dict)  # one JSON object (psycopg decoded the jsonb)
             assert {"scenario", "iterations", "errors", "transaction", "findings", "verdict"} <= set(result)
-            json.dumps(result)
+            assert isinstance(result["findings"], list) and isinstance(result["iterations"], int)

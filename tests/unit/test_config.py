@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -22,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def errors_of(path: Path) -> list:
-    with pytest.raises(config.ConfigError) as info:
+    with pytest.raises(config.ConfigError, match=re.escape(str(path))) as info:  # every error names the file
         config.load(path)
     return info.value.errors
 

@@ -276,8 +276,8 @@ def test_by_workload_slices() -> None:
     found = build([leg(15, [row(severity="INFO")], [row(severity="ERROR")]), leg(18, [row()])])
     slices = findings.by_workload(found)
     assert set(slices) == {(15, "w0"), (15, "w1"), (18, "w0")}
-    assert findings.slice_severity(slices[(15, "w1")][0][1]) == "ERROR"
-    assert findings.slice_severity(slices[(15, "w0")][0][1]) == "INFO"
+    assert [e.row["severity"] for e in slices[(15, "w1")][0][1]] == ["ERROR"]
+    assert [e.row["severity"] for e in slices[(15, "w0")][0][1]] == ["INFO"]
     assert one(found).severity_on(18) == "INFO" and one(found).severity_on(16) is None
 
 

@@ -121,7 +121,7 @@ def test_degrades_on_missing_pr_or_no_pr_or_no_client(server: FakeGitHub) -> Non
 
 
 def test_body_over_the_limit_is_refused_by_server_and_degrades(server: FakeGitHub) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"comment body of \d+ characters exceeds 65536"):
         sticky.upsert(client(server), 42, KEY, (1, 1), "x" * 70_000, BOT)
     gh = client(server)
     with pytest.raises(BodyTooLong, match="maximum is 65536"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -12,7 +13,7 @@ import pytest
 
 from reporter import inputs
 from reporter.commands import validate_inputs
-from reporter.ghoutputs import parse_outputs
+from tests.action.harness import parse_file_commands
 
 DEFAULTS: Dict[str, str] = {
     "postgres-version": "", "extension-path": "", "config": "", "install-method": "pgdg", "pg-config": "",
@@ -47,8 +48,9 @@ def plan(workspace: Path, event: Optional[Dict[str, Any]] = None, env: Optional[
     return inputs.plan(merged, environ, event or {}, workspace)
 
 
-def problems(workspace: Path, **values: str) -> str:
-    with pytest.raises(inputs.Problems) as exc:
+def problems(workspace: Path, expected: str, **values: str) -> str:
+    """Every problem plan() reports for these inputs; one of them says `expected`."""
+    with pytest.raises(inputs.Problems, match=re.escape(expected)) as exc:
         plan(workspace, **values)
     return "\n".join(exc.value.messages)
 
@@ -83,19 +85,18 @@ def problems(workspace: Path, **values: str) -> str:
     ({"comment": "always", "has_token": ""}, "comment: always needs github-token"),
 ])
 def test_each_mistake_is_named(workspace: Path, values: Dict[str, str], message: str) -> None:
-    assert message in problems(workspace, **values)
+    problems(workspace, message, **values)
 
 
 def test_every_mistake_is_reported_at_once(workspace: Path) -> None:
-    text = problems(workspace, mode="x", comment="y", fail_on="z", compare="-x")
+    text = problems(workspace, "mode must", mode="x", comment="y", fail_on="z", compare="-x")
     for name in ("mode must", "comment must", "fail-on must", "compare must"):
         assert name in text
 
 
 def test_the_workflow_name_as_default_key_is_checked_too(workspace: Path) -> None:
-    with pytest.raises(inputs.Problems) as exc:
+    with pytest.raises(inputs.Problems, match="the workflow name 'CI -- memcheck' is not: set comment-key"):
         plan(workspace, env={"GITHUB_WORKFLOW": "CI -- memcheck"})
-    assert "the workflow name 'CI -- memcheck' is not: set comment-key" in exc.value.messages[0]
 
 
 def test_pull_request_compares_with_its_base(workspace: Path) -> None:
@@ -125,24 +126,22 @@ def test_configuration_memcheck_yml_or_the_regression_suite(workspace: Path) -> 
 def test_no_config_and_no_makefile_is_refused(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
-    with pytest.raises(inputs.Problems) as exc:
+    with pytest.raises(inputs.Problems, match="no memcheck.yml in the workspace") as exc:
         plan(ws)
-    assert "no memcheck.yml in the workspace" in exc.value.messages[0]
     assert f"not a PGXS extension: {ws} is empty" in exc.value.messages[0]
     (ws / "CMakeLists.txt").write_text("project(x)\n")
-    with pytest.raises(inputs.Problems) as exc:
+    with pytest.raises(inputs.Problems, match=re.escape(f"{ws} is a CMake project (CMakeLists.txt), not a PGXS "
+                                                        "extension")):
         plan(ws)
-    assert f"{ws} is a CMake project (CMakeLists.txt), not a PGXS extension" in exc.value.messages[0]
 
 
 def test_install_method_none_takes_major_and_cassert_from_pg_config(workspace: Path, tmp_path: Path) -> None:
     plain = fake_pg_config(tmp_path)
     p = plan(workspace, install_method="none", pg_config=plain, postgres_version="")
     assert p.major == "16" and p.leg == "memcheck-pg16" and p.pg_config == str(Path(plain).resolve())
-    assert "is PostgreSQL 16, not postgres-version 17" in problems(workspace, install_method="none",
-                                                                    pg_config=plain)
-    assert "without --enable-cassert" in problems(workspace, install_method="none", pg_config=plain,
-                                                  postgres_version="", cassert="true")
+    problems(workspace, "is PostgreSQL 16, not postgres-version 17", install_method="none", pg_config=plain)
+    problems(workspace, "without --enable-cassert", install_method="none", pg_config=plain, postgres_version="",
+             cassert="true")
     (tmp_path / "c").mkdir()
     asserting = fake_pg_config(tmp_path / "c", configure="'--enable-cassert' '--enable-debug'")
     assert plan(workspace, install_method="none", pg_config=asserting, postgres_version="",
@@ -172,9 +171,8 @@ def test_workflow_run_publisher_downloads_the_triggering_run(workspace: Path) ->
     env = {"GITHUB_EVENT_NAME": "workflow_run"}
     p = plan(workspace, event={"workflow_run": {"id": 77}}, env=env, mode="publish")
     assert p.download_run_id == "77"
-    with pytest.raises(inputs.Problems) as exc:
+    with pytest.raises(inputs.Problems, match="carries no numeric workflow_run.id"):
         plan(workspace, event={"workflow_run": {"id": "7; echo"}}, env=env, mode="publish")
-    assert "carries no numeric workflow_run.id" in exc.value.messages[0]
 
 
 def test_the_command_writes_outputs_or_errors(workspace: Path, tmp_path: Path,
@@ -188,7 +186,7 @@ def test_the_command_writes_outputs_or_errors(workspace: Path, tmp_path: Path,
                GITHUB_EVENT_NAME="pull_request", GITHUB_WORKSPACE=str(workspace),
                RUNNER_TEMP=str(tmp_path / "rt"), GITHUB_JOB="j")
     assert validate_inputs.run(env) == 0
-    values = parse_outputs(out.read_text())
+    values = parse_file_commands(out.read_text())
     assert values["compare"] == BASE_SHA and values["leg"] == "j-pg15" and values["run"] == "true"
     assert set(values) == {k.replace("_", "-") for k in inputs.Plan.__dataclass_fields__}
     tmp = Path(values["root"]) / "tmp"

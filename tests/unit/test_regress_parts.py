@@ -3,6 +3,7 @@ launcher's command lines (tests/integration/test_regress.py runs it for real).""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -34,7 +35,7 @@ def load(tmp_path: Path, text: str) -> config.Config:
 
 
 def errors(tmp_path: Path, text: str) -> List[str]:
-    with pytest.raises(config.ConfigError) as exc:
+    with pytest.raises(config.ConfigError, match=re.escape(str(tmp_path / "memcheck.yml"))) as exc:
         load(tmp_path, text)
     return exc.value.errors
 
@@ -77,9 +78,9 @@ def test_default_configuration_is_a_memcheck_yml(tmp_path: Path) -> None:
 
 
 def test_no_makefile_no_default(tmp_path: Path) -> None:
-    with pytest.raises(config.ConfigError) as exc:
+    with pytest.raises(config.ConfigError,
+                       match=re.escape(f"no memcheck.yml, and not a PGXS extension: {tmp_path.resolve()} is empty")):
         defaults.for_directory(tmp_path, "/nonexistent/pg_config")
-    assert f"no memcheck.yml, and not a PGXS extension: {tmp_path.resolve()} is empty" in exc.value.errors[0]
 
 
 def test_split_diffs_by_test() -> None:
@@ -187,8 +188,8 @@ def test_ticker_numbers_tests_across_the_suite(tmp_path: Path) -> None:
 
 
 def test_launcher_command_lines() -> None:
-    assert regress_launch.test_name({"PGAPPNAME": "pg_regress/companies"}) == "companies"
-    assert regress_launch.test_name({"PGAPPNAME": "pg_regress"}) is None  # pg_regress's own commands
+    assert regress_launch.test_of({"PGAPPNAME": "pg_regress/companies"}) == ("companies", "pg_regress")
+    assert regress_launch.test_of({"PGAPPNAME": "pg_regress"}) is None  # pg_regress's own commands
     assert regress_launch.test_of({"PGAPPNAME": "isolation/locks"}) == ("locks", "pg_isolation_regress")
     assert regress_launch.database_of(["dbname=isolation_regression"]) == "isolation_regression"
     assert regress_launch.isolation_repeat_command("/bin/isolationtester", ["dbname=isolation_regression"]) == [

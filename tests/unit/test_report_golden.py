@@ -1,5 +1,7 @@
-"""Golden files of every renderer (terminal, job summary, PR comment, JUnit) for several of the example's bug sets,
-including a two-major matrix, from hand-written schema-2 legs (tests/fixtures/example_legs.py).
+"""Golden files of every renderer (terminal, job summary, PR comment, JUnit, SARIF, JSON summary) for several of
+the example's bug sets: a two-major matrix and others from hand-written schema-2 legs (tests/fixtures/example_legs.py),
+and one leg captured from a real comparison run (tests/fixtures/legs/compare_pg15: what the C library and the runner
+really write, sites and all).
 
 Regenerate with PG_EXT_MEMCHECK_UPDATE_GOLDEN=1 and review the diff.
 """
@@ -7,6 +9,7 @@ Regenerate with PG_EXT_MEMCHECK_UPDATE_GOLDEN=1 and review the diff.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import sys
@@ -75,6 +78,15 @@ def check_golden(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no golden file {path}: generate with PG_EXT_MEMCHECK_UPDATE_GOLDEN=1, review it"
     assert text == path.read_text(encoding="utf-8")
+
+
+def test_a_golden_bug_set_comes_from_a_real_run() -> None:
+    """Hand-written legs alone could drift from what a run writes: the compare set is a captured run's."""
+    (leg,) = BUG_SETS["compare"]
+    assert (LEGS / leg / "README.md").read_text(encoding="utf-8").startswith("A real comparison run")
+    doc = json.loads((LEGS / leg / "results.json").read_text(encoding="utf-8"))
+    rows = [v for w in doc["workloads"] for v in w["violations"]]
+    assert rows and all(v["finding_id"] and v["sites"] for v in rows if v["check_type"] == "context_leak")
 
 
 @pytest.mark.parametrize("bug_set", sorted(BUG_SETS))

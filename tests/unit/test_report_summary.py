@@ -16,6 +16,7 @@ from reporter.results import load
 from reporter.summary import FAILURE, SUCCESS, conclude, count
 from reporter.terminal import render_terminal
 from reporter.text import format_bytes
+from tests.action.harness import parse_file_commands
 
 LEGS = Path(__file__).resolve().parents[1] / "fixtures" / "legs"
 
@@ -177,7 +178,7 @@ def test_outputs_are_heredoc_safe(tmp_path: Path) -> None:
     out.write_text("earlier=1\n")
     hostile = "x\nconclusion=success\nEOF\nghadelimiter_"
     ghoutputs.write_outputs(out, {"conclusion": "failure", "markdown-path": hostile, "comment-url": None})
-    parsed = ghoutputs.parse_outputs(out.read_text())
+    parsed = parse_file_commands(out.read_text())
     assert parsed == {"earlier": "1", "conclusion": "failure", "markdown-path": hostile, "comment-url": ""}
 
 

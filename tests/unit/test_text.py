@@ -11,7 +11,6 @@ from reporter.text import (
     display_width,
     fit,
     format_bytes,
-    format_count,
     format_rate,
     plural,
     sparkline,
@@ -57,7 +56,6 @@ def test_format_bytes_and_rates_name_their_unit() -> None:
     assert format_rate({"bytes": 8208, "unit": "statement"}) == "8.0 KiB/statement"
     assert format_rate({"bytes": 70, "unit": "row"}) == "70 B/row"
     assert format_rate(None) == "-"
-    assert format_count(1234567) == "1,234,567"
     assert plural(1, "time") == "1 time" and plural(2000, "row") == "2,000 rows"
 
 

@@ -117,3 +117,67 @@ def test_readme_has_what_to_do_for_every_check_type() -> None:
         section = readme.split(f"#### {check}\n", 1)[1].split("\n#### ", 1)[0]
         assert "What to do" in section, check
     assert describe.advice_url("context_leak").endswith("README.md#context_leak")
+
+
+# ---- the vocabularies where the docs spell them out -------------------------------------------------------
+
+INTERFACES = ROOT / "docs" / "interfaces.md"
+
+
+def readme_column_words(column: str) -> list:
+    """The words the README's violation_log paragraph gives a column: "`column` (`a`, `b`, ...)"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = readme.split("`ext_memcheck.violation_log` has these columns:", 1)[1].split("\n\n", 1)[0]
+    found = re.search(rf"`{column}`\s+\(([^)]*)\)", paragraph)
+    assert found, f"the README's violation_log paragraph gives no values for {column}"
+    return re.findall(r"`([^`]+)`", found.group(1))
+
+
+@pytest.mark.parametrize("column, words", [
+    ("check_type", vocab.CHECK_TYPES), ("severity", vocab.SEVERITIES), ("phase", vocab.PHASES),
+    ("lifetime", vocab.LIFETIMES), ("verdict", vocab.VERDICTS), ("rate_unit", vocab.RATE_UNITS),
+])
+def test_readme_violation_log_columns_name_each_vocabulary(column: str, words: Tuple[str, ...]) -> None:
+    assert readme_column_words(column) == list(words)
+
+
+def interfaces_row(column: str) -> str:
+    row = re.search(rf"^\| {column} \| [^|]+ \| (.*) \|$", INTERFACES.read_text(encoding="utf-8"), re.M)
+    assert row, f"docs/interfaces.md has no violation_log row for {column}"
+    return row.group(1)
+
+
+@pytest.mark.parametrize("column, words", [
+    ("severity", vocab.SEVERITIES), ("phase", vocab.PHASES), ("lifetime", vocab.LIFETIMES),
+    ("verdict", vocab.VERDICTS), ("rate_bytes, rate_unit", vocab.RATE_UNITS),
+])
+def test_interfaces_violation_log_table_names_each_vocabulary(column: str, words: Tuple[str, ...]) -> None:
+    cell = re.sub(r"\([^)]*\)", "", interfaces_row(column)).replace("bytes per ", "")
+    assert [w for w in re.split(r",\s*|\s+or\s+", cell.strip()) if w] == list(words)
+
+
+def test_interfaces_results_rate_units_and_install_methods() -> None:
+    text = INTERFACES.read_text(encoding="utf-8")
+    rate = re.search(r'^\| `rate` \| `\{"bytes": number, "unit": (.*?)\}`', text, re.M)
+    assert rate and re.findall(r'"(\w+)"', rate.group(1)) == list(vocab.RATE_UNITS)
+    method = re.search(r"install-postgres VERSION \[--method ([\w|]+)\]", text)
+    assert method and tuple(method.group(1).split("|")) == vocab.INSTALL_METHODS
+
+
+def test_readme_lists_every_scenario() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("The scenarios:\n", 1)[1].split("\n\n", 1)[0]
+    assert sorted(re.findall(r"^\| `(\w+)` \|", table, re.M)) == sorted(vocab.SCENARIOS)
+    example = re.search(r"^ +scenario: (\w+) +# or ([^\n]*\n[^\n]*)", readme, re.M)
+    assert example, "the memcheck.yml reference lost its scenario line"
+    named = {example.group(1), *re.findall(r"[a-z]+(?:_[a-z]+)+", example.group(2))}
+    assert set(vocab.SCENARIOS) <= named
+
+
+def test_python_spells_only_phases_of_the_vocabulary() -> None:
+    """The reporter writes a phase itself for rows it makes (a crash, a changed setting): only vocabulary words."""
+    assert vocab.PHASE_SCENARIO in vocab.PHASES
+    spelled = set()
+    for path in (ROOT / "reporter").rglob("*.py"):
+        spelled |= set(re.findall(r'"phase"\)?\s*(?::|==|!=)\s*"(\w+)"', path.read_text(encoding="utf-8")))
+    assert spelled and spelled <= set(vocab.PHASES), spelled - set(vocab.PHASES)
