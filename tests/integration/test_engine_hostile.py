@@ -238,3 +238,26 @@ def pg_version(pg_config: str) -> str:
     from reporter.pgconfig import PgConfig
 
     return PgConfig.from_path(pg_config).version
+
+
+def test_a_regression_test_that_replaces_end_is_an_error(installed_pg_config: str, tmp_path: Path) -> None:
+    """The same attack from a test file of the extension's own suite (`make installcheck` as the workload):
+    which file did it is not known, so every test of the suite is an error, and the API is restored."""
+    from tests.integration.test_regress import example_without_config
+
+    ext = example_without_config(tmp_path / "buggy_pg_ext")
+    # the tests run in a database of their own: the runner reads findings in `postgres`, so the attack goes there
+    (ext / "sql" / "tamper.sql").write_text("\\c postgres\n" + FAKE_END + ";\n")
+    makefile = ext / "Makefile"
+    makefile.write_text(makefile.read_text().replace("REGRESS = setup companies per_row",
+                                                     "REGRESS = setup companies per_row tamper"))
+    proc = subprocess.run([*CLI, "check", "--pg-config", installed_pg_config, "--output", str(tmp_path / "out")],
+                          cwd=ext, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    doc = results.load(tmp_path / "out")
+    assert [w["name"] for w in doc["workloads"]] == ["setup", "companies", "per_row", "tamper"]
+    for w in doc["workloads"]:
+        assert w["status"] in ("error", "failed"), w  # tamper has no expected output: failed, and said why
+        assert ("the regression suite changed pg_ext_memcheck's SQL API (replaced function ext_memcheck.\"end\"())"
+                in w["error"]["message"]), w["error"]
