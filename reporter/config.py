@@ -313,7 +313,6 @@ def load(path: Union[str, Path], text: str | None = None) -> Config:
     node = _compose(text, source)
     if node is None:
         raise ConfigError([f"{source}:1: the file is empty (it needs at least 'workloads')"])
-    _check_workload_count(node, source)
     try:
         data = _Loader("").construct_document(node)
     except yaml.YAMLError as exc:  # a tag the safe loader has no constructor for: !custom, !!python/...
@@ -351,8 +350,10 @@ def _compose(text: str, source: str) -> yaml.Node | None:
     """The document's node graph. Aliases are refused: memcheck.yml does not need them, and a few nested
     aliases expand to billions of nodes (the 'billion laughs' attack)."""
     depth = 0
+    workloads = _WorkloadCounter(source)
     try:
         for event in yaml.parse(text, Loader=_Loader):
+            workloads.see(event, depth)
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:  # PyYAML's scanner slows down quadratically with depth
@@ -383,16 +384,36 @@ def max_workloads() -> int:
     return int(schema()["properties"]["workloads"]["maxItems"])
 
 
-def _check_workload_count(node: yaml.Node, source: str) -> None:
-    """Refuse too many workloads before anything is built from them (the schema's own message would quote the
-    whole list)."""
-    if not isinstance(node, yaml.MappingNode):
-        return
-    for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "workloads" and isinstance(value, yaml.SequenceNode):
-            if len(value.value) > max_workloads():
-                raise ConfigError([f"{source}:{key.start_mark.line + 1}: workloads: {len(value.value):,} workloads, "
-                                   f"at most {max_workloads():,}: split the configuration into several runs"])
+class _WorkloadCounter:
+    """Counts the items of the top-level `workloads` list while the YAML is parsed, and stops the parse at the
+    first one too many: a file of tens of thousands of workloads is refused in a moment, before it is built
+    into nodes (which takes minutes and hundreds of MB), and without the schema's message quoting the list."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.limit = max_workloads()
+        self.expect_key = True  # in the top-level mapping: the next node is a key (else its value)
+        self.key: object = None
+        self.inside = False  # in the workloads sequence
+        self.count = 0
+
+    def see(self, event: yaml.Event, depth: int) -> None:
+        """`depth`: collections open before this event."""
+        node = isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent, yaml.AliasEvent))
+        if node and depth == 1:
+            if self.expect_key:
+                self.key = event.value if isinstance(event, yaml.ScalarEvent) else None
+            else:
+                self.inside = self.key == "workloads" and isinstance(event, yaml.SequenceStartEvent)
+            self.expect_key = not self.expect_key
+        elif node and depth == 2 and self.inside:
+            self.count += 1
+            if self.count > self.limit:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise ConfigError([f"{self.source}:{line}: workloads: more than {self.limit:,} workloads (this is "
+                                   f"number {self.count:,}): split the configuration into several runs"])
+        elif isinstance(event, yaml.CollectionEndEvent) and depth == 2:
+            self.inside = False
 
 
 def _yaml_error_text(exc: yaml.YAMLError) -> str:

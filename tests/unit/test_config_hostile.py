@@ -107,8 +107,20 @@ def test_too_many_workloads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert limit == 1000
     text = "workloads:\n" + "".join(f"  - {{name: w{i}, sql: SELECT 1}}\n" for i in range(limit + 1))
     lines = run(tmp_path, text, capsys)
-    assert lines == [f"{tmp_path / 'memcheck.yml'}:1: workloads: 1,001 workloads, at most 1,000: split the "
-                     "configuration into several runs"]
+    assert lines == [f"{tmp_path / 'memcheck.yml'}:1002: workloads: more than 1,000 workloads (this is number "
+                     "1,001): split the configuration into several runs"]
+
+
+def test_tens_of_thousands_of_workloads_are_refused_at_once(tmp_path: Path) -> None:
+    """The probe: 36,000 workloads in a file just under the size cap. Building them into YAML nodes took
+    minutes and hundreds of MB; the parse now stops at the first one too many, and the message says where (no
+    time is asserted: the line number shows where it stopped)."""
+    path = tmp_path / "memcheck.yml"
+    path.write_text("workloads:\n" + "".join(f"  - {{name: w{i}, sql: S}}\n" for i in range(36000)))
+    assert path.stat().st_size < config.MAX_CONFIG_BYTES
+    with pytest.raises(config.ConfigError, match=r":1002: workloads: more than 1,000 workloads \(this is number "
+                                                 r"1,001\)"):
+        config.load(path)
 
 
 def test_the_most_workloads_load(tmp_path: Path) -> None:
