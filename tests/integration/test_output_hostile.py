@@ -63,30 +63,35 @@ def test_a_planted_link_is_not_followed(installed_pg_config: str, tmp_path: Path
     assert not (out / "server.log").is_symlink() and (out / "server.log").stat().st_size > 0
 
 
-def test_two_runs_into_one_output(installed_pg_config: str, tmp_path: Path) -> None:
+def test_two_runs_into_one_output(installed_pg_config: str, tmp_path: Path, shared_tmp: Path) -> None:
     out = tmp_path / "out"
-    first = subprocess.Popen(
-        run_cmd(write_config(tmp_path / "a", {"workloads": [{"name": "slow", "sql": "SELECT pg_sleep(3)"}]}),
-                installed_pg_config, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    go = shared_tmp.parent / "go"  # the first run's workload waits for this file (the server user can see it)
+    waits = {"workloads": [{"name": "waits", "sql": f"COPY (SELECT 1) TO PROGRAM 'while [ ! -e {go} ]; do sleep "
+                                                    f"0.1; done; cat > /dev/null'"}]}
+    first = subprocess.Popen(run_cmd(write_config(tmp_path / "a", waits), installed_pg_config, out),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert first.stderr is not None
         seen = []
         for line in first.stderr:  # it holds the directory from its start; wait until it really runs
             seen.append(line)
-            if "[1/1] slow" in line:
+            if "[1/1] waits" in line:
                 break
         second = subprocess.run(
             run_cmd(write_config(tmp_path / "b", {"workloads": [{"name": "other", "sql": "SELECT 1"}]}),
                     installed_pg_config, out), capture_output=True, text=True, timeout=300)
+        go.touch()
         rest = first.communicate(timeout=300)[1]
     finally:
+        go.touch()
         if first.poll() is None:
             first.kill()
     assert second.returncode == 2, second.stderr
     assert (f"pg-ext-memcheck: error: --output {out}: in use: another process is writing its results there: wait "
             "for that run to finish, or give this one another --output") in second.stderr
     assert first.returncode == 0, "".join(seen) + rest
-    assert [w["name"] for w in results.load(out)["workloads"]] == ["slow"]  # the first run's, whole
+    found = results.load(out)  # the first run's, whole
+    assert [(w["name"], w["status"]) for w in found["workloads"]] == [("waits", "passed")]
 
 
 def test_a_disk_that_fills_up_during_the_run(installed_pg_config: str, tmp_path: Path, shared_tmp: Path) -> None:
