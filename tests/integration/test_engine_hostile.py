@@ -91,7 +91,7 @@ def hostile_doc() -> Dict[str, Any]:
              "sql": "SELECT set_config('buggy_pg_ext.bugs', 'crash', false)"},
             # item 6: ctx_bloat silenced for the rest of the run, unless it is said
             {"name": "alter_system", "sql": "ALTER SYSTEM SET pg_ext_memcheck.bloat_min_bytes = 1000000000"},
-            {"name": "reload", "sql": "SELECT pg_reload_conf(); SELECT pg_sleep(0.2)"},
+            {"name": "reload", "sql": "SELECT pg_reload_conf()"},
             {"name": "later", "scenario": "growth_benchmark", "iterations": 100, "sql": "SELECT 1"},
             {"name": "much_later", "sql": "SELECT 1", "iterations": 3, "mode": "executor"},
         ],
@@ -166,7 +166,8 @@ def test_alter_system_is_reported_in_every_later_window(hostile: Dict[str, Any])
     for name in before:
         assert not [v for v in checks(workload(hostile, name), "settings_changed")
                     if "bloat_min_bytes" in v["detail"]], name
-    for name in ("reload", "later", "much_later"):
+    # (the reloading workload's own session may see the new value only after its window: not asserted)
+    for name in ("later", "much_later"):
         said = [v for v in checks(workload(hostile, name), "settings_changed")
                 if "pg_ext_memcheck.bloat_min_bytes = 1000000000 (the run started with 16384; ALTER SYSTEM put it "
                    "in postgresql.auto.conf)" in v["detail"]]
