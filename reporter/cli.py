@@ -45,6 +45,7 @@ def _known_errors() -> tuple:
     from reporter.build import BuildError
     from reporter.cluster import ClusterError
     from reporter.config import ConfigError
+    from reporter.files import FileProblem
     from reporter.github import GitHubError
     from reporter.install import InstallError
     from reporter.merge import MergeError
@@ -52,7 +53,7 @@ def _known_errors() -> tuple:
     from reporter.results import ResultsError
 
     return (UsageError, ConfigError, BuildError, ClusterError, ResultsError, MergeError, InstallError,
-            PgConfigError, GitHubError, OSError)
+            PgConfigError, GitHubError, FileProblem, OSError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

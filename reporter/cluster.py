@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -32,6 +34,19 @@ class ClusterError(Exception):
     """The cluster could not be created, started or reached; the message carries the server-log tail."""
 
 
+class BackendsCrash(ClusterError):
+    """The server runs, but every new session's first query crashes its backend (a preloaded library that
+    crashes every backend): the message quotes the crash from the server log."""
+
+
+# A connection counts as crashed when the server log reports a backend killed by a signal meanwhile; this many in
+# a row while waiting for the server means every connection crashes.
+CRASHES_BEFORE_GIVING_UP = 3
+_CRASH_LINES = ("terminated by signal", "was terminated by exception", "Failed process was running")
+# conf_problems asks the server again after leaving out the parameters it does not know, at most this often.
+_CONF_CHECK_ROUNDS = 4
+
+
 def order_preload(libraries: Sequence[str]) -> List[str]:
     """The libraries in the order given, empty names and duplicates dropped. The hook library measures in any
     position, so its place is the caller's choice."""
@@ -43,6 +58,39 @@ def conf_quote(value: object) -> str:
     if isinstance(value, bool):
         value = "on" if value else "off"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _server_messages(stderr: str) -> List[str]:
+    """The server's messages in its stderr, without the log-line prefix; DETAIL and HINT joined to theirs, and
+    the closing "configuration file ... contains errors" left out."""
+    messages: List[str] = []
+    for line in stderr.splitlines():
+        level = next((lv for lv in ("LOG:  ", "FATAL:  ", "ERROR:  ", "DETAIL:  ", "HINT:  ") if lv in line), None)
+        if level is None:
+            continue
+        text = line.split(level, 1)[1].strip()
+        if level == "FATAL:  " and "contains errors" in text:
+            continue
+        if level in ("DETAIL:  ", "HINT:  ") and messages:
+            messages[-1] += f" ({text})"
+        else:
+            messages.append(text)
+    return messages
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a postmaster reparented to a PID 1 that does not reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _user_exists(name: str) -> bool:
@@ -95,6 +143,7 @@ class Cluster:
         self.log_path = self.workdir / "server.log"
         self.running = False
         self._initialised = False
+        self.last_postmaster_pid: int | None = None  # of the server started last (it may be gone)
         # The postgresql.conf line of each setting we wrote (pg_settings.sourceline says which one took).
         self.conf_lines: Dict[str, int] = {}
 
@@ -195,6 +244,41 @@ class Cluster:
         with open(conf, "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
 
+    def conf_problems(self) -> List[str]:
+        """What PostgreSQL itself says about postgresql.conf before it starts (`postgres -C`, which reads the
+        configuration and exits): invalid values and parameters this major lacks, one message each, naming the
+        parameter; empty when it has nothing to say. The server stops at unknown parameters before it checks
+        values, so those lines are left out of a scratch copy and it is asked again. Placeholders of libraries
+        not loaded yet (`a_lib.x`) are checked after start."""
+        if not self._initialised:
+            raise ClusterError("conf_problems() before init()")
+        lines = (self.data_dir / "postgresql.conf").read_text(encoding="utf-8").splitlines()
+        scratch = self.workdir / "postgresql.check.conf"
+        messages: List[str] = []
+        for _ in range(_CONF_CHECK_ROUNDS):
+            scratch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            if self.run_as is not None:
+                entry = pwd.getpwnam(self.run_as)
+                os.chown(scratch, entry.pw_uid, entry.pw_gid)
+            proc = subprocess.run(
+                self._as_server_user([str(self.bindir / "postgres"), "-D", str(self.data_dir),
+                                      "-c", f"config_file={scratch}", "-C", "work_mem"]),
+                capture_output=True, text=True, cwd=self.workdir, timeout=60,
+            )
+            if proc.returncode == 0:
+                break
+            found = _server_messages(proc.stderr)
+            messages += [re.sub(r' in file "[^"]*" line \d+', "", m) for m in found]
+            unknown = [int(m.group(1)) for m in (re.search(r'unrecognized configuration parameter ".*" in file '
+                                                           r'"[^"]*" line (\d+)', t) for t in found) if m]
+            if not found or not unknown:
+                messages = messages or [proc.stderr.strip() or f"postgres -C exited with status {proc.returncode}"]
+                break
+            for number in unknown:
+                lines[number - 1] = ""
+        scratch.unlink(missing_ok=True)
+        return messages
+
     def start(self, timeout: float = 60) -> None:
         if not self._initialised:
             raise ClusterError("start() before init()")
@@ -219,11 +303,15 @@ class Cluster:
             timeout=timeout + 30,
         )
         self.running = True
+        self.last_postmaster_pid = self._postmaster_pid()
         self.wait_ready(timeout)
 
     def stop(self, mode: str = "fast") -> None:
-        """Stop the server if one runs here (its postmaster.pid exists); a server already gone is no error."""
-        if self._postmaster_pid() is not None:
+        """Stop the server if one runs here (its postmaster.pid exists); a server already gone is no error, and
+        what its postmaster left running when it died is ended."""
+        if self._postmaster_pid() is not None and not self.server_alive():
+            self._end_orphans()
+        elif self._postmaster_pid() is not None:
             self._run(
                 [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop"],
                 "pg_ctl stop",
@@ -263,6 +351,57 @@ class Cluster:
         except (OSError, ValueError, IndexError):
             return None
 
+    def server_alive(self) -> bool:
+        """Does the postmaster still run? A killed one leaves postmaster.pid behind, so the process is asked."""
+        pid = self._postmaster_pid()
+        return pid is not None and _alive(pid)
+
+    def processes(self) -> List[int]:
+        """The server's processes that are still running: every one has the data directory as its working
+        directory (a killed postmaster's backends live on until they notice)."""
+        found: List[int] = []
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return found
+        data = os.path.realpath(self.data_dir)
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(entry / "cwd") == data and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    def restart_after_death(self, timeout: float = 60) -> None:
+        """Start the server again after its postmaster died. ClusterError when it cannot be."""
+        self._end_orphans()
+        self.running = False
+        self.start(timeout)
+
+    def _end_orphans(self) -> None:
+        """After the postmaster died: kill the backends it left (they hold its shared memory, and a new
+        postmaster refuses to start beside them), and remove its lock files, postmaster.pid and the socket's (a
+        postmaster left a zombie, when nothing reaps it, still answers kill(pid, 0), and a new one would take
+        it for a running server). Both directories are this cluster's own."""
+        deadline = time.monotonic() + 30
+        while True:
+            left = self.processes()
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the dead server's processes {left} did not exit")
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        for lock in (self.data_dir / "postmaster.pid", self.socket_dir / f".s.PGSQL.{PORT}.lock",
+                     self.socket_dir / f".s.PGSQL.{PORT}"):
+            lock.unlink(missing_ok=True)
+
     # -- clients -----------------------------------------------------------------------------------
 
     def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
@@ -273,9 +412,12 @@ class Cluster:
         return psycopg.connect(self.conninfo(dbname, user), **kw)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Poll until a connection succeeds (after start, or after a crash-restart of the postmaster)."""
+        """Poll until a connection succeeds (after start, or after a crash-restart of the postmaster).
+        ClusterError at once when the postmaster is gone (nothing will come back), BackendsCrash when the
+        server runs but every try crashes a backend."""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
+        offset = self.log_size()
         while time.monotonic() < deadline:
             try:
                 with self.connect(connect_timeout=5) as conn:
@@ -283,8 +425,23 @@ class Cluster:
                 return
             except psycopg.Error as exc:
                 last = exc
-                time.sleep(0.2)
+            if not self.server_alive():
+                raise ClusterError(f"the server is not running: its postmaster is gone ({last})\n{self.log_tail()}")
+            crashes = self._crash_reports(offset)
+            if len(crashes) >= CRASHES_BEFORE_GIVING_UP:
+                raise BackendsCrash(
+                    f"the server started, but every connection crashed: the first query of each new session "
+                    f"(SELECT 1) killed its backend, each of the {CRASHES_BEFORE_GIVING_UP}+ times it was tried; "
+                    f"the server log says: "
+                    f"{crashes[0]}\n" + "\n".join(ln for ln in self.read_log(offset).splitlines()
+                                                 if any(m in ln for m in _CRASH_LINES))[:4000])
+            time.sleep(0.2)
         raise ClusterError(f"server not accepting connections after {timeout}s: {last}\n{self.log_tail()}")
+
+    def _crash_reports(self, offset: int) -> List[str]:
+        """The postmaster's reports of backends killed by a signal since `offset` of the server log."""
+        return [ln.split(":  ", 1)[-1].strip() for ln in self.read_log(offset).splitlines()
+                if "terminated by signal" in ln or "was terminated by exception" in ln]
 
     def psql(self, query: str, dbname: str = "postgres") -> str:
         proc = subprocess.run(

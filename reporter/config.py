@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Tuple, Union
 import jsonschema
 import yaml
 
-from reporter import sqltext, vocab
+from reporter import files, sqltext, vocab
 
 DEFAULT_THRESHOLDS = {"min_leak_bytes": 8192, "warning_bytes": 65536, "error_bytes": 1048576}
 DEFAULT_TIMEOUT_S = 300.0
@@ -29,6 +30,11 @@ MAX_THRESHOLD_BYTES = 2**31 - 1
 MIN_TIMEOUT_S = 0.001
 MAX_TIMEOUT_S = (2**31 - 1) // 1000
 MAX_YAML_DEPTH = 32
+# A memcheck.yml is written by hand: a larger one is a mistake (or an attack) that would take minutes and
+# hundreds of MB to load before anything ran. The workload count's limit is the schema's (workloads.maxItems).
+MAX_CONFIG_BYTES = 1024 * 1024
+# A workload's SQL file is read whole into memory and sent as one query.
+MAX_SQL_FILE_BYTES = 64 * 1024 * 1024
 # A regression test file runs once as pg_regress runs it, then iterations - 1 more times in one session of its
 # own: the C side calls growth a leak after 3 growths, so that session needs 3 passes of a file whose leaky
 # statement runs once (docs/compare.md has the measurement).
@@ -291,16 +297,28 @@ def load(path: Union[str, Path], text: str | None = None) -> Config:
     path = Path(path)
     source = str(path)
     try:
-        raw = path.read_bytes() if text is None else text.encode("utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError([f"{source}: no such file"]) from exc
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read: {exc.strerror}"]) from exc
+        raw = files.read_regular(path, MAX_CONFIG_BYTES, "memcheck.yml") if text is None else text.encode("utf-8")
+    except files.FileProblem as exc:
+        if exc.reason == "no such file or directory":
+            raise ConfigError([f"{source}: no such file"]) from None
+        raise ConfigError([str(exc) if "too large" not in exc.reason else
+                           f"{exc}: split it, or generate fewer workloads"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{source}: too large for a memcheck.yml: {len(raw):,} bytes, at most "
+                           f"{MAX_CONFIG_BYTES:,}"])
     text = _decode(raw, source)
     node = _compose(text, source)
     if node is None:
         raise ConfigError([f"{source}:1: the file is empty (it needs at least 'workloads')"])
-    data = _Loader("").construct_document(node)
+    try:
+        data = _Loader("").construct_document(node)
+    except yaml.YAMLError as exc:  # a tag the safe loader has no constructor for: !custom, !!python/...
+        mark = getattr(exc, "problem_mark", None)
+        tag = re.search(r"for the tag '([^']*)'", str(getattr(exc, "problem", "")))
+        if mark is None or tag is None:
+            raise ConfigError([f"{source}:{_yaml_error_text(exc)}"]) from None
+        raise ConfigError([f"{source}:{mark.line + 1}: invalid YAML: unknown tag '{tag.group(1)}': memcheck.yml takes "
+                           "plain values (strings, numbers, lists, mappings); remove the tag"]) from None
     positions = _Positions()
     positions.walk(node, ())
     doc = _jsonable(data)
@@ -329,8 +347,10 @@ def _compose(text: str, source: str) -> yaml.Node | None:
     """The document's node graph. Aliases are refused: memcheck.yml does not need them, and a few nested
     aliases expand to billions of nodes (the 'billion laughs' attack)."""
     depth = 0
+    workloads = _WorkloadCounter(source)
     try:
         for event in yaml.parse(text, Loader=_Loader):
+            workloads.see(event, depth)
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:  # PyYAML's scanner slows down quadratically with depth
@@ -344,10 +364,53 @@ def _compose(text: str, source: str) -> yaml.Node | None:
                 raise ConfigError([f"{source}:{line}: YAML aliases (*{event.anchor}) are not supported in "
                                    "memcheck.yml; write the value out"])
         return yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as exc:  # a NUL or another character YAML does not allow, raw in the file
+        at = exc.position
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError([f"{source}:{text.count(chr(10), 0, at) + 1}: invalid YAML: character U+{char:04X} at "
+                           f"offset {at} is not allowed in a YAML file (inside a double-quoted string, write it "
+                           "as an escape)"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}:{_yaml_error_text(exc)}"]) from exc
     except RecursionError:
         raise ConfigError([f"{source}:1: invalid YAML: nested too deeply"]) from None
+
+
+def max_workloads() -> int:
+    """How many workloads one memcheck.yml may list (the schema's workloads.maxItems)."""
+    return int(schema()["properties"]["workloads"]["maxItems"])
+
+
+class _WorkloadCounter:
+    """Counts the items of the top-level `workloads` list while the YAML is parsed, and stops the parse at the
+    first one too many: a file of tens of thousands of workloads is refused in a moment, before it is built
+    into nodes (which takes minutes and hundreds of MB), and without the schema's message quoting the list."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.limit = max_workloads()
+        self.expect_key = True  # in the top-level mapping: the next node is a key (else its value)
+        self.key: object = None
+        self.inside = False  # in the workloads sequence
+        self.count = 0
+
+    def see(self, event: yaml.Event, depth: int) -> None:
+        """`depth`: collections open before this event."""
+        node = isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent, yaml.AliasEvent))
+        if node and depth == 1:
+            if self.expect_key:
+                self.key = event.value if isinstance(event, yaml.ScalarEvent) else None
+            else:
+                self.inside = self.key == "workloads" and isinstance(event, yaml.SequenceStartEvent)
+            self.expect_key = not self.expect_key
+        elif node and depth == 2 and self.inside:
+            self.count += 1
+            if self.count > self.limit:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise ConfigError([f"{self.source}:{line}: workloads: more than {self.limit:,} workloads (this is "
+                                   f"number {self.count:,}): split the configuration into several runs"])
+        elif isinstance(event, yaml.CollectionEndEvent) and depth == 2:
+            self.inside = False
 
 
 def _yaml_error_text(exc: yaml.YAMLError) -> str:
@@ -382,14 +445,22 @@ def _semantic_messages(
 
     ext = doc.get("extension") or {}
     if "path" in ext:
-        ext_dir = (base / ext["path"]).resolve()
+        ext_dir = _resolve(base / ext["path"])
         if not ext_dir.is_dir():
             problem(("extension", "path"), f"directory not found: {ext_dir}")
     out += [(line, message) for line, message in _setup_statements(doc, positions)[1]]
-    for key in (doc.get("settings") or {}):
+    for key, value in (doc.get("settings") or {}).items():
         reason = RESERVED_SETTINGS.get(key.lower())
         if reason is not None:
             problem(("settings", key), f"'{key}' cannot be set here: {reason}")
+        elif _CONTROL.search(key) or _CONTROL.search(_settings_value(value)):
+            problem(("settings", key), "a line break or another control character in a setting: postgresql.conf "
+                                       "takes one line per setting")
+    setup = doc.get("setup")
+    for n, text in enumerate([setup] if isinstance(setup, str) else setup or []):
+        if "\x00" in text:
+            where: PathKey = ("setup",) if isinstance(setup, str) else ("setup", n)
+            problem(where, f"a NUL character at offset {text.index(chr(0))}: {_NUL_WHY}")
     names: Dict[str, int] = {}
     regress: List[int] = []
     for i, wl in enumerate(doc.get("workloads", [])):
@@ -488,16 +559,27 @@ def _workload_sql(
 ) -> str | None:
     """The workload's SQL text; for `file`, read strictly as UTF-8 (a problem is added when it cannot be)."""
     if "sql" in wl:
-        return str(wl["sql"])
+        text = str(wl["sql"])
+        where = ("workloads", i, "sql")
+        if "\x00" in text:
+            at = text.index("\x00")
+            out.append((positions.line_of(where), f"{key_path(where)}: a NUL character at offset {at} (line "
+                                                  f"{text.count(chr(10), 0, at) + 1} of the SQL): {_NUL_WHY}"))
+            return None
+        return text
     where = ("workloads", i, "file")
-    sql_file = (base / wl["file"]).resolve()
-    if not sql_file.is_file():
-        out.append((positions.line_of(where), f"{key_path(where)}: file not found: {sql_file}"))
-        return None
+    sql_file = _resolve(base / wl["file"])
     try:
-        raw = sql_file.read_bytes()
-    except OSError as exc:
-        out.append((positions.line_of(where), f"{key_path(where)}: cannot read {sql_file}: {exc.strerror}"))
+        raw = files.read_regular(sql_file, MAX_SQL_FILE_BYTES, "workload's SQL file")
+    except files.FileProblem as exc:
+        reason = "file not found" if exc.reason == "no such file or directory" else exc.reason
+        out.append((positions.line_of(where), f"{key_path(where)}: {reason}: {sql_file}"))
+        return None
+    if b"\x00" in raw:
+        at = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, at) + 1
+        out.append((positions.line_of(where), f"{key_path(where)}: {sql_file}:{line}: a NUL byte at byte offset "
+                                              f"{at}: {_NUL_WHY}"))
         return None
     try:
         return raw.decode("utf-8")
@@ -506,6 +588,18 @@ def _workload_sql(
         out.append((positions.line_of(where),
                     f"{key_path(where)}: {sql_file}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"))
         return None
+
+
+# C0 controls (tab included), DEL and C1 controls: none belongs in a postgresql.conf line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Why SQL with a NUL in it is refused: libpq sends a query as a C string, so the SQL would silently end there.
+_NUL_WHY = "PostgreSQL takes SQL as a C string, so everything after it would silently not run"
+
+
+def _resolve(path: Path) -> Path:
+    """Absolute, symbolic links resolved as far as they go (a link loop is left for the reader to report,
+    instead of Path.resolve's RuntimeError)."""
+    return Path(os.path.realpath(path))
 
 
 def _sql_messages(wl: Dict[str, Any], i: int, text: str, positions: _Positions) -> List[Tuple[int, str]]:
@@ -557,7 +651,7 @@ def _build(
         ext = doc["extension"]
         extension = Extension(
             name=ext["name"],
-            path=(base / ext["path"]).resolve() if "path" in ext else None,
+            path=_resolve(base / ext["path"]) if "path" in ext else None,
             preload=ext.get("preload", True),
             create=ext.get("create"),
             make_args=tuple(ext.get("make_args", ())),
@@ -565,7 +659,7 @@ def _build(
     setup = _setup_statements(doc, positions)[0]
     workloads = []
     for i, wl in enumerate(doc["workloads"]):
-        sql_file = (base / wl["file"]).resolve() if "file" in wl else None
+        sql_file = _resolve(base / wl["file"]) if "file" in wl else None
         regress = "regress" in wl
         sql = "" if regress else sql_texts[i]
         mode = wl.get("mode", "all")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional
 
+from reporter.text import escape_controls
+
 MAX_ANNOTATIONS = 10  # the runner keeps 10 per type per step and drops the rest silently
 STEP_SUMMARY_LIMIT = 1024 * 1024  # over 1 MiB the runner drops the whole summary
 
@@ -65,7 +67,10 @@ def escape_data(text: str) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's escaping, after every control and bidirectional character is shown as an escape: a value a
+    user gave (an action input quoted back in an ::error) must not colour the log (ESC) or reorder what a reader
+    sees (U+202E)."""
+    return escape_controls(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:

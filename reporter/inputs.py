@@ -37,6 +37,7 @@ CONFIG_NAME = "memcheck.yml"
 _LEG = re.compile(r"[A-Za-z0-9._-]{1,80}")
 _PYTHON = re.compile(r"[A-Za-z0-9.+-]+")
 _SHA = re.compile(r"[0-9a-f]{40}")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]")
 PR_EVENTS = ("pull_request", "pull_request_target")
 
 # The inputs and the environment variable each arrives in.
@@ -209,8 +210,9 @@ def _check_formats(v: Mapping[str, str], errors: List[str]) -> None:
         errors.append(f"leg-name may hold only letters, digits, '.', '_' and '-' (at most 80) (got '{v['leg-name']}')")
     for name in ("sarif", "repository-path"):
         value = v[name]
-        if value and (value.startswith("/") or ".." in Path(value).parts or "\n" in value):
-            errors.append(f"{name} must be a path relative to the workspace, without '..' (got '{value}')")
+        if value and (value.startswith("/") or ".." in Path(value).parts or _CONTROL.search(value)):
+            errors.append(f"{name} must be a path relative to the workspace, without '..' or control characters "
+                          f"(got '{value}')")
     compare = v["compare"]
     if compare not in ("", COMPARE_OFF) and not gitrev.valid_ref(compare):
         errors.append(f"compare must be a revision (a commit SHA, a branch or a tag), empty for the pull "

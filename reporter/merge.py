@@ -9,11 +9,13 @@ published; the command then exits 2 naming it (merge.rejected).
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from reporter import baseinfo, findings, summary
+from reporter import baseinfo, files, findings, summary
 from reporter.compare import Comparison, compare
 from reporter.results import Results, ResultsError, load
 
@@ -110,11 +112,16 @@ class Merged:
 
 
 def _expand(arg: Path) -> List[Path]:
-    """The leg sources one argument stands for."""
-    if not arg.exists():
-        raise MergeError(f"{arg}: no such file or directory")
-    if arg.is_file() or (arg / RESULTS_FILE).is_file():
-        return [arg]
+    """The leg sources one argument stands for: a regular file, or a directory. Anything else (a FIFO, which
+    would block the read, a device, a symbolic-link loop) is refused with what it is."""
+    try:
+        mode = os.stat(arg).st_mode
+    except OSError as exc:
+        raise MergeError(f"{arg}: {files.os_reason(exc)}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise MergeError(f"{arg}: not a results.json or a directory: {files.kind_of(mode)}")
+    if stat.S_ISREG(mode) or os.path.lexists(arg / RESULTS_FILE):
+        return [arg]  # a results.json that is not a regular file is rejected when loaded, with its reason
     subdirs = sorted(p for p in arg.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != BASE_DIR)
     if not subdirs:
         return [arg]  # an empty leg folder: missing leg
@@ -123,7 +130,7 @@ def _expand(arg: Path) -> List[Path]:
 
 def _load_leg(source: Path) -> Leg:
     target = source if source.is_file() else source / RESULTS_FILE
-    if not target.exists():
+    if not os.path.lexists(target):
         return Leg(source, None)
     try:
         return Leg(source, load(target))
@@ -136,7 +143,7 @@ def load_legs(args: Sequence[Path]) -> Merged:
     seen: Dict[Path, Path] = {}
     for arg in args:
         for source in _expand(Path(arg)):
-            key = (source if source.is_file() else source / RESULTS_FILE).resolve()
+            key = Path(os.path.realpath(source if source.is_file() else source / RESULTS_FILE))
             if key in seen:
                 continue  # the same leg named twice (e.g. DIR and DIR/results.json) is not a duplicate major
             seen[key] = source

@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 import jsonschema
 
+from reporter import files
+
 SCHEMA_VERSION = 2  # what the runner writes; load() accepts every version in READABLE_VERSIONS
 READABLE_VERSIONS = (1, 2)
 # Violation fields added in schema version 2 (absent from version-1 files; upgrade() fills them in memory).
@@ -155,13 +157,12 @@ def load(path: Path) -> Results:
     if path.is_dir():
         path = path / "results.json"
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ResultsError(f"{path}: no such file") from exc
+        text = files.read_regular(path).decode("utf-8")
+    except files.FileProblem as exc:
+        raise ResultsError(str(exc) if exc.reason != "no such file or directory" else f"{path}: no such file") \
+            from None
     except UnicodeDecodeError as exc:
         raise ResultsError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         doc = parse(text)
     except json.JSONDecodeError as exc:
@@ -219,12 +220,13 @@ def current_violations(workload: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def dump(doc: Results, path: Path) -> None:
-    """Validate, then write atomically so a reader never sees half a file."""
+    """Validate, then write atomically so a reader never sees half a file (files.write_atomic: a temporary file
+    of our own, never a symbolic link planted in the directory; nothing left behind when the disk is full)."""
     validate(doc, str(path))
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        files.write_atomic(path, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    except files.FileProblem as exc:
+        raise ResultsError(str(exc)) from None
 
 
 def github_context(environ: Dict[str, str] | None = None) -> Dict[str, Any]:

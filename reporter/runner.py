@@ -7,7 +7,7 @@ results come back as data (see docs/interfaces.md section 3).
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from reporter import __version__, regress
-from reporter.cluster import HOOK_LIBRARY, PORT, Cluster, ClusterError
+from reporter import __version__, apiguard, files, regress
+from reporter.cluster import HOOK_LIBRARY, PORT, BackendsCrash, Cluster, ClusterError
 from reporter.config import Config, ConfigError, Workload
 from reporter.ctxfilter import keep_violation
 from reporter.results import SCHEMA_VERSION, Results
@@ -49,13 +49,15 @@ VIOLATION_COLUMNS = (
     "used_delta, allocated_delta, bytes_per_iteration, iterations, phase, lifetime, verdict, rate_bytes, "
     "rate_unit, calls, occurrences, entry, sites, finding_id"
 )
-# The settings the runner sets in a workload's session; a workload that changes them is flagged.
-_WATCHED_SETTINGS = ("memcheck_mode", "min_leak_bytes", "warning_bytes", "error_bytes")
-# Read back after the workload as prepared statements planned before the window opened: parameterless, so the
-# generic plan is reused and neither the planner nor parse analysis runs again inside the window, and an
-# extension's planner or parse hook is not charged for the runner's own statements.
-_SETTINGS_SQL = ("SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN ("
-                 + ", ".join(f"'{HOOK_LIBRARY}.{name}'" for name in _WATCHED_SETTINGS) + ")")
+# Every setting of the hook library is read back after each workload: those the runner sets in the session
+# (the mode, the thresholds) must still have its values, every other one (bloat_min_bytes, ...) the value the
+# run started with, so that a workload that changes one (SET, or ALTER SYSTEM and a reload, which reaches the
+# later workloads too) is flagged in its own window and in every later one.
+# Read back as prepared statements planned before the window opened: parameterless, so the generic plan is
+# reused and neither the planner nor parse analysis runs again inside the window, and an extension's planner or
+# parse hook is not charged for the runner's own statements.
+_SETTINGS_SQL = ("SELECT name, setting, source, sourcefile FROM pg_catalog.pg_settings "
+                 f"WHERE name LIKE '{HOOK_LIBRARY}.%'")
 _END_SQL = 'SELECT * FROM ext_memcheck."end"()'
 # Errors of concurrent sessions that are findings about concurrency, not failures of the workload.
 _CONCURRENCY_SQLSTATES = {"40P01": "deadlock", "55P03": "lock timeout"}
@@ -244,6 +246,10 @@ class Admin:
             return {row["key"]: row for row in cur.fetchall()}
 
 
+class ApiTampered(Exception):
+    """The setup changed pg_ext_memcheck's SQL API (apiguard): nothing it would measure could be trusted."""
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived (raised by the command's signal handler). A BaseException, like
     KeyboardInterrupt, so that no `except Exception` swallows it, but not KeyboardInterrupt itself: psycopg
@@ -269,14 +275,22 @@ class Runner:
         self.cancel_grace_s = cancel_grace_s
         self.suites: Dict[str, regress.Suite] = {}
         self.setup_at = ""  # the setup statement running, for the message when it fails
+        # The SQL API as CREATE EXTENSION made it (apiguard), and the hook library's settings as the run began.
+        self.api_reference: apiguard.Fingerprint = {}
+        self.reference_settings: Dict[str, str] = {}
+        self._api_lock = threading.Lock()  # concurrent sessions check the API from their own threads
+        # The workload running now and where the server log stood when it began (for a server that dies).
+        self.current: Dict[str, Any] | None = None
+        self.log_offset = 0
 
     # -- setup ----------------------------------------------------------------------------------
 
     def setup(self) -> None:
         """CREATE EXTENSION pg_ext_memcheck (+ the extension under test), check the settings took, then the
-        user's setup SQL."""
+        user's setup SQL; neither may change pg_ext_memcheck's SQL API (ApiTampered)."""
         conn = self.admin.conn
         conn.execute(f"CREATE EXTENSION IF NOT EXISTS {HOOK_LIBRARY}")
+        self.api_reference = apiguard.fingerprint(self._admin_query)
         ext = self.cfg.extension
         if ext is not None and self._should_create(ext.name, ext.create):
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext.name)))
@@ -288,6 +302,33 @@ class Runner:
             self.setup_at = f"{self.cfg.path}:{line}: setup statement {n + 1} of {len(self.cfg.setup)}"
             conn.execute(text, prepare=False)
         self.setup_at = ""
+        changed = apiguard.compare(self.api_reference, apiguard.fingerprint(self._admin_query))
+        if changed:
+            what = f"CREATE EXTENSION {ext.name} or the setup SQL" if ext is not None else "the setup SQL"
+            raise ApiTampered(f"{what} changed pg_ext_memcheck's SQL API ({changed.describe()}): the runner reads "
+                              "every finding through it, so no workload was run")
+        self.reference_settings = {row[0]: str(row[1]) for row in self.admin.execute(_SETTINGS_SQL)}
+
+    def _admin_query(self, query: str) -> List[Tuple[Any, ...]]:
+        return self.admin.execute(query)
+
+    def check_api(self) -> apiguard.Tampering | None:
+        """Is the SQL API still what CREATE EXTENSION made it? If not, create the extension again (the findings
+        are then read through the restored functions) and say what had changed. A dropped extension is left to
+        _restore_extension, which says so in its own words."""
+        with self._api_lock:
+            now = apiguard.fingerprint(self._admin_query)
+            if apiguard.EXTENSION_KEY not in now:
+                return None
+            changed = apiguard.compare(self.api_reference, now)
+            if not changed:
+                return None
+            self.progress(f"pg_ext_memcheck's SQL API was changed ({changed.describe()}); creating the extension "
+                          "again")
+            for statement in apiguard.reinstall_statements():
+                self.admin.execute(statement)
+            self.api_reference = apiguard.fingerprint(self._admin_query)
+            return changed
 
     def _should_create(self, name: str, create: bool | None) -> bool:
         if create is not None:
@@ -398,25 +439,63 @@ class Runner:
             conn.close()
 
     def _finish_session(self, conn: psycopg.Connection, wl: Workload, result: Dict[str, Any]) -> None:
-        """This session's findings straight from end() (a full ring hides nothing), and a check that the
-        workload left the measuring settings alone."""
+        """This session's findings straight from end() (a full ring hides nothing), a check that the workload
+        left the measuring settings alone, and one that it left the SQL API alone (end() is read only through
+        what CREATE EXTENSION made). A workload that changed role is put back to the superuser first."""
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        expected = {"memcheck_mode": wl.mode, **{k: str(int(v)) for k, v in self.cfg.thresholds.items()}}
+        role = self._reset_role(conn)
+        if role is not None:
+            result.setdefault("_notes", []).append(role)
         # pg_settings.setting is in base units ('8192', not current_setting's '8kB')
-        actual = dict(conn.execute(_SETTINGS_SQL, prepare=True).fetchall())
-        changed: List[str] = []
-        result["_settings_changed"] = changed
-        for name in _WATCHED_SETTINGS:
-            if name in expected and str(actual.get(f"{HOOK_LIBRARY}.{name}")) != expected[name]:
-                changed.append(f"{HOOK_LIBRARY}.{name} = {actual.get(f'{HOOK_LIBRARY}.{name}')} "
-                               f"(the runner set {expected[name]})")
+        actual = {row[0]: row[1:] for row in conn.execute(_SETTINGS_SQL, prepare=True).fetchall()}
+        result["_settings_changed"] = self._changed_settings(wl, actual)
+        tampered = self.check_api()
+        if tampered:
+            result["_tampered"] = tampered.describe()
         with conn.cursor(row_factory=dict_row) as cur:
             try:
                 cur.execute(_END_SQL, prepare=True)
             except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
                 return  # the workload dropped the extension: run_workload says so and reads the ring instead
             result["_end_rows"] = list(cur.fetchall())
+
+    def _reset_role(self, conn: psycopg.Connection) -> str | None:
+        """After `SET ROLE` or `SET SESSION AUTHORIZATION`, the runner's own statements (end() is for the
+        superuser only) would fail: reset them, and say what the workload ran as (a note, not an error: its
+        findings are kept). The server reports both settings to the client, so no statement is needed to
+        tell."""
+        who = conn.info.parameter_status("session_authorization")
+        superuser = conn.info.parameter_status("is_superuser")
+        if who in (None, self.cluster.superuser) and superuser in (None, "on"):
+            return None
+        conn.execute("RESET SESSION AUTHORIZATION", prepare=False)
+        conn.execute("RESET ROLE", prepare=False)
+        how = (f"its session user, SET SESSION AUTHORIZATION {who}" if who != self.cluster.superuser
+               else "its role, SET ROLE to a role that is not a superuser")
+        return (f"the workload changed {how}: its statements after that ran as that role, and were measured as "
+                "usual; the runner reset the role to read the findings, which are kept")
+
+    def _changed_settings(self, wl: Workload, actual: Dict[str, Tuple[Any, ...]]) -> List[str]:
+        """The hook library's settings that differ from what the runner set or the run began with."""
+        set_here = {f"{HOOK_LIBRARY}.memcheck_mode": wl.mode,
+                    **{f"{HOOK_LIBRARY}.{k}": str(int(v)) for k, v in self.cfg.thresholds.items()}}
+        changed: List[str] = []
+        for name in sorted(set(self.reference_settings) | set(actual)):
+            setting, source, sourcefile = (list(actual.get(name) or ()) + [None, None, None])[:3]
+            if name in set_here:
+                if str(setting) != set_here[name]:
+                    changed.append(f"{name} = {setting} (the runner set {set_here[name]})")
+                continue
+            started = self.reference_settings.get(name)
+            if str(setting) != str(started):
+                how = ""
+                if source == "configuration file" and str(sourcefile or "").endswith("postgresql.auto.conf"):
+                    how = "; ALTER SYSTEM put it in postgresql.auto.conf"
+                elif source:
+                    how = f"; source: {source}"
+                changed.append(f"{name} = {setting} (the run started with {started}{how})")
+        return changed
 
     def _execute(self, wl: Workload, result: Dict[str, Any], label: str) -> None:
         """Run the workload's SQL under its watchdog; exceptions propagate to the caller, which classifies
@@ -473,7 +552,9 @@ class Runner:
             result["scenario"] = next((sub["scenario"] for sub in subs if sub.get("scenario")), None)
         result["_pid"] = next((sub["_pid"] for sub in subs if sub.get("_pid")), None)
         result["_own_pids"] = [sub["_pid"] for sub in subs if sub.get("_pid")]
-        result["_settings_changed"] = [c for sub in subs for c in sub.get("_settings_changed", [])]
+        result["_settings_changed"] = list(dict.fromkeys(c for sub in subs for c in sub.get("_settings_changed", [])))
+        result["_notes"] = list(dict.fromkeys(n for sub in subs for n in sub.get("_notes", [])))
+        result["_tampered"] = next((sub["_tampered"] for sub in subs if sub.get("_tampered")), None)
         # every session's end(); a session without one (it broke) makes the runner read the ring instead
         if all("_end_rows" in sub for sub in subs):
             result["_end_rows"] = [row for sub in subs for row in sub["_end_rows"]]
@@ -522,11 +603,12 @@ class Runner:
 
     def run_workload(self, wl: Workload, label: str) -> Dict[str, Any]:
         result = empty_workload(wl)
+        self.current = result
+        self.log_offset = log_offset = self.cluster.log_size()
         self.admin.flush()  # anything pending belongs to what ran before, not to this workload
         before = self.admin.status()
         ext_oid = self.admin.extension_oid()
         last_id = self.admin.last_id()
-        log_offset = self.cluster.log_size()
         started = time.monotonic()
         crashed = False
         try:
@@ -550,7 +632,21 @@ class Runner:
             self.progress(f"{label}: backend crashed; waiting for the server to recover")
             self._await_restart(log_offset)
             self.cluster.wait_ready(_RECOVERY_TIMEOUT_S)
+        tampered = result.pop("_tampered", None)
+        if tampered:  # the session's check created the extension again, and read end() through the new one
+            ext_oid = self.admin.extension_oid()
         replaced = self._restore_extension(wl, result, ext_oid, label)
+        unread = self.check_api() if not tampered else None  # a session that could not check (it broke)
+        if unread:
+            tampered = unread.describe()
+            result["_end_rows"] = None  # what end() returned came through what the workload had put there
+            replaced = True
+        if tampered:
+            how = ("this workload's findings were read through the restored functions" if not unread else
+                   "this workload's findings are what its backend published to the shared ring")
+            self._fail(result, f"workload '{wl.name}' changed pg_ext_memcheck's SQL API ({tampered}): the runner "
+                               f"reads findings through it, so a replaced function could hide every finding; the "
+                               f"extension was created again, and {how}")
         if result["status"] != "passed":
             result["log_excerpt"] = log_excerpt(self.cluster.read_log(log_offset), pid)
         if not crashed:
@@ -561,6 +657,11 @@ class Runner:
         restarted = after["next_seq"] < before["next_seq"] or after["dropped"] < before["dropped"]
         end_rows = result.pop("_end_rows", None)
         changed = result.pop("_settings_changed", [])
+        notes = result.pop("_notes", [])
+        if notes:
+            result["notes"] = notes
+            for note in notes:
+                self.progress(f"{label}: {note}")
         logged = latest_per_finding(
             self.admin.violations_after(0 if replaced else last_id, None if restarted else before["next_seq"]))
         # the workload's sessions said what they found in end(); every other process (a background worker the
@@ -589,12 +690,18 @@ class Runner:
         message = (f"workload '{wl.name}' dropped the {HOOK_LIBRARY} extension (and its violation_log); it was "
                    "created again for the next workloads, and the violations this workload flushed before the "
                    "drop are lost")
+        self._fail(result, message)
+        self.api_reference = apiguard.fingerprint(self._admin_query)
+        return True
+
+    @staticmethod
+    def _fail(result: Dict[str, Any], message: str) -> None:
+        """The workload is an error (its own error, if it had one, stays first)."""
         if result["status"] in ("passed", "violations"):
             result.update(status="error", error={"message": message, "sqlstate": None})
         else:
             result["error"] = {**(result["error"] or {"sqlstate": None}),
                                "message": f"{(result['error'] or {}).get('message', '')}; {message}".lstrip("; ")}
-        return True
 
     def _await_restart(self, log_offset: int, timeout: float = 15) -> None:
         """Connections can still succeed in the moment before the postmaster notices the dead backend;
@@ -602,9 +709,23 @@ class Runner:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.cluster.read_log(log_offset)
-            if "reinitializing" in text or "shutting down because" in text:
+            if "reinitializing" in text or "shutting down because" in text or not self.cluster.server_alive():
                 return
             time.sleep(0.1)
+
+    def server_died(self, wl: Workload, exc: BaseException) -> Dict[str, Any]:
+        """The postmaster is gone (killed, or it gave up): the workload that was running is a crash, with what
+        the server log says; its partial result (iterations, duration) is kept."""
+        result = self.current if self.current is not None and self.current["name"] == wl.name else empty_workload(wl)
+        result = {k: v for k, v in result.items() if not k.startswith("_")}
+        pid = self.cluster.last_postmaster_pid
+        result.update(status="crashed", error={
+            "message": (f"the PostgreSQL server stopped while this workload ran: its postmaster"
+                        f"{f' (pid {pid})' if pid else ''} is gone (killed, or it exited); the run started it "
+                        f"again for the next workloads ({_first_line(exc)})"),
+            "sqlstate": getattr(exc, "sqlstate", None)})
+        result["log_excerpt"] = log_excerpt(self.cluster.read_log(self.log_offset), None)
+        return result
 
     def _crashed(self, exc: psycopg.Error) -> bool:
         """The backend died under us (segfault, abort): the connection broke with no SQL error, or the
@@ -620,12 +741,13 @@ class _WorkloadTimeout(Exception):
 
 
 def settings_changed_violation(changed: List[str], pid: int | None) -> Dict[str, Any]:
-    """The workload changed a setting the runner measures with: its findings cannot be trusted."""
+    """A setting the runner measures with was not what the run set during this workload's window (this workload
+    changed it, or an earlier one did for the whole server): its findings cannot be trusted."""
     return {
         "check_type": "settings_changed", "severity": "ERROR", "context": "settings", "context_path": "settings",
         "depth": None, "used_delta": None, "allocated_delta": None, "bytes_per_iteration": None,
         "iterations": None, "source_lib": None, "phase": "other",
-        "detail": "the workload changed the measuring settings: " + "; ".join(changed),
+        "detail": f"the measuring settings changed: {'; '.join(changed)}; this window's findings cannot be trusted",
         "backend_pid": pid, "ts": utc_now(), "samples": None, "suppressed_by": None, "lifetime": None,
         "verdict": None, "rate": None, "calls": None, "rows": None, "occurrences": 1, "entry": None, "sites": [],
         "finding_id": None,
@@ -806,16 +928,18 @@ def run(
     if notes:
         results["notes"] = notes
     stop_mode = "fast"
+    log_problem: str | None = None
     try:
         progress(f"starting PostgreSQL {cluster.info.version} (preload: {','.join(cluster.preload)})")
         try:
             cluster.init()
+            check_core_settings(cfg, cluster)
             cluster.start()
         except ClusterError as exc:
             stop_mode = "immediate"  # pg_ctl may give up waiting on a server that still comes up later
-            results["workloads"] = [
-                _not_run(wl, f"the server did not start: {_first_line(exc)}", exc) for wl in cfg.workloads
-            ]
+            why = _first_line(exc)
+            why = why if isinstance(exc, BackendsCrash) else f"the server did not start: {why}"
+            results["workloads"] = [_not_run(wl, why, exc) for wl in cfg.workloads]
             results["complete"] = True
             return results
         runner = Runner(cfg, cluster, progress, cancel_grace_s)
@@ -831,13 +955,52 @@ def run(
         results["interrupted"] = exc.signal_name
         progress(f"interrupted by {exc.signal_name}: stopping the server; the results so far are kept")
     finally:
-        _stop(cluster, stop_mode, progress)
-        results["finished_at"] = utc_now()
-        if cluster.log_path.exists():
-            output.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cluster.log_path, output / "server.log")
-        cluster.cleanup()
+        try:
+            _stop(cluster, stop_mode, progress)
+            results["finished_at"] = utc_now()
+            log_problem = _save_log(cluster, output, progress)
+        finally:
+            cluster.cleanup()  # whatever failed above: no data directory is left behind
+    if log_problem is not None:
+        raise files.FileProblem(output / "server.log", log_problem)
     return results
+
+
+def _save_log(cluster: Cluster, output: Path, progress: Progress) -> str | None:
+    """Copy the server log to DIR/server.log; what went wrong instead of raising (the run may be failing
+    already, and its own error must not be replaced by this one)."""
+    if not cluster.log_path.exists():
+        return None
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        files.copy_atomic(cluster.log_path, output / "server.log")
+    except (OSError, files.FileProblem) as exc:
+        reason = exc.reason if isinstance(exc, files.FileProblem) else files.os_reason(exc)
+        progress(f"could not save the server log to {output / 'server.log'}: {reason}")
+        return reason
+    return None
+
+
+def check_core_settings(cfg: Config, cluster: Cluster) -> None:
+    """`settings:` PostgreSQL itself refuses (`work_mem: banana`, a parameter this major lacks) stop the run
+    before the server starts, with the server's own words (a library's parameters are checked once it runs,
+    check_settings)."""
+    problems = cluster.conf_problems()
+    if not problems:
+        return
+    keys = {k.lower(): k for k in cfg.settings}
+    by_line = {line: key for key, line in cluster.conf_lines.items()}
+    out: List[Tuple[int, str]] = []
+    for message in problems:
+        named = re.search(r'parameter "([^"]+)"', message)
+        line = re.search(r"line (\d+)", message)
+        key = keys.get(named.group(1).lower()) if named else None
+        if key is None and line is not None:
+            key = keys.get(str(by_line.get(int(line.group(1)), "")).lower())
+        where = cfg.locate(f"settings.{key}") if key else f"{cfg.path}: settings"
+        out.append((cfg.lines.get(f"settings.{key}", 0), f"{where}: PostgreSQL {cluster.info.version} refuses it: "
+                                                        f"{message}"))
+    raise ConfigError([text for _, text in sorted(out)])
 
 
 def _stop(cluster: Cluster, mode: str, progress: Progress) -> None:
@@ -855,8 +1018,11 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
     try:
         progress("running setup")
         runner.setup()
-    except psycopg.Error as exc:
-        message = f"setup failed: {_error(exc)['message']}" + (f" ({runner.setup_at})" if runner.setup_at else "")
+    except (psycopg.Error, ApiTampered) as exc:
+        if isinstance(exc, psycopg.Error):
+            message = f"setup failed: {_error(exc)['message']}" + (f" ({runner.setup_at})" if runner.setup_at else "")
+        else:
+            message = f"setup failed: {exc}"
         progress(message)
         results["workloads"] = [_not_run(wl, message, exc) for wl in cfg.workloads]
         return
@@ -868,9 +1034,15 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
         if wl.kind == "regress":
             try:
                 tests = runner.run_regress(wl, label)
+                tampered = runner.check_api()
             except Interrupted as exc:
                 results["workloads"].append(_not_run(wl, f"interrupted by {exc.signal_name} while running", exc))
                 raise
+            if tampered:  # which test did it is not known: none of their findings can be trusted
+                for test in tests:
+                    Runner._fail(test, f"the regression suite changed pg_ext_memcheck's SQL API "
+                                       f"({tampered.describe()}): the runner reads findings through it, so these "
+                                       "findings cannot be trusted; the extension was created again")
             results["workloads"].extend(tests)
             results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
             checkpoint(results)
@@ -885,18 +1057,32 @@ def _run_all(runner: Runner, cfg: Config, results: Results, progress: Progress, 
             # still a result, and the remaining workloads run if the server comes back.
             result = _not_run(wl, f"could not run or collect this workload: {_first_line(exc)}", exc)
             try:
-                runner.cluster.wait_ready(_RECOVERY_TIMEOUT_S)
+                try:
+                    runner.cluster.wait_ready(_RECOVERY_TIMEOUT_S)
+                except ClusterError:
+                    if runner.cluster.server_alive():
+                        raise
+                    # The postmaster itself is gone (kill -9): no recovery will come; start it again.
+                    result = runner.server_died(wl, exc)
+                    progress(f"{label}: the server's postmaster is gone; starting the server again")
+                    runner.cluster.restart_after_death()
             except ClusterError as down:
                 results["workloads"].append(result)
+                why = ("the server stopped and could not be started again" if result["status"] == "crashed"
+                       else "the server did not recover")
                 for rest in cfg.workloads[n:]:
-                    results["workloads"].append(_not_run(rest, "not run: the server did not recover", down))
+                    results["workloads"].append(_not_run(rest, f"not run: {why}: {_first_line(down)}", down))
                 break
         progress(f"{label}: {result['status']} ({len(result['violations'])} violation(s), {result['duration_s']}s)")
         results["workloads"].append(result)
         results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
         checkpoint(results)
     results["ring"]["dropped"] = sum(w["dropped"] for w in results["workloads"])
-    results["ring"]["full"] = results["ring"]["dropped"] > 0 or runner.admin.status()["full"]
+    try:
+        full = runner.admin.status()["full"]
+    except psycopg.Error:  # the server is gone: what was dropped is counted above
+        full = False
+    results["ring"]["full"] = results["ring"]["dropped"] > 0 or full
 
 
 def _not_run(wl: Workload, message: str, exc: BaseException) -> Dict[str, Any]:

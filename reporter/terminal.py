@@ -172,6 +172,8 @@ def _workloads(lines: _Lines, merged: Merged) -> None:
                 sqlstate = w["error"].get("sqlstate")
                 suffix = f" (SQLSTATE {clean(sqlstate, 10)})" if sqlstate else ""
                 lines.add((f"{'':16}error: {clean(w['error']['message'], 300)}{suffix}", None))
+            for note in w.get("notes") or []:
+                lines.add((f"{'':16}note: {clean(note, 300)}", "dim"))
             if w.get("diff"):
                 changed = [ln for ln in str(w["diff"]).splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
                 for diff_line in changed[:8]:

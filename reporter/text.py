@@ -19,6 +19,7 @@ _CONTROLS = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
 _NEWLINES = re.compile("\r\n|\r|\u2028|\u2029")
+_SHOWN = re.compile(_CONTROLS.pattern[:-1] + "\u2028\u2029]")
 ELLIPSIS = "…"
 
 
@@ -27,6 +28,16 @@ def strip_controls(text: str) -> str:
     if text.isascii() and text.isprintable():  # the common case, decided in C
         return text
     return _CONTROLS.sub("", _NEWLINES.sub("\n", text))
+
+
+def escape_controls(text: str) -> str:
+    """Untrusted text with every control or bidirectional character (and U+2028/U+2029) shown as an escape
+    (`\\x1b`, `\\u202e`) instead of removed: for messages that quote a value back to the user, who must see
+    what was there. Tab, newline and carriage return are left to the caller's format."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _SHOWN.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                      text)
 
 
 def cap(text: str, limit: int) -> str:

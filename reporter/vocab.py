@@ -25,7 +25,8 @@ CHECK_TYPES: Tuple[str, ...] = (
     "shmem_overrun",  # guard bytes after a shared-memory allocation (ShmemInitStruct) were overwritten
     "dsm_leak",  # a DSM segment created or attached in a window was still mapped at its end (pinned mappings too)
     "ctx_bloat",  # growth_benchmark: a context grew across log-spaced checkpoints (linear or superlinear)
-    "use_after_reset",  # context_reset_storm: a crash, an error or a changed result after memory was reset and poisoned
+    "use_after_reset",  # context_reset_storm: a crash, an error or a changed result after memory was reset and
+    # poisoned, or a crash of the workload in its workers that no poisoning explains (context "crash")
     "concurrency_error",  # concurrent_backends: a worker crashed, deadlocked, timed out on a lock or failed
 )
 # Checks that are about the growth of one memory context: the ones findings fold parents and restatements of.

@@ -358,6 +358,7 @@ mc_begin(PG_FUNCTION_ARGS)
 	char		allowed[MC_MAX_ALLOWED][MC_NAME_LEN];
 	int			nallowed = 0;
 	McRingStatus st;
+	bool		reopened = window_active;
 
 	mc_require_ring();
 	if (strlen(pattern) > MC_MAX_PATTERN)
@@ -383,6 +384,9 @@ mc_begin(PG_FUNCTION_ARGS)
 	window_start_seq = st.next_seq;
 	window_active = true;
 	mc_settings_window(true);
+	/* a window opened over an open one: said in the new one */
+	if (reopened)
+		mc_settings_note_window_reset();
 	mc_guards_window_begin();
 	mc_dsm_window_begin();
 	/* a scenario's workers that a server restart interrupted: reported in this window */

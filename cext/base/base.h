@@ -150,6 +150,7 @@ extern void mc_settings_define(void);
 typedef void (*McModeListener) (bool on);
 extern void mc_settings_on_mode_change(McModeListener listener);
 extern void mc_settings_window(bool active);
+extern void mc_settings_note_window_reset(void);
 extern bool mc_settings_dirty;
 
 /* ---------- one violation, as recorded in the ring and shown by SQL ---------- */

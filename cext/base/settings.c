@@ -36,6 +36,8 @@ bool		mc_record_all_sessions = false;
 bool		mc_settings_dirty = true;
 
 static bool window_active = false;
+/* begin() calls over an open window since the last window that was closed */
+static int	window_resets = 0;
 
 static const struct config_enum_entry mode_options[] = {
 	{"off", MC_MODE_OFF, false},
@@ -49,21 +51,19 @@ static const struct config_enum_entry mode_options[] = {
 /* ---------- settings that must not change under a measurement ---------- */
 
 /*
- * Record a change of one of our settings made while a begin()/end() window
- * is open.  Assign hooks run in odd places (transaction abort, the
- * postmaster's reload): this only writes a finding into local memory.
+ * The settings_changed finding named `name` in the open window (NULL when
+ * no window is open or the table is full), seen once more.
  */
-static void
-mc_note_setting(const char *name, const char *from, const char *to)
+static McViolation *
+mc_settings_finding(const char *name)
 {
 	McFindingKey key;
 	McViolation *v;
 	bool		created;
 	char		path[MC_PATH_LEN];
 
-	mc_settings_dirty = true;
-	if (!window_active || MyProc == NULL || strcmp(from, to) == 0)
-		return;
+	if (!window_active || MyProc == NULL)
+		return NULL;
 	snprintf(path, sizeof(path), "%s", name);
 	key.check = MC_CHECK_SETTINGS_CHANGED;
 	key.lifetime = MC_LIFE_UNKNOWN;
@@ -71,15 +71,54 @@ mc_note_setting(const char *name, const char *from, const char *to)
 	key.path = path;
 	v = mc_finding_get(&key, &created);
 	if (v == NULL)
-		return;
+		return NULL;
 	v->severity = MC_SEV_ERROR;
 	v->phase = MC_PHASE_OTHER;
 	v->occurrences++;
 	mc_strlcpy(v->context_name, name, MC_NAME_LEN);
 	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
+	return v;
+}
+
+/*
+ * Record a change of one of our settings made while a begin()/end() window
+ * is open.  Assign hooks run in odd places (transaction abort, the
+ * postmaster's reload): this only writes a finding into local memory.
+ */
+static void
+mc_note_setting(const char *name, const char *from, const char *to)
+{
+	McViolation *v;
+
+	mc_settings_dirty = true;
+	if (strcmp(from, to) == 0 || (v = mc_settings_finding(name)) == NULL)
+		return;
 	snprintf(v->detail, MC_DETAIL_LEN,
-			 "%s was changed from %s to %s while being measured (SET, RESET ALL or DISCARD ALL in the workload?); findings after the change cannot be trusted",
+			 "%s was changed from %s to %s while being measured (SET, RESET ALL, DISCARD ALL, or ALTER SYSTEM and a reload, in the workload?); findings after the change cannot be trusted",
 			 name, from, to);
+	mc_finding_changed(v);
+}
+
+/*
+ * begin() was called while a window was open (the caller opened the new
+ * one already): what the old window measured is forgotten, so a leak that
+ * grew before the call looks smaller or is gone.  Like a changed setting,
+ * the window's findings cannot be trusted.
+ */
+void
+mc_settings_note_window_reset(void)
+{
+	McViolation *v;
+
+	window_resets++;
+	v = mc_settings_finding("ext_memcheck.begin()");
+	if (v == NULL)
+		return;
+	/* each reset starts a window of its own: the count is kept here */
+	v->occurrences = window_resets;
+	snprintf(v->detail, MC_DETAIL_LEN,
+			 "ext_memcheck.begin() was called while a window was open (%d time%s): the window was reset, and what was measured before the call was forgotten; findings of this window cannot be trusted",
+			 window_resets, window_resets == 1 ? "" : "s");
 	mc_finding_changed(v);
 }
 
@@ -157,6 +196,8 @@ void
 mc_settings_window(bool active)
 {
 	window_active = active;
+	if (!active)
+		window_resets = 0;
 }
 
 static void

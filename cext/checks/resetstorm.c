@@ -23,7 +23,9 @@
  * cleanly), fails or returns something else than both plain runs of the
  * same number agree on is a use_after_reset finding, naming the context
  * whose memory was poisoned before it and where the library allocated
- * that memory.  The poisoning runs inside the allocator's reset and
+ * that memory.  A crash no poisoning explains (the plain workers crashed
+ * too, or nothing was poisoned yet) is a finding as well, an ERROR saying
+ * so: a scenario whose every worker crashed never passes.  The poisoning runs inside the allocator's reset and
  * delete (track.c, mcxtwrap.c): it writes only what the library asked
  * for, never chunk headers, allocates nothing and takes no lock.
  *
@@ -44,6 +46,7 @@
 #define MC_QUARANTINE_MAX	4096
 #define MC_QUARANTINE_BYTES ((Size) 256 * 1024 * 1024)
 #define MC_STORM_TIMEOUT_MS 300000
+#define MC_STORM_WORKERS	3	/* two plain, one storm */
 
 /* ---------- in the storm's worker: poison, remember, quarantine ---------- */
 
@@ -154,7 +157,7 @@ typedef struct McStorm
 {
 	McWorkerSlot plain[2];
 	McWorkerSlot storm;
-	McRun	   *runs[3];		/* plain A, plain B, storm */
+	McRun	   *runs[MC_STORM_WORKERS];	/* plain A, plain B, storm */
 	bool		timed_out;
 	int			comparable;
 	int			nondeterministic;
@@ -200,7 +203,8 @@ mc_storm_candidates(const McWorkerSlot *s, int j, const McPoisonNote **out, int 
 	return n;
 }
 
-static void
+/* the use_after_reset finding for st->failed_run; false when nothing explains it */
+static bool
 mc_storm_finding(McScenario *sc, McStorm *st)
 {
 	const McPoisonNote *cand[MC_MAX_SITES];
@@ -215,7 +219,7 @@ mc_storm_finding(McScenario *sc, McStorm *st)
 	int			i;
 
 	if (ncand == 0)
-		return;					/* nothing was poisoned before it: not a use after reset */
+		return false;			/* nothing was poisoned before it: not a use after reset */
 	top = cand[0];
 	key.check = MC_CHECK_USE_AFTER_RESET;
 	key.lifetime = top->lifetime;
@@ -223,7 +227,7 @@ mc_storm_finding(McScenario *sc, McStorm *st)
 	key.path = top->path;
 	v = mc_finding_get(&key, &created);
 	if (v == NULL)
-		return;
+		return true;			/* the findings table is full: counted there */
 	v->severity = MC_SEV_ERROR;
 	v->phase = MC_PHASE_SCENARIO;
 	v->verdict = MC_VERDICT_NONE;
@@ -266,6 +270,75 @@ mc_storm_finding(McScenario *sc, McStorm *st)
 			 v->source_lib, top->name, top->path, top->deleted ? "deleted" : "reset",
 			 top->first_run + 1, v->source_lib);
 	mc_finding_changed(v);
+	return true;
+}
+
+/*
+ * A worker crashed, and no use after reset explains it: the plain workers
+ * crashed as well (the workload crashes without any poisoning), or the
+ * storm's worker crashed before anything was poisoned.  Like a crash under
+ * concurrent_backends, an ERROR finding: the crash was caught and the server
+ * kept running, so nothing else would say so.
+ */
+static void
+mc_storm_crash_finding(McScenario *sc, McStorm *st)
+{
+	static const char *const roles[MC_STORM_WORKERS] = {"plain", "plain", "storm"};
+	const McWorkerSlot *slots[MC_STORM_WORKERS] = {&st->plain[0], &st->plain[1], &st->storm};
+	const McWorkerSlot *first = NULL;
+	const char *first_role = NULL;
+	int			crashed = 0;
+	int			i;
+	McFindingKey key;
+	McViolation *v;
+	bool		created;
+	char		path[MC_PATH_LEN];
+	char		where[MC_LIB_LEN + 32];
+
+	for (i = 0; i < MC_STORM_WORKERS; i++)
+		if (slots[i]->status == MC_WS_CRASHED)
+		{
+			crashed++;
+			if (first == NULL)
+			{
+				first = slots[i];
+				first_role = roles[i];
+			}
+		}
+	if (first == NULL)
+		return;
+	snprintf(path, sizeof(path), "context_reset_storm/crash");
+	key.check = MC_CHECK_USE_AFTER_RESET;
+	key.lifetime = MC_LIFE_UNKNOWN;
+	key.lib = (int16) (first->crash_lib[0] ? mc_lib_by_name(first->crash_lib) : MC_NO_LIB);
+	key.path = path;
+	v = mc_finding_get(&key, &created);
+	if (v == NULL)
+		return;
+	v->severity = MC_SEV_ERROR;
+	v->phase = MC_PHASE_SCENARIO;
+	v->verdict = MC_VERDICT_NONE;
+	v->occurrences = crashed;
+	v->calls = MC_STORM_WORKERS;
+	v->iterations = sc->iterations;
+	mc_strlcpy(v->context_name, "crash", MC_NAME_LEN);
+	mc_strlcpy(v->context_path, path, MC_PATH_LEN);
+	mc_strlcpy(v->source_lib, first->crash_lib, MC_LIB_LEN);
+	mc_strlcpy(v->entry, "context_reset_storm", MC_ENTRY_LEN);
+	mc_strlcpy(v->query, sc->workload, MC_QUERY_LEN);
+	if (first->crash_lib[0])
+		snprintf(where, sizeof(where), " (in %s+0x%llx)", first->crash_lib,
+				 (unsigned long long) first->crash_offset);
+	else
+		where[0] = '\0';
+	snprintf(v->detail, MC_DETAIL_LEN,
+			 "%d of %d workers running the workload crashed; the first (the %s worker, pid %d) with %s at address 0x%llx%s in run %lld; %s; it was caught and the worker exited cleanly, so the server did not restart",
+			 crashed, MC_STORM_WORKERS, first_role, first->pid, mc_signal_name(first->crash_signal),
+			 (unsigned long long) first->crash_addr, where, (long long) first->crash_run + 1,
+			 st->plain_crashed ?
+			 "the workload crashes without any poisoning: a bug of its own, which hides whether it also uses memory after a reset" :
+			 "nothing the storm poisoned was allocated before that run, so it is not a use after reset, but a crash all the same");
+	mc_finding_changed(v);
 }
 
 static void
@@ -303,8 +376,8 @@ mc_storm_judge(McScenario *sc, McStorm *st)
 			continue;
 		st->failed_run = j;
 	}
-	if (st->failed_run >= 0)
-		mc_storm_finding(sc, st);
+	if (st->failed_run < 0 || !mc_storm_finding(sc, st))
+		mc_storm_crash_finding(sc, st);
 }
 
 static void

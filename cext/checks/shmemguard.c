@@ -84,7 +84,7 @@ typedef struct McGuard
 	char	   *base;
 	Size		size;			/* requested */
 	Size		allocated;		/* reserved (cache-line aligned) */
-	Size		guard_from;		/* first guard byte: size, unless register_shmem_probe said less */
+	Size		guard_from;		/* first guard byte: size (never inside the structure) */
 	Size		block_len;		/* guard block right behind the allocation, or 0 */
 	uint32		overruns;
 	TimestampTz detected_at;
@@ -713,8 +713,11 @@ mc_clear_shmem_registry(PG_FUNCTION_ARGS)
 
 /*
  * register_shmem_probe(seg_name, allocated_size): the original's manual
- * registration.  Every allocation is guarded already; a size below the
- * requested one declares the rest unused, and the guard starts there.
+ * registration.  Every allocation is guarded already, in the slack behind
+ * the size it was created with; that is the only memory nobody owns.  A
+ * smaller size is refused: the structure's own bytes are live (PostgreSQL's
+ * buffer descriptors, a library's state), and a guard written over them
+ * would crash whoever reads them next.
  */
 Datum
 mc_register_shmem_probe(PG_FUNCTION_ARGS)
@@ -736,15 +739,22 @@ mc_register_shmem_probe(PG_FUNCTION_ARGS)
 				 errmsg("no shared memory allocation named \"%s\"", name),
 				 errhint("The names are those of pg_shmem_allocations (ShmemInitStruct's first argument).")));
 	}
-	if (used < 0)
+	if (used < 0 || (Size) used < g->size)
 	{
+		Size		size = g->size;
+		Size		slack = mc_guard_bytes(g);
+		char		owner[MC_LIB_LEN];
+
+		mc_strlcpy(owner, g->owner, MC_LIB_LEN);
 		LWLockRelease(shared->lock);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("allocated_size must not be negative (got %lld)", (long long) used)));
+				 errmsg("allocated_size %lld is below the %zu bytes shared memory \"%s\" was created with",
+						(long long) used, size, name),
+				 errdetail("Its owner (%s) uses those bytes; guard bytes are written only behind them (%zu here), never into them.",
+						   owner, slack),
+				 errhint("Pass its size (pg_shmem_allocations.size), or call probe_check() alone: every allocation is guarded already.")));
 	}
-	if ((Size) used < g->size)
-		g->guard_from = (Size) used;
 	mc_guard_write(g);
 	snprintf(msg, sizeof(msg), "shared memory \"%s\" (owner %s): %zu guard bytes from offset %zu%s",
 			 g->name, g->owner, mc_guard_bytes(g), g->guard_from,

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from reporter import build, defaults, jsonreport
 from reporter.commands.build import load_config, pg_info
-from reporter.commands.run import execute, interrupted_status, prepare_output, progress, run_base
+from reporter.commands.run import claim_output, execute, interrupted_status, progress, run_base
+from reporter.config import Config
 from reporter.errors import UsageError
 from reporter.merge import BASE_DIR, Leg, Merged, attach_comparison, leg_bases
+from reporter.pgconfig import PgConfig
 from reporter.terminal import render_terminal, style_for
 from reporter.vocab import FAIL_ON_LEVELS, FAIL_ON_SCOPES
 
@@ -137,7 +139,13 @@ def main(args: argparse.Namespace) -> int:
         cfg = defaults.for_directory(extension_dir(args), pg_config)
         progress(f"no {CONFIG_NAME} here: running the extension's regression suite (make installcheck)")
     out = output_dir(args.output)
-    prepare_output(out)  # no earlier results.json is left to pass for this run's
+    # no earlier results.json is left to pass for this run's, and no other run writes there meanwhile
+    with claim_output(out):
+        return _check(args, cfg, pg_config, info, out, started)
+
+
+def _check(args: argparse.Namespace, cfg: Config, pg_config: str, info: PgConfig, out: Path,
+           started: float) -> int:
     shutil.rmtree(out / BASE_DIR, ignore_errors=True)  # nor an earlier base to compare with
     progress(f"PostgreSQL {info.version} ({pg_config})")
     base_started = time.monotonic()

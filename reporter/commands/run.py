@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from reporter import baseinfo, build, defaults, exttree, gitrev, results, runner, sites, suppress
+from reporter import baseinfo, build, defaults, exttree, files, gitrev, results, runner, sites, suppress
 from reporter.cluster import ClusterError
 from reporter.commands.build import load_config, pg_info
 from reporter.config import Config, ConfigError
@@ -21,6 +23,10 @@ RESULTS_FILE = "results.json"
 LOG_FILE = "server.log"
 # Exit status of a run stopped by a signal: the shell's convention, 128 + the signal number.
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Less free space than this where results.json goes: the run would only fail at its end.
+MIN_FREE_BYTES = 1024 * 1024
+# results.json is saved during a run at least this often (besides SavePolicy's count).
+SAVE_INTERVAL_S = 60.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the configured workloads on a private cluster; write DIR/results.json and DIR/server.log",
         description="Start a private cluster (unix socket only) with pg_ext_memcheck and the configured "
         "libraries preloaded, run setup and every workload, and write DIR/results.json and DIR/server.log. "
-        "Errors, timeouts and crashes are recorded as results. results.json is saved after every workload "
-        "and on SIGINT/SIGTERM (then marked incomplete). Exit status 0 once results.json is written "
-        "(judging it is the job of `report`), 2 for bad input, 128+N when signal N stopped the run.",
+        "Errors, timeouts and crashes are recorded as results. results.json is saved during the run (after each "
+        "of the first 8 workloads, then whenever those done since the last save reach an eighth of those saved, "
+        "and at least every minute: linear in the number of workloads) and on SIGINT/SIGTERM (then marked "
+        "incomplete). DIR is locked for the run: a second run into it fails at once. Exit status 0 once "
+        "results.json is written (judging it is the job of `report`), 2 for bad input or an output that cannot "
+        "be written (a full disk is named), 128+N when signal N stopped the run.",
     )
     p.add_argument("--config", metavar="FILE", type=Path,
                    help="memcheck.yml (default: memcheck.yml in --extension's directory; without one, the "
@@ -53,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def prepare_output(output: Path) -> None:
     """Make DIR, prove it writable, and remove the results of an earlier run: whatever happens next, nobody
-    may read an old results.json as the outcome of this run."""
+    may read an old results.json as the outcome of this run. The caller holds DIR's lock (claim_output)."""
     try:
         output.mkdir(parents=True, exist_ok=True)
         probe = output / ".pg-ext-memcheck-write-test"
@@ -61,25 +70,76 @@ def prepare_output(output: Path) -> None:
         probe.unlink()
         for name in (RESULTS_FILE, LOG_FILE):
             (output / name).unlink(missing_ok=True)
+        fs = os.statvfs(output)
     except OSError as exc:
         raise UsageError(f"--output {output}: cannot write there: {exc.strerror or exc}") from None
+    free = fs.f_bavail * fs.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--output {output}: its file system is full ({free:,} bytes free; results.json and "
+                         f"server.log need at least {MIN_FREE_BYTES:,}): free some space or choose another "
+                         "directory")
+
+
+@contextmanager
+def claim_output(output: Path) -> Iterator[None]:
+    """DIR locked for this run (a second run into it fails at once instead of overwriting this one's results,
+    or losing its own), then prepared (prepare_output); unlocked when the run is over."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write there: {exc.strerror or exc}") from None
+    try:
+        lock = files.DirectoryLock(output).acquire()
+    except files.FileProblem as exc:
+        raise UsageError(f"--output {exc}: wait for that run to finish, or give this one another --output") \
+            from None
+    try:
+        prepare_output(output)
+        yield
+    finally:
+        lock.release()
+
+
+class SavePolicy:
+    """When to rewrite results.json during a run. Each save rewrites the whole file, so saving after every
+    workload costs time quadratic in their number; saving once the workloads done since the last save reach an
+    eighth of those saved then keeps the bytes written within about 9 times the final file (linear), while
+    the first 8 workloads are each saved at once and a long run is saved at least every `interval_s`."""
+
+    def __init__(self, interval_s: float = SAVE_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self.saved = 0  # workloads in the last saved file
+        self.at = clock()
+
+    def due(self, done: int) -> bool:
+        return done - self.saved >= max(1, self.saved // 8) or self.clock() - self.at >= self.interval_s
+
+    def record(self, done: int) -> None:
+        self.saved = done
+        self.at = self.clock()
 
 
 class _Saver:
-    """Writes results.json (atomically) after every workload and at the end, suppressions applied."""
+    """Writes results.json (atomically) during the run (SavePolicy) and at the end, suppressions applied."""
 
-    def __init__(self, cfg: Config, path: Path) -> None:
+    def __init__(self, cfg: Config, path: Path, policy: SavePolicy | None = None) -> None:
         self.cfg = cfg
         self.path = path
         self._noted = False
+        self.policy = policy or SavePolicy()
 
-    def __call__(self, doc: Dict[str, Any]) -> None:
+    def __call__(self, doc: Dict[str, Any], final: bool = True) -> None:
+        done = len(doc["workloads"])
+        if not final and not self.policy.due(done):
+            return
         notes = suppress.apply(doc, self.cfg.suppressions)  # idempotent: marks are recomputed each time
         if not self._noted:
             for note in notes:
                 progress(note)
             self._noted = True
         results.dump(doc, self.path)
+        self.policy.record(done)
 
 
 class _Signals:
@@ -116,7 +176,7 @@ def execute(cfg: Config, pg_config: str, output: Path) -> results.Results:
     with _Signals().installed() as signals:
         try:
             doc = runner.run(cfg, pg_config, output, results.github_context(), progress=progress,
-                             checkpoint=save)
+                             checkpoint=lambda partial: save(partial, final=False))
         except runner.Interrupted as exc:  # before the run had anything to save
             progress(f"interrupted by {exc.signal_name} before the run started")
             raise SystemExit(128 + int(signal.Signals[exc.signal_name])) from None
@@ -160,10 +220,14 @@ def run_base(cfg: Config, pg_config: str, ref: str, leg_dir: Path) -> baseinfo.B
     """The base revision `ref` of cfg's extension, built, installed and run with cfg's workloads into
     leg_dir/base; whatever stops it is recorded (base.json) and returned as a skipped base, never raised."""
     out = leg_dir / BASE_DIR
-    prepare_output(out)
-    (out / baseinfo.INFO_FILE).unlink(missing_ok=True)
-    if not gitrev.valid_ref(ref):
-        raise UsageError(f"--base/--compare {ref!r}: not a revision (a commit SHA, a branch or a tag)")
+    with claim_output(out):
+        (out / baseinfo.INFO_FILE).unlink(missing_ok=True)
+        if not gitrev.valid_ref(ref):
+            raise UsageError(f"--base/--compare {ref!r}: not a revision (a commit SHA, a branch or a tag)")
+        return _run_base(cfg, pg_config, ref, out)
+
+
+def _run_base(cfg: Config, pg_config: str, ref: str, out: Path) -> baseinfo.BaseRun:
     sha: str | None = None
     try:
         ext = cfg.extension
@@ -204,7 +268,11 @@ class _Skip(Exception):
 
 
 def main(args: argparse.Namespace) -> int:
-    prepare_output(args.output)
+    with claim_output(args.output):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config) if args.config is not None else None
     pg_info(args.pg_config, args.expect_major)
     cfg = cfg or defaults.resolve(None, args.extension, args.pg_config)  # needs pg_config: make reads PGXS

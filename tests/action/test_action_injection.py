@@ -34,3 +34,21 @@ def test_input_is_never_executed(name: str, base_dir: Path, workspace: Path, act
     assert created == [], f"input {name} was executed: {created}"
     assert not [a for a in result.annotations if a.title == "forged" or a.message in ("injected", "forged")]
     assert "ghs_injection_test_token" not in result.log
+
+
+# Issue 21, item 15: a terminal escape (ESC) and a bidirectional override (U+202E) in an input are quoted back
+# as escapes in the ::error lines, never raw: they would colour the log or reorder what a reviewer reads.
+HIDDEN = "\x1b[8m\u202eexploit\u202c"
+
+
+@pytest.mark.parametrize("name", [n for n in INPUTS if n != "github-token"])  # any string may be a token
+def test_control_characters_in_inputs_are_escaped(name: str, base_dir: Path, workspace: Path,
+                                                  action_copy: Path) -> None:
+    result = ActionRunner(base_dir=base_dir / "job", workspace=workspace, action_path=action_copy,
+                          inputs={**GOOD, name: f"x{HIDDEN}"}).run()
+    raw = [ln for ln in result.log.splitlines() if ln.lstrip().startswith("::")]
+    assert raw, result.log
+    assert not [ln for ln in raw if "\x1b" in ln or "\u202e" in ln or "\u202c" in ln], raw
+    # what was there is still said, as escapes
+    assert result.step("validate").returncode == 2, result.log
+    assert [e for e in result.errors() if "\\x1b[8m\\u202eexploit\\u202c" in e], result.errors()
