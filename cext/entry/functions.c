@@ -24,6 +24,7 @@
 
 #include <dlfcn.h>
 
+#include "fmgr.h"
 #include "miscadmin.h"
 
 #include "entry/hooks.h"
@@ -57,6 +58,25 @@ mc_pg_init_then_layer(void)
 	mc_hooks_check_late();
 }
 
+/*
+ * Is name a V1 function, Datum name(FunctionCallInfo)?  As fmgr decides it:
+ * the library declares a pg_finfo_<name> record saying so.  Its thunk then
+ * keeps one argument and one result (platform/thunk.c); anything else (a
+ * background worker's main function, an output plugin's init) gets the
+ * general one.
+ */
+static bool
+mc_v1_function(void *handle, const char *name)
+{
+	char		finfo[NAMEDATALEN + 16];
+	const Pg_finfo_record *(*record) (void);
+
+	if (snprintf(finfo, sizeof(finfo), "pg_finfo_%s", name) >= (int) sizeof(finfo))
+		return false;
+	record = (const Pg_finfo_record *(*) (void)) dlsym(handle, finfo);
+	return record != NULL && record() != NULL && record()->api_version == 1;
+}
+
 static void *
 mc_core_dlsym(void *handle, const char *name)
 {
@@ -76,7 +96,9 @@ mc_core_dlsym(void *handle, const char *name)
 	if (lib == MC_NO_LIB)
 		return fn;
 	k = mc_entry_thunk(fn, lib, MC_ENTRY_FUNCTION, MC_PHASE_FUNCTION, name, NULL, 0);
-	return k >= 0 ? mc_thunk_address(k) : fn;
+	if (k < 0)
+		return fn;
+	return mc_v1_function(handle, name) ? mc_thunk_address_one_arg(k) : mc_thunk_address(k);
 }
 
 void

@@ -92,14 +92,7 @@ mc_planner_layer(int layer, MC_PLANNER_PARAMS)
 }
 MC_LAYERS_RET(PlannedStmt *, mc_planner, (MC_PLANNER_PARAMS), MC_PLANNER_ARGS)
 
-static PlannedStmt *
-mc_planner_std(MC_PLANNER_PARAMS)
-{
-	PlannedStmt *result;
-
-	MC_STD_CALL(result = standard_planner(MC_PLANNER_ARGS));
-	return result;
-}
+MC_STD_FN_RET(PlannedStmt *, mc_planner_std, standard_planner, (MC_PLANNER_PARAMS), (MC_PLANNER_ARGS))
 
 /* ---------- post_parse_analyze_hook ---------- */
 
@@ -139,17 +132,13 @@ mc_start_layer(int layer, QueryDesc *queryDesc, int eflags)
 #define MC_START_ARGS queryDesc, eflags
 MC_LAYERS_VOID(mc_start, (MC_START_PARAMS), MC_START_ARGS)
 
-static void
-mc_start_std(QueryDesc *queryDesc, int eflags)
-{
-	MC_STD_CALL(standard_ExecutorStart(queryDesc, eflags));
-}
+MC_STD_FN_VOID(mc_start_std, standard_ExecutorStart, (MC_START_PARAMS), (MC_START_ARGS))
 
 static void
 mc_run_layer(int layer, MC_EXECRUN_PARAMS)
 {
 	McHookDesc *h = HOOK(MC_HOOK_EXECUTOR_RUN);
-	volatile bool core = MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_RUN, layer);
+	bool		core = MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_RUN, layer);
 
 	if (core)
 		mc_exec_nesting++;
@@ -161,17 +150,13 @@ mc_run_layer(int layer, MC_EXECRUN_PARAMS)
 }
 MC_LAYERS_VOID(mc_run, (MC_EXECRUN_PARAMS), MC_EXECRUN_ARGS)
 
-static void
-mc_run_std(MC_EXECRUN_PARAMS)
-{
-	MC_STD_CALL(standard_ExecutorRun(MC_EXECRUN_ARGS));
-}
+MC_STD_FN_VOID(mc_run_std, standard_ExecutorRun, (MC_EXECRUN_PARAMS), (MC_EXECRUN_ARGS))
 
 static void
 mc_finish_layer(int layer, QueryDesc *queryDesc)
 {
 	McHookDesc *h = HOOK(MC_HOOK_EXECUTOR_FINISH);
-	volatile bool core = MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_FINISH, layer);
+	bool		core = MC_CALLED_BY_CORE(MC_HOOK_EXECUTOR_FINISH, layer);
 
 	if (core)
 		mc_exec_nesting++;
@@ -183,11 +168,7 @@ mc_finish_layer(int layer, QueryDesc *queryDesc)
 }
 MC_LAYERS_VOID(mc_finish, (QueryDesc *queryDesc), queryDesc)
 
-static void
-mc_finish_std(QueryDesc *queryDesc)
-{
-	MC_STD_CALL(standard_ExecutorFinish(queryDesc));
-}
+MC_STD_FN_VOID(mc_finish_std, standard_ExecutorFinish, (QueryDesc *queryDesc), (queryDesc))
 
 static void
 mc_end_layer(int layer, QueryDesc *queryDesc)
@@ -204,11 +185,7 @@ mc_end_layer(int layer, QueryDesc *queryDesc)
 }
 MC_LAYERS_VOID(mc_end, (QueryDesc *queryDesc), queryDesc)
 
-static void
-mc_end_std(QueryDesc *queryDesc)
-{
-	MC_STD_CALL(standard_ExecutorEnd(queryDesc));
-}
+MC_STD_FN_VOID(mc_end_std, standard_ExecutorEnd, (QueryDesc *queryDesc), (queryDesc))
 
 static bool
 mc_perms_layer(int layer, MC_PERMS_PARAMS)
@@ -255,11 +232,7 @@ mc_utility_layer(int layer, MC_UTILITY_PARAMS)
 }
 MC_LAYERS_VOID(mc_utility, (MC_UTILITY_PARAMS), MC_UTILITY_ARGS)
 
-static void
-mc_utility_std(MC_UTILITY_PARAMS)
-{
-	MC_STD_CALL(standard_ProcessUtility(MC_UTILITY_ARGS));
-}
+MC_STD_FN_VOID(mc_utility_std, standard_ProcessUtility, (MC_UTILITY_PARAMS), (MC_UTILITY_ARGS))
 
 #define MC_OBJECT_ACCESS_PARAMS ObjectAccessType access, Oid classId, Oid objectId, \
 	int subId, void *arg
@@ -359,14 +332,7 @@ mc_joinsearch_layer(int layer, MC_JOINSEARCH_PARAMS)
 }
 MC_LAYERS_RET(RelOptInfo *, mc_joinsearch, (MC_JOINSEARCH_PARAMS), MC_JOINSEARCH_ARGS)
 
-static RelOptInfo *
-mc_joinsearch_std(MC_JOINSEARCH_PARAMS)
-{
-	RelOptInfo *result;
-
-	MC_STD_CALL(result = standard_join_search(MC_JOINSEARCH_ARGS));
-	return result;
-}
+MC_STD_FN_RET(RelOptInfo *, mc_joinsearch_std, standard_join_search, (MC_JOINSEARCH_PARAMS), (MC_JOINSEARCH_ARGS))
 
 #define MC_UPPER_PARAMS PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_rel, \
 	RelOptInfo *output_rel, void *extra
@@ -414,11 +380,7 @@ mc_explain_layer(int layer, MC_EXPLAIN_PARAMS)
 MC_LAYERS_VOID(mc_explain, (MC_EXPLAIN_PARAMS), MC_EXPLAIN_ARGS)
 
 #ifdef MC_HAVE_STANDARD_EXPLAIN
-static void
-mc_explain_std(MC_EXPLAIN_PARAMS)
-{
-	MC_STD_CALL(standard_ExplainOneQuery(MC_EXPLAIN_ARGS));
-}
+MC_STD_FN_VOID(mc_explain_std, standard_ExplainOneQuery, (MC_EXPLAIN_PARAMS), (MC_EXPLAIN_ARGS))
 #endif
 
 /* ---------- emit_log_hook: inside error reporting, so no PG_TRY ---------- */

@@ -60,6 +60,15 @@ extern const int mc_nhooks;
  * Call down the chain from layer `layer` of hook h: the previous hook (in a
  * foreign segment when it is another library's), or the default.  When
  * measuring is off it is only the call.
+ *
+ * An error raised in the next library's segment must not leave it on top
+ * of the stack for PostgreSQL's error handling (its catch blocks allocate):
+ * a layer that PostgreSQL called (no segment running) catches it, restores
+ * the depth it found and throws on.  A layer that a library called (its
+ * "prev" hook, between two libraries) does not: the error goes straight
+ * back into that library's frame, and the layer PostgreSQL called, further
+ * out, restores the depth; one setjmp per hook call instead of one per
+ * library.
  */
 #define MC_LAYER_CALL(h, layer, call_prev, call_default) \
 	do { \
@@ -74,21 +83,14 @@ extern const int mc_nhooks;
 				call_prev; \
 			} \
 		} \
-		else \
+		else if ((h)->prev[(layer)] != NULL && (h)->prev_lib[(layer)] != MC_NO_LIB) \
 		{ \
-			int			mc_depth_ = mc_layer_enter(); \
-			if ((h)->prev[(layer)] == NULL) \
+			/* the next library's segment goes straight on top: no pause between */ \
+			int			mc_depth_ = mc_seg_depth(); \
+			bool		mc_called_by_core_ = mc_seg == NULL; \
+			mc_seg_open_hook((h)->prev_lib[(layer)], (uint32) ((h) - mc_hooks), (h)->phase); \
+			if (mc_called_by_core_) \
 			{ \
-				call_default; \
-			} \
-			else if ((h)->prev_lib[(layer)] == MC_NO_LIB) \
-			{ \
-				call_prev; \
-			} \
-			else \
-			{ \
-				mc_seg_open((h)->prev_lib[(layer)], MC_ENTRY_HOOK, \
-							(uint32) ((h) - mc_hooks), (h)->phase); \
 				PG_TRY(); \
 				{ \
 					call_prev; \
@@ -100,24 +102,69 @@ extern const int mc_nhooks;
 				} \
 				PG_END_TRY(); \
 			} \
+			else \
+			{ \
+				call_prev; \
+			} \
 			mc_layer_leave(mc_depth_); \
-		} \
-	} while (0)
-
-/* our wrapper around a standard function, reached through a foreign GOT */
-#define MC_STD_CALL(call) \
-	do { \
-		if (!mc_active) \
-		{ \
-			call; \
 		} \
 		else \
 		{ \
 			int			mc_depth_ = mc_layer_enter(); \
-			call; \
+			if ((h)->prev[(layer)] == NULL) \
+			{ \
+				call_default; \
+			} \
+			else \
+			{ \
+				call_prev; \
+			} \
 			mc_layer_leave(mc_depth_); \
 		} \
 	} while (0)
+
+/*
+ * Our wrapper around a standard function, reached through a foreign GOT:
+ * PostgreSQL's work on the running segment's behalf is a pause.  With no
+ * segment running (measuring off, or nothing to pause) it is the call, a
+ * tail call without a frame of ours; the pause is a function of its own.
+ */
+#define MC_STD_FN_VOID(name, std, params, args) \
+static pg_noinline void \
+name##_paused params \
+{ \
+	int			mc_depth_ = mc_seg_depth(); \
+	mc_seg_pause(); \
+	std args; \
+	mc_layer_leave(mc_depth_); \
+} \
+static void \
+name params \
+{ \
+	if (likely(mc_seg == NULL)) \
+		std args; \
+	else \
+		name##_paused args; \
+}
+
+#define MC_STD_FN_RET(type, name, std, params, args) \
+static pg_noinline type \
+name##_paused params \
+{ \
+	int			mc_depth_ = mc_seg_depth(); \
+	type		result_; \
+	mc_seg_pause(); \
+	result_ = std args; \
+	mc_layer_leave(mc_depth_); \
+	return result_; \
+} \
+static type \
+name params \
+{ \
+	if (likely(mc_seg == NULL)) \
+		return std args; \
+	return name##_paused args; \
+}
 
 /* the position entry points of one hook: prefix_outer, prefix_late1, prefix_late2 */
 #define MC_LAYERS_VOID(prefix, params, args) \

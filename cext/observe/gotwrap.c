@@ -49,18 +49,19 @@ mc_direct_wanted(void)
  * the wrapper is put in for the call.  The library is looked up when the
  * allocation is recorded, not here.
  */
-#define MC_DIRECT_BEGIN() \
+#define MC_DIRECT_BEGIN() MC_DIRECT_BEGIN_AT((uintptr_t) __builtin_return_address(0))
+#define MC_DIRECT_BEGIN_AT(site) \
 	uintptr_t	mc_saved_site_ = mc_direct_site; \
 	int16		mc_saved_lib_ = mc_direct_lib; \
 	bool		mc_slow_ = false; \
 	if (mc_seg != NULL) \
 	{ \
-		mc_direct_site = (uintptr_t) __builtin_return_address(0); \
+		mc_direct_site = (site); \
 		mc_direct_lib = MC_LIB_UNKNOWN; \
 	} \
 	else if ((mc_slow_ = mc_direct_wanted())) \
 	{ \
-		mc_direct_site = (uintptr_t) __builtin_return_address(0); \
+		mc_direct_site = (site); \
 		mc_direct_lib = MC_LIB_UNKNOWN; \
 		mc_direct_depth++; \
 		if (!mc_alloc_wrapped) \
@@ -79,13 +80,38 @@ mc_direct_wanted(void)
 
 /* ---------- palloc and friends ---------- */
 
-static void *
-mc_got_palloc(Size size)
+/*
+ * The common allocators in two parts.  An allocation into the context that
+ * churns (reset after every unit of work, mc_churn_note) from inside a
+ * segment is only counted, by the allocator's wrapper: it needs no site and
+ * goes straight on, without a frame.  The rest records the library's site.
+ */
+static pg_noinline void *
+mc_got_palloc_at(uintptr_t site, Size size)
 {
 	void	   *p;
 
-	MC_DIRECT_BEGIN();
+	MC_DIRECT_BEGIN_AT(site);
 	p = palloc(size);
+	MC_DIRECT_END();
+	return p;
+}
+
+static void *
+mc_got_palloc(Size size)
+{
+	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
+		return palloc(size);		/* only counted */
+	return mc_got_palloc_at((uintptr_t) __builtin_return_address(0), size);
+}
+
+static pg_noinline void *
+mc_got_palloc0_at(uintptr_t site, Size size)
+{
+	void	   *p;
+
+	MC_DIRECT_BEGIN_AT(site);
+	p = palloc0(size);
 	MC_DIRECT_END();
 	return p;
 }
@@ -93,10 +119,18 @@ mc_got_palloc(Size size)
 static void *
 mc_got_palloc0(Size size)
 {
+	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
+		return palloc0(size);		/* only counted */
+	return mc_got_palloc0_at((uintptr_t) __builtin_return_address(0), size);
+}
+
+static pg_noinline void *
+mc_got_palloc_extended_at(uintptr_t site, Size size, int flags)
+{
 	void	   *p;
 
-	MC_DIRECT_BEGIN();
-	p = palloc0(size);
+	MC_DIRECT_BEGIN_AT(site);
+	p = palloc_extended(size, flags);
 	MC_DIRECT_END();
 	return p;
 }
@@ -104,10 +138,18 @@ mc_got_palloc0(Size size)
 static void *
 mc_got_palloc_extended(Size size, int flags)
 {
+	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
+		return palloc_extended(size, flags);		/* only counted */
+	return mc_got_palloc_extended_at((uintptr_t) __builtin_return_address(0), size, flags);
+}
+
+static pg_noinline void *
+mc_got_MemoryContextAlloc_at(uintptr_t site, MemoryContext context, Size size)
+{
 	void	   *p;
 
-	MC_DIRECT_BEGIN();
-	p = palloc_extended(size, flags);
+	MC_DIRECT_BEGIN_AT(site);
+	p = MemoryContextAlloc(context, size);
 	MC_DIRECT_END();
 	return p;
 }
@@ -115,10 +157,18 @@ mc_got_palloc_extended(Size size, int flags)
 static void *
 mc_got_MemoryContextAlloc(MemoryContext context, Size size)
 {
+	if (mc_seg != NULL && context == mc_churn_ctx)
+		return MemoryContextAlloc(context, size);		/* only counted */
+	return mc_got_MemoryContextAlloc_at((uintptr_t) __builtin_return_address(0), context, size);
+}
+
+static pg_noinline void *
+mc_got_MemoryContextAllocZero_at(uintptr_t site, MemoryContext context, Size size)
+{
 	void	   *p;
 
-	MC_DIRECT_BEGIN();
-	p = MemoryContextAlloc(context, size);
+	MC_DIRECT_BEGIN_AT(site);
+	p = MemoryContextAllocZero(context, size);
 	MC_DIRECT_END();
 	return p;
 }
@@ -126,12 +176,9 @@ mc_got_MemoryContextAlloc(MemoryContext context, Size size)
 static void *
 mc_got_MemoryContextAllocZero(MemoryContext context, Size size)
 {
-	void	   *p;
-
-	MC_DIRECT_BEGIN();
-	p = MemoryContextAllocZero(context, size);
-	MC_DIRECT_END();
-	return p;
+	if (mc_seg != NULL && context == mc_churn_ctx)
+		return MemoryContextAllocZero(context, size);		/* only counted */
+	return mc_got_MemoryContextAllocZero_at((uintptr_t) __builtin_return_address(0), context, size);
 }
 
 #ifdef MC_HAVE_ALLOC_ZERO_ALIGNED
@@ -147,15 +194,23 @@ mc_got_MemoryContextAllocZeroAligned(MemoryContext context, Size size)
 }
 #endif
 
-static void *
-mc_got_MemoryContextAllocExtended(MemoryContext context, Size size, int flags)
+static pg_noinline void *
+mc_got_MemoryContextAllocExtended_at(uintptr_t site, MemoryContext context, Size size, int flags)
 {
 	void	   *p;
 
-	MC_DIRECT_BEGIN();
+	MC_DIRECT_BEGIN_AT(site);
 	p = MemoryContextAllocExtended(context, size, flags);
 	MC_DIRECT_END();
 	return p;
+}
+
+static void *
+mc_got_MemoryContextAllocExtended(MemoryContext context, Size size, int flags)
+{
+	if (mc_seg != NULL && context == mc_churn_ctx)
+		return MemoryContextAllocExtended(context, size, flags);		/* only counted */
+	return mc_got_MemoryContextAllocExtended_at((uintptr_t) __builtin_return_address(0), context, size, flags);
 }
 
 static void *

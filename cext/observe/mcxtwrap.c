@@ -115,23 +115,43 @@ mc_note_alloc(MemoryContext context, void *p, Size size)
  * mc_aset_delete, and the same for generation, slab and bump.
  */
 #define MC_KIND_WRAPPERS(prefix, kind) \
-static void * \
-prefix##_alloc(MC_ALLOC_PARAMS) \
+static pg_noinline void * \
+prefix##_alloc_noted(MC_ALLOC_PARAMS) \
 { \
 	void	   *p = kinds[kind].orig.alloc(MC_ALLOC_ARGS); \
 	mc_note_alloc(context, p, size); \
 	return p; \
 } \
+static void * \
+prefix##_alloc(MC_ALLOC_PARAMS) \
+{ \
+	/* PostgreSQL's own allocation in a sticky statement: a tail call, no frame */ \
+	if (likely(mc_seg == NULL && mc_direct_site == 0)) \
+		return kinds[kind].orig.alloc(MC_ALLOC_ARGS); \
+	/* into the context that churns, inside a segment: only counted */ \
+	if (context == mc_churn_ctx && mc_seg != NULL && in_wrapper == 0) \
+	{ \
+		mc_churn_note(mc_seg->unit_id); \
+		return kinds[kind].orig.alloc(MC_ALLOC_ARGS); \
+	} \
+	return prefix##_alloc_noted(MC_ALLOC_ARGS); \
+} \
+static pg_noinline void \
+prefix##_free_tracked(MC_FREE_PARAMS) \
+{ \
+	in_wrapper++; \
+	mc_track_free(pointer); \
+	in_wrapper--; \
+	kinds[kind].orig.free_p(MC_FREE_ARGS); \
+} \
 static void \
 prefix##_free(MC_FREE_PARAMS) \
 { \
-	if (in_wrapper == 0 && mc_track_maybe_tracked(pointer)) \
-	{ \
-		in_wrapper++; \
-		mc_track_free(pointer); \
-		in_wrapper--; \
-	} \
-	kinds[kind].orig.free_p(MC_FREE_ARGS); \
+	/* not ours, the common case: a tail call, no frame */ \
+	if (likely(in_wrapper != 0 || !mc_track_maybe_tracked(pointer))) \
+		kinds[kind].orig.free_p(MC_FREE_ARGS); \
+	else \
+		prefix##_free_tracked(MC_FREE_ARGS); \
 } \
 static void * \
 prefix##_realloc(MC_REALLOC_PARAMS) \
@@ -152,7 +172,7 @@ prefix##_reset(MemoryContext context) \
 	/* a churning context holding one unit's memory, the common case: only counted */ \
 	if (context == mc_churn_ctx && mc_churn_units <= 1) \
 		mc_churn_units = mc_churn_last_unit = 0; \
-	else if (in_wrapper == 0) \
+	else if (in_wrapper == 0 && mc_track_maybe_context(context)) \
 	{ \
 		in_wrapper++; \
 		mc_track_context_dying(context, false); \
@@ -164,7 +184,7 @@ static void \
 prefix##_delete(MemoryContext context) \
 { \
 	bool		keep = false; \
-	if (in_wrapper == 0) \
+	if (in_wrapper == 0 && mc_track_maybe_context(context)) \
 	{ \
 		in_wrapper++; \
 		keep = mc_track_context_dying(context, true); \
@@ -224,6 +244,30 @@ mc_adopt_table(McKind k, MemoryContext sample)
 	kinds[k].wrap = *t;
 }
 
+/*
+ * The alloc entries to swap, with both values, filled once (a missing kind
+ * swaps a dummy): a swap is four loads and four stores.  It runs at every
+ * entry into foreign code and every pause of it.
+ */
+static void *swap_dummy;
+static void **swap_slot[MC_NUM_KINDS] = {&swap_dummy, &swap_dummy, &swap_dummy, &swap_dummy};
+static void *swap_value[2][MC_NUM_KINDS];
+
+static void
+mc_swap_prepare(void)
+{
+	int			k;
+
+	for (k = 0; k < MC_NUM_KINDS; k++)
+	{
+		if (kinds[k].table == NULL)
+			continue;
+		swap_slot[k] = (void **) &kinds[k].table->alloc;
+		swap_value[0][k] = (void *) kinds[k].orig.alloc;
+		swap_value[1][k] = (void *) kinds[k].wrap.alloc;
+	}
+}
+
 /* Find the method tables through sample contexts; once per backend. */
 void
 mc_mcxt_init(void)
@@ -252,6 +296,8 @@ mc_mcxt_init(void)
 	MC_SET_WRAPPERS(MC_KIND_BUMP, mc_bump);
 #endif
 	ready = kinds[MC_KIND_ASET].table != NULL;
+	if (ready)
+		mc_swap_prepare();
 }
 
 bool
@@ -263,13 +309,15 @@ mc_mcxt_ready(void)
 void
 mc_mcxt_swap_alloc(bool on)
 {
-	int			k;
+	void	  *const *v = swap_value[on ? 1 : 0];
 
 	if (on == mc_alloc_wrapped || !ready)
 		return;
-	for (k = 0; k < MC_NUM_KINDS; k++)
-		if (kinds[k].table != NULL)
-			kinds[k].table->alloc = on ? kinds[k].wrap.alloc : kinds[k].orig.alloc;
+	StaticAssertStmt(MC_NUM_KINDS == 4, "one store per kind below");
+	*swap_slot[0] = v[0];
+	*swap_slot[1] = v[1];
+	*swap_slot[2] = v[2];
+	*swap_slot[3] = v[3];
 	mc_alloc_wrapped = on;
 }
 

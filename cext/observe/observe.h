@@ -43,7 +43,6 @@ typedef struct McSegment
 	uint8		entry_kind;
 	uint8		phase;
 	uint32		entry_id;
-	uint32		call_id;		/* distinct per segment opening */
 	uint32		unit_id;		/* the unit of work it serves (below) */
 	uint8		unit;			/* McUnit: call, statement, transaction ... */
 } McSegment;
@@ -73,7 +72,9 @@ extern bool mc_active;			/* measuring in this backend */
 extern const McSegment *mc_seg;	/* the running segment, or NULL */
 
 extern void mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase);
-extern void mc_seg_pause(void);
+extern void mc_seg_open_hook(int lib, uint32 hook_id, McPhase phase);
+/* PostgreSQL or pg_ext_memcheck runs on behalf of the running segment: see below */
+static inline void mc_seg_pause(void);
 extern void mc_seg_end(void);
 extern int	mc_seg_depth_total;
 
@@ -90,6 +91,7 @@ extern uint32 mc_libs_ran(void);
 extern void mc_libs_ran_reset(void);
 extern int32 mc_lib_units_ran(int lib);
 extern void mc_seg_unwind(int depth);
+extern void mc_seg_leave_to(int depth);
 extern uint32 mc_seg_new_call(void);
 extern uint32 mc_seg_direct_call(int lib);
 extern bool mc_phase_measured(McPhase phase);
@@ -109,7 +111,7 @@ static inline void
 mc_layer_leave(int depth)
 {
 	if (depth < mc_seg_depth())
-		mc_seg_unwind(depth);
+		mc_seg_leave_to(depth);
 }
 
 extern void mc_entry_describe(uint8 kind, uint32 id, char *buf, size_t len);
@@ -153,6 +155,7 @@ mc_mcxt_set_alloc_wrapped(bool on)
 	if (on != mc_alloc_wrapped)
 		mc_mcxt_swap_alloc(on);
 }
+
 extern void mc_mcxt_set_free_wrapped(bool on);
 extern bool mc_mcxt_ready(void);
 extern Size mc_chunk_space(void *p);
@@ -160,6 +163,35 @@ extern int	mc_direct_depth;	/* > 0 while a GOT wrapper calls an allocator */
 extern uintptr_t mc_direct_site;
 extern int16 mc_direct_lib;	/* MC_LIB_UNKNOWN until it is needed */
 #define MC_LIB_UNKNOWN (-2)
+
+/*
+ * The segment stack (segment.c), read here so that a pause, pushed at every
+ * call from foreign code back into PostgreSQL, is a few stores.
+ */
+#define MC_MAX_SEGMENTS 128		/* nesting deeper is not measured (and said so) */
+extern McSegment mc_seg_stack[MC_MAX_SEGMENTS];
+extern int	mc_seg_stack_depth;
+extern bool mc_seg_sticky;
+extern void mc_seg_pause_deep(void);
+
+static inline void
+mc_seg_pause(void)
+{
+	McSegment  *s;
+
+	if (unlikely(mc_seg_stack_depth >= MC_MAX_SEGMENTS))
+	{
+		mc_seg_pause_deep();
+		return;
+	}
+	/* what is read of a pause: that it is no library's, and no entry's (mc_seg_top_is) */
+	s = &mc_seg_stack[mc_seg_stack_depth++];
+	s->lib = MC_NO_LIB;
+	s->entry_kind = MC_ENTRY_NONE;
+	mc_seg_depth_total = mc_seg_stack_depth;	/* no overflow below the limit */
+	mc_seg = NULL;
+	mc_mcxt_set_alloc_wrapped(mc_direct_depth > 0 || mc_seg_sticky);
+}
 
 /* ---------- track.c ---------- */
 
@@ -169,7 +201,26 @@ extern void mc_track_free(void *p);
 extern void mc_track_realloc(void *oldp, void *newp, Size newsize);
 extern void mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site);
 extern bool mc_track_context_dying(MemoryContext ctx, bool deleting);
-extern bool mc_track_maybe_tracked(const void *p);
+/* could p be a tracked chunk?  On every pfree while anything is tracked: inline */
+#define MC_HINT_BITS 16
+extern uint8 mc_chunk_hint[1 << MC_HINT_BITS];
+static inline bool
+mc_track_maybe_tracked(const void *p)
+{
+	uint64		h = (uint64) ((uintptr_t) p >> 3) * UINT64CONST(0x9E3779B97F4A7C15);
+
+	return mc_chunk_hint[(uint32) (h >> (64 - MC_HINT_BITS))] != 0;
+}
+
+/* could ctx hold tracked memory or be a context foreign code created?  On every reset and delete */
+extern uint8 mc_ctx_hint[1 << MC_HINT_BITS];
+static inline bool
+mc_track_maybe_context(MemoryContext ctx)
+{
+	uint64		h = (uint64) ((uintptr_t) ctx >> 3) * UINT64CONST(0x9E3779B97F4A7C15);
+
+	return mc_ctx_hint[(uint32) (h >> (64 - MC_HINT_BITS))] != 0;
+}
 extern bool mc_track_has_contexts(void);
 extern void mc_track_transaction_end(bool commit);
 extern void mc_track_judge(bool at_iteration);

@@ -14,9 +14,9 @@
  * context method tables carry our alloc wrapper (mcxtwrap.c); at all other
  * times they are PostgreSQL's own, so core code pays nothing.
  *
- * Errors unwind the stack: the layer that opened an invocation restores
- * the depth it found (PG_CATCH), as do the function-manager hook's abort
- * event and subtransaction abort.
+ * Errors unwind the stack: the layer PostgreSQL called to enter foreign code
+ * restores the depth it found (PG_CATCH, entry/hooks.h), as do the
+ * function-manager hook's abort event and subtransaction abort.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,14 +28,11 @@
 #include "observe/observe.h"
 
 
-/* nesting deeper than this is not measured (and said so) */
-#define MC_MAX_SEGMENTS 128
-
 bool		mc_active = false;
 const McSegment *mc_seg = NULL;
 
-static McSegment stack[MC_MAX_SEGMENTS];
-static int	depth = 0;
+McSegment	mc_seg_stack[MC_MAX_SEGMENTS];	/* read by the inline pause (observe.h) */
+int			mc_seg_stack_depth = 0;
 static int	overflow = 0;
 int			mc_seg_depth_total = 0;	/* depth + overflow, read inline by the layers */
 static uint32 call_counter = 0;
@@ -67,21 +64,26 @@ static McEntryDescriber describers[MC_ENTRY_DIRECT + 1];
  */
 #define MC_STICKY_OPENS 64
 static int	opens_this_statement = 0;
-static bool sticky = false;
+bool		mc_seg_sticky = false;
 
+/*
+ * After every push, pause and unwind: the running segment and whether the
+ * allocation wrapper is needed.  On the path of every hook call: a few
+ * loads and compares.
+ */
 static inline void
 mc_seg_refresh(void)
 {
-	const McSegment *top = depth > 0 ? &stack[depth - 1] : NULL;
+	const McSegment *top = mc_seg_stack_depth > 0 ? &mc_seg_stack[mc_seg_stack_depth - 1] : NULL;
 
-	mc_seg_depth_total = depth + overflow;
+	mc_seg_depth_total = mc_seg_stack_depth + overflow;
 
 	if (top != NULL && top->lib != MC_NO_LIB && mc_active &&
-		mc_phase_measured((McPhase) top->phase))
+		(mc_mode == MC_MODE_ALL || mc_phase_measured((McPhase) top->phase)))
 		mc_seg = top;
 	else
 		mc_seg = NULL;
-	mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0 || sticky);
+	mc_mcxt_set_alloc_wrapped(mc_seg != NULL || mc_direct_depth > 0 || mc_seg_sticky);
 }
 
 bool
@@ -128,10 +130,13 @@ mc_seg_direct_call(int lib)
 	return call_of[lib];
 }
 
-static uint32
+static inline uint32
 mc_exec_unit(void)
 {
-	int			level = Min(Max(mc_exec_nesting, 0), MC_MAX_EXEC_LEVELS - 1);
+	int			level = mc_exec_nesting;
+
+	if (unlikely((unsigned) level >= MC_MAX_EXEC_LEVELS))
+		level = level < 0 ? 0 : MC_MAX_EXEC_LEVELS - 1;
 
 	if (exec_unit[level] == 0)
 		exec_unit[level] = mc_seg_new_call();
@@ -178,8 +183,8 @@ mc_seg_subxact_unit(SubTransactionId subid)
 void
 mc_seg_set_bottom_unit(uint32 unit_id)
 {
-	if (depth > 0 && stack[0].entry_kind == MC_ENTRY_BGWORKER)
-		stack[0].unit_id = unit_id;
+	if (mc_seg_stack_depth > 0 && mc_seg_stack[0].entry_kind == MC_ENTRY_BGWORKER)
+		mc_seg_stack[0].unit_id = unit_id;
 }
 
 /* a statement run at the current nesting level ended (ExecutorEnd, ProcessUtility) */
@@ -194,8 +199,8 @@ mc_execution_end(void)
 }
 
 /* the unit an entry of this kind serves, when its opener does not say */
-static void
-mc_default_unit(McEntryKind kind, uint32 call_id, McUnit *unit, uint32 *unit_id)
+static inline void
+mc_default_unit(McEntryKind kind, McUnit *unit, uint32 *unit_id)
 {
 	switch (kind)
 	{
@@ -209,33 +214,32 @@ mc_default_unit(McEntryKind kind, uint32 call_id, McUnit *unit, uint32 *unit_id)
 			break;
 		default:
 			*unit = MC_UNIT_CALL;
-			*unit_id = call_id;
+			*unit_id = mc_seg_new_call();	/* one per opening */
 			break;
 	}
 }
 
-static void
+static pg_attribute_always_inline void
 mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUnit unit,
 			uint32 unit_id)
 {
 	McSegment  *s;
 
-	if (depth >= MC_MAX_SEGMENTS)
+	if (mc_seg_stack_depth >= MC_MAX_SEGMENTS)
 	{
 		if (overflow++ == 0)
 			mc_record_gap(NULL, "nesting",
 						  "foreign code nested deeper than pg_ext_memcheck follows; the deepest levels were not measured");
-		mc_seg_depth_total = depth + overflow;
+		mc_seg_depth_total = mc_seg_stack_depth + overflow;
 		return;
 	}
-	s = &stack[depth++];
+	s = &mc_seg_stack[mc_seg_stack_depth++];
 	s->lib = (int16) lib;
 	s->entry_kind = (uint8) kind;
 	s->entry_id = entry_id;
 	s->phase = (uint8) phase;
-	s->call_id = lib == MC_NO_LIB ? 0 : mc_seg_new_call();
 	if (lib != MC_NO_LIB && unit == MC_UNIT_NONE)
-		mc_default_unit(kind, s->call_id, &unit, &unit_id);
+		mc_default_unit(kind, &unit, &unit_id);
 	s->unit = (uint8) unit;
 	s->unit_id = unit_id;
 	if (lib >= 0 && lib < 32)
@@ -248,9 +252,25 @@ mc_seg_push(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUnit un
 			lib_last_unit[lib] = unit_id;
 		}
 	}
-	if (lib != MC_NO_LIB && ++opens_this_statement == MC_STICKY_OPENS)
-		sticky = mc_active;
-	mc_seg_refresh();
+	if (lib == MC_NO_LIB)
+	{
+		mc_seg_refresh();
+		return;
+	}
+	if (++opens_this_statement == MC_STICKY_OPENS)
+		mc_seg_sticky = mc_active;
+	/* mc_seg_refresh() for a library's segment just pushed (no overflow below the limit) */
+	mc_seg_depth_total = mc_seg_stack_depth;
+	if (mc_active && (mc_mode == MC_MODE_ALL || mc_phase_measured(phase)))
+	{
+		mc_seg = s;
+		mc_mcxt_set_alloc_wrapped(true);
+	}
+	else
+	{
+		mc_seg = NULL;
+		mc_mcxt_set_alloc_wrapped(mc_direct_depth > 0 || mc_seg_sticky);
+	}
 }
 
 /* foreign library `lib` starts running (a hook, function or callback) */
@@ -258,6 +278,13 @@ void
 mc_seg_open(int lib, McEntryKind kind, uint32 entry_id, McPhase phase)
 {
 	mc_seg_push(lib, kind, entry_id, phase, MC_UNIT_NONE, 0);
+}
+
+/* a hook's segment (entry/hooks.h): the statement run at this nesting level is its unit */
+void
+mc_seg_open_hook(int lib, uint32 hook_id, McPhase phase)
+{
+	mc_seg_push(lib, MC_ENTRY_HOOK, hook_id, phase, MC_UNIT_STATEMENT, mc_exec_unit());
 }
 
 /* the same, for an entry that knows the unit of work it serves */
@@ -268,9 +295,9 @@ mc_seg_open_unit(int lib, McEntryKind kind, uint32 entry_id, McPhase phase, McUn
 	mc_seg_push(lib, kind, entry_id, phase, unit, unit_id);
 }
 
-/* PostgreSQL or pg_ext_memcheck runs on behalf of the running segment */
+/* a pause beyond the deepest level followed (mc_seg_pause, observe.h) */
 void
-mc_seg_pause(void)
+mc_seg_pause_deep(void)
 {
 	mc_seg_push(MC_NO_LIB, MC_ENTRY_NONE, 0, MC_PHASE_OTHER, MC_UNIT_NONE, 0);
 }
@@ -305,22 +332,22 @@ mc_seg_end(void)
 {
 	if (overflow > 0)
 		overflow--;
-	else if (depth > 0)
-		depth--;
+	else if (mc_seg_stack_depth > 0)
+		mc_seg_stack_depth--;
 	mc_seg_refresh();
 }
 
 bool
 mc_seg_top_is(McEntryKind kind, uint32 id)
 {
-	return overflow == 0 && depth > 0 && stack[depth - 1].entry_kind == kind &&
-		stack[depth - 1].entry_id == id;
+	return overflow == 0 && mc_seg_stack_depth > 0 && mc_seg_stack[mc_seg_stack_depth - 1].entry_kind == kind &&
+		mc_seg_stack[mc_seg_stack_depth - 1].entry_id == id;
 }
 
 bool
 mc_seg_in_foreign(void)
 {
-	return depth > 0 && stack[depth - 1].lib != MC_NO_LIB;
+	return mc_seg_stack_depth > 0 && mc_seg_stack[mc_seg_stack_depth - 1].lib != MC_NO_LIB;
 }
 
 /* the libraries whose code ran since the last reset (resource-leak attribution) */
@@ -350,17 +377,22 @@ mc_seg_unwind(int to)
 {
 	if (to < 0)
 		to = 0;
-	if (to >= depth + overflow)
+	if (to >= mc_seg_stack_depth + overflow)
 		return;
+	mc_seg_leave_to(to);
+}
+
+/* the same, from a layer leaving: 0 <= to < the depth (mc_layer_leave checked) */
+void
+mc_seg_leave_to(int to)
+{
+	if (likely(to < mc_seg_stack_depth))
 	{
-		if (to < depth)
-		{
-			depth = to;
-			overflow = 0;
-		}
-		else
-			overflow = to - depth;
+		mc_seg_stack_depth = to;
+		overflow = 0;
 	}
+	else
+		overflow = to - mc_seg_stack_depth;
 	mc_seg_refresh();
 }
 
@@ -375,7 +407,7 @@ mc_deactivate(void)
 	bool		was = mc_active;
 
 	mc_active = false;
-	sticky = false;
+	mc_seg_sticky = false;
 	if (was)
 		mc_track_reset_all();
 	mc_seg_refresh();
@@ -444,9 +476,9 @@ mc_statement_start(void)
 	statement_seq++;
 	exec_unit[0] = 0;
 	opens_this_statement = 0;
-	if (sticky)
+	if (mc_seg_sticky)
 	{
-		sticky = false;
+		mc_seg_sticky = false;
 		mc_seg_refresh();
 	}
 }

@@ -133,6 +133,8 @@ typedef struct McGroup
 	int32		first_growth;
 	int64		growth_bytes;
 	int64		growth_units;
+	int64		first_bytes;	/* of those, the first growing interval's (a warm-up?) */
+	int64		first_units;
 	int32		quiet;			/* intervals since growth in which the library ran and it did not grow */
 	int64		ran_units;		/* units the library ran in, in the intervals it grew in */
 	int64		quiet_units;	/* of those, units that did not keep memory here */
@@ -190,10 +192,11 @@ static uint32 *group_hash = NULL;
 static uint32 *ctx_hash = NULL;
 #define MC_SMALL_HASH 1024		/* buckets, groups, contexts */
 
-/* one-byte presence counters: pfree asks "could this be ours?" cheaply */
-#define MC_HINT_BITS 16
-static uint8 chunk_hint[1 << MC_HINT_BITS];
-static uint8 ctx_hint[1 << MC_HINT_BITS];
+/* one-byte presence counters: pfree asks "could this be ours?" cheaply (observe.h) */
+uint8		mc_chunk_hint[1 << MC_HINT_BITS];
+#define chunk_hint mc_chunk_hint
+uint8		mc_ctx_hint[1 << MC_HINT_BITS];
+#define ctx_hint mc_ctx_hint
 
 static uint32 all_groups = 0;	/* list head of used groups */
 static int64 untracked = 0;
@@ -619,12 +622,6 @@ mc_chunk_remove(uint32 ci)
 	}
 	MC_POOL_FREE(chunks, ci);
 	live_chunks--;
-}
-
-bool
-mc_track_maybe_tracked(const void *p)
-{
-	return chunk_hint[mc_hash_ptr((uintptr_t) p, MC_HINT_BITS)] != 0;
 }
 
 bool
@@ -1574,8 +1571,18 @@ mc_report_backend(uint32 gi)
 	 * stopped is a cache that filled.
 	 */
 	bool		leak = steady && (g->growths >= 3 || g->growth_units >= 3);
-	double		per_interval = (double) g->growth_bytes / Max(span, 1);
-	double		per_unit = g->growth_units > 0 ? (double) g->growth_bytes / g->growth_units : -1;
+	/*
+	 * The rate is the steady one: once the growth has repeated (3 intervals
+	 * or more), the first growing interval is left out of it.  It holds what
+	 * a first call, or a worker's start-up, kept once besides the leak
+	 * (caches, statistics arrays): 24 kB kept by a worker's start-up are not
+	 * 24 bytes of each of its next thousand loops.
+	 */
+	bool		warmup = g->growths >= 3 && g->growth_units - g->first_units >= 2;
+	int64		steady_bytes = warmup ? g->growth_bytes - g->first_bytes : g->growth_bytes;
+	int64		steady_units = warmup ? g->growth_units - g->first_units : g->growth_units;
+	double		per_unit = steady_units > 0 ? (double) steady_bytes / steady_units : -1;
+	double		per_interval = (double) steady_bytes / Max(warmup ? span - 1 : span, 1);
 	McUnit		kept_unit = mc_group_unit(gi, false);
 	bool		undecided;
 	char		name[MC_NAME_LEN];
@@ -1656,6 +1663,15 @@ mc_report_backend(uint32 gi)
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss in which the library ran)",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
 				 g->quiet, unit);
+	if (leak && warmup && per_unit > 0 &&
+		(double) g->first_bytes / Max(g->first_units, 1) > 1.5 * per_unit)
+	{
+		size_t		n = strlen(v->detail);
+
+		snprintf(v->detail + n, MC_DETAIL_LEN - n,
+				 " (its first growing %s kept %lld bytes: a warm-up, left out of the rate)",
+				 unit, (long long) g->first_bytes);
+	}
 	mc_note_sampled(v, gi);
 	mc_finding_changed(v);
 
@@ -2103,7 +2119,11 @@ mc_track_judge_unit(McUnit interval_unit)
 
 			g->growths++;
 			if (g->first_growth < 0)
+			{
 				g->first_growth = g->intervals;
+				g->first_bytes = delta;
+				g->first_units = units;
+			}
 			g->growth_bytes += delta;
 			g->growth_units += units;
 			/* the library ran again in this interval without keeping more: evidence of a cache */
@@ -2213,6 +2233,7 @@ mc_track_series_reset(void)
 		g->intervals = g->growths = 0;
 		g->first_growth = -1;
 		g->growth_bytes = g->growth_units = 0;
+		g->first_bytes = g->first_units = 0;
 		g->quiet = 0;
 		g->ran_units = g->quiet_units = 0;
 		g->allocs_since = 0;

@@ -45,6 +45,7 @@ extern bool mc_thunk_available(void);
 extern void mc_thunk_set_handlers(McThunkEnter enter, McThunkLeave leave);
 extern int	mc_thunk_make(void *fn);
 extern void *mc_thunk_address(int k);
+extern void *mc_thunk_address_one_arg(int k);
 extern int	mc_thunk_of_address(const void *addr);
 extern void *mc_thunk_target(int k);
 

@@ -19,9 +19,11 @@
  * copies the caller's stack arguments (16 words: more than any routine of
  * PostgreSQL's takes) below its own frame, restores the registers and
  * calls the original; then it saves the return registers, calls the leave
- * handler (which may replace an integer or pointer result) and returns.  It
- * carries unwind information, so stack traces (backtrace(), gdb) pass
- * through it.  An error thrown by the original longjmps past the leave
+ * handler (which may replace an integer or pointer result) and returns.  A
+ * second set of stubs shares the numbers and the originals, with a common
+ * routine for functions of one integer or pointer argument and result (V1
+ * functions, Datum fn(FunctionCallInfo)): it keeps only those.  Both carry
+ * unwind information, so stack traces (backtrace(), gdb) pass through them.  An error thrown by the original longjmps past the leave
  * handler: the segment stack is then unwound by whoever catches it, as for
  * every other entry point.
  *
@@ -143,9 +145,57 @@ __asm__(
 	"	.set mc_thunk_i, mc_thunk_i + 1\n"
 	"	.endr\n"
 	"	.size mc_thunk_stubs, .-mc_thunk_stubs\n"
+	"\n"
+	"	.p2align 4\n"
+	"	.type mc_thunk_one_common, @function\n"
+	"mc_thunk_one_common:\n"
+	"	.cfi_startproc\n"
+	"	pushq %rbp\n"
+	"	.cfi_def_cfa_offset 16\n"
+	"	.cfi_offset %rbp, -16\n"
+	"	movq %rsp, %rbp\n"
+	"	.cfi_def_cfa_register %rbp\n"
+	"	pushq %rbx\n"
+	"	.cfi_offset %rbx, -24\n"
+	"	pushq %r12\n"
+	"	.cfi_offset %r12, -32\n"
+	"	subq $16, %rsp\n"
+	"	movq %rdi, %r12\n"
+	"	movl %r11d, %ebx\n"
+	"	movl %ebx, %edi\n"
+	"	call mc_thunk_enter\n"
+	"	movl %eax, 0(%rsp)\n"
+	"	movq %r12, %rdi\n"
+	"	leaq mc_thunk_fns(%rip), %rax\n"
+	"	call *(%rax,%rbx,8)\n"
+	"	movl %ebx, %edi\n"
+	"	movq %rax, %rsi\n"
+	"	movl 0(%rsp), %edx\n"
+	"	call mc_thunk_leave\n"
+	"	leaq -16(%rbp), %rsp\n"
+	"	popq %r12\n"
+	"	popq %rbx\n"
+	"	popq %rbp\n"
+	"	.cfi_def_cfa %rsp, 8\n"
+	"	ret\n"
+	"	.cfi_endproc\n"
+	"	.size mc_thunk_one_common, .-mc_thunk_one_common\n"
+	"\n"
+	"	.p2align 4\n"
+	"	.type mc_thunk_one_stubs, @function\n"
+	"mc_thunk_one_stubs:\n"
+	"	.set mc_thunk_i, 0\n"
+	"	.rept " CppAsString2(MC_NUM_THUNKS) "\n"
+	"	.p2align 4\n"
+	"	movl $mc_thunk_i, %r11d\n"
+	"	jmp mc_thunk_one_common\n"
+	"	.set mc_thunk_i, mc_thunk_i + 1\n"
+	"	.endr\n"
+	"	.size mc_thunk_one_stubs, .-mc_thunk_one_stubs\n"
 );
 
 extern char mc_thunk_stubs[] __attribute__((visibility("hidden")));
+extern char mc_thunk_one_stubs[] __attribute__((visibility("hidden")));
 
 #define MC_THUNK_STRIDE 16
 #define MC_HAVE_THUNKS 1
@@ -196,17 +246,36 @@ mc_thunk_address(int k)
 #endif
 }
 
-/* the thunk an address is, or -1 */
+/*
+ * The same thunk, for a function of one integer or pointer argument that
+ * returns one (a V1 function: Datum fn(FunctionCallInfo)): its common
+ * routine keeps only that argument and that result, a third of the
+ * general one's work on every call.
+ */
+void *
+mc_thunk_address_one_arg(int k)
+{
+#ifdef MC_HAVE_THUNKS
+	return mc_thunk_one_stubs + (Size) k * MC_THUNK_STRIDE;
+#else
+	(void) k;
+	return NULL;
+#endif
+}
+
+/* the thunk an address is (either kind), or -1 */
 int
 mc_thunk_of_address(const void *addr)
 {
 #ifdef MC_HAVE_THUNKS
 	uintptr_t	a = (uintptr_t) addr;
-	uintptr_t	lo = (uintptr_t) mc_thunk_stubs;
+	uintptr_t	stubs[2] = {(uintptr_t) mc_thunk_stubs, (uintptr_t) mc_thunk_one_stubs};
+	int			i;
 
-	if (a >= lo && a < lo + (uintptr_t) nthunks * MC_THUNK_STRIDE &&
-		(a - lo) % MC_THUNK_STRIDE == 0)
-		return (int) ((a - lo) / MC_THUNK_STRIDE);
+	for (i = 0; i < 2; i++)
+		if (a >= stubs[i] && a < stubs[i] + (uintptr_t) nthunks * MC_THUNK_STRIDE &&
+			(a - stubs[i]) % MC_THUNK_STRIDE == 0)
+			return (int) ((a - stubs[i]) / MC_THUNK_STRIDE);
 #else
 	(void) addr;
 #endif
