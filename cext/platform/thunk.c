@@ -50,6 +50,51 @@ uintptr_t	mc_thunk_leave(uint32 k, uintptr_t ret, int cookie) __attribute__((vis
 #if defined(__x86_64__) && defined(__ELF__)
 
 /*
+ * The pieces both common routines share: a frame with rbx and r12 saved
+ * (and unwind information for it), and the stubs that jump to a routine
+ * with their number in r11.
+ */
+#define MC_THUNK_BEGIN(name) \
+	"	.p2align 4\n" \
+	"	.type " name ", @function\n" \
+	name ":\n" \
+	"	.cfi_startproc\n" \
+	"	pushq %rbp\n" \
+	"	.cfi_def_cfa_offset 16\n" \
+	"	.cfi_offset %rbp, -16\n" \
+	"	movq %rsp, %rbp\n" \
+	"	.cfi_def_cfa_register %rbp\n" \
+	"	pushq %rbx\n" \
+	"	.cfi_offset %rbx, -24\n" \
+	"	pushq %r12\n" \
+	"	.cfi_offset %r12, -32\n"
+
+#define MC_THUNK_END(name) \
+	"	leaq -16(%rbp), %rsp\n" \
+	"	popq %r12\n" \
+	"	popq %rbx\n" \
+	"	popq %rbp\n" \
+	"	.cfi_def_cfa %rsp, 8\n" \
+	"	ret\n" \
+	"	.cfi_endproc\n" \
+	"	.size " name ", .-" name "\n" \
+	"\n"
+
+#define MC_THUNK_STUBS(name, common) \
+	"	.p2align 4\n" \
+	"	.type " name ", @function\n" \
+	name ":\n" \
+	"	.set mc_thunk_i, 0\n" \
+	"	.rept " CppAsString2(MC_NUM_THUNKS) "\n" \
+	"	.p2align 4\n" \
+	"	movl $mc_thunk_i, %r11d\n" \
+	"	jmp " common "\n" \
+	"	.set mc_thunk_i, mc_thunk_i + 1\n" \
+	"	.endr\n" \
+	"	.size " name ", .-" name "\n" \
+	"\n"
+
+/*
  * The common routine's frame, below the saved rbp, rbx and r12 (rsp is
  * 16-byte aligned at every call it makes):
  *	  0 .. 127	the caller's stack arguments, copied for the original
@@ -57,22 +102,12 @@ uintptr_t	mc_thunk_leave(uint32 k, uintptr_t ret, int cookie) __attribute__((vis
  *	176			rax (the vector-register count of a variadic call)
  *	184			the enter handler's cookie
  *	192 .. 319	xmm0 .. xmm7
+ *
+ * The one-argument routine keeps the argument in r12 and the cookie at 0.
  */
 __asm__(
 	"	.text\n"
-	"	.p2align 4\n"
-	"	.type mc_thunk_common, @function\n"
-	"mc_thunk_common:\n"
-	"	.cfi_startproc\n"
-	"	pushq %rbp\n"
-	"	.cfi_def_cfa_offset 16\n"
-	"	.cfi_offset %rbp, -16\n"
-	"	movq %rsp, %rbp\n"
-	"	.cfi_def_cfa_register %rbp\n"
-	"	pushq %rbx\n"
-	"	.cfi_offset %rbx, -24\n"
-	"	pushq %r12\n"
-	"	.cfi_offset %r12, -32\n"
+	MC_THUNK_BEGIN("mc_thunk_common")
 	"	subq $320, %rsp\n"
 	"	movq %rdi, 128(%rsp)\n"
 	"	movq %rsi, 136(%rsp)\n"
@@ -125,40 +160,10 @@ __asm__(
 	"	movq 136(%rsp), %rdx\n"
 	"	movdqa 192(%rsp), %xmm0\n"
 	"	movdqa 208(%rsp), %xmm1\n"
-	"	leaq -16(%rbp), %rsp\n"
-	"	popq %r12\n"
-	"	popq %rbx\n"
-	"	popq %rbp\n"
-	"	.cfi_def_cfa %rsp, 8\n"
-	"	ret\n"
-	"	.cfi_endproc\n"
-	"	.size mc_thunk_common, .-mc_thunk_common\n"
+	MC_THUNK_END("mc_thunk_common")
+	MC_THUNK_STUBS("mc_thunk_stubs", "mc_thunk_common")
 	"\n"
-	"	.p2align 4\n"
-	"	.type mc_thunk_stubs, @function\n"
-	"mc_thunk_stubs:\n"
-	"	.set mc_thunk_i, 0\n"
-	"	.rept " CppAsString2(MC_NUM_THUNKS) "\n"
-	"	.p2align 4\n"
-	"	movl $mc_thunk_i, %r11d\n"
-	"	jmp mc_thunk_common\n"
-	"	.set mc_thunk_i, mc_thunk_i + 1\n"
-	"	.endr\n"
-	"	.size mc_thunk_stubs, .-mc_thunk_stubs\n"
-	"\n"
-	"	.p2align 4\n"
-	"	.type mc_thunk_one_common, @function\n"
-	"mc_thunk_one_common:\n"
-	"	.cfi_startproc\n"
-	"	pushq %rbp\n"
-	"	.cfi_def_cfa_offset 16\n"
-	"	.cfi_offset %rbp, -16\n"
-	"	movq %rsp, %rbp\n"
-	"	.cfi_def_cfa_register %rbp\n"
-	"	pushq %rbx\n"
-	"	.cfi_offset %rbx, -24\n"
-	"	pushq %r12\n"
-	"	.cfi_offset %r12, -32\n"
+	MC_THUNK_BEGIN("mc_thunk_one_common")
 	"	subq $16, %rsp\n"
 	"	movq %rdi, %r12\n"
 	"	movl %r11d, %ebx\n"
@@ -172,26 +177,8 @@ __asm__(
 	"	movq %rax, %rsi\n"
 	"	movl 0(%rsp), %edx\n"
 	"	call mc_thunk_leave\n"
-	"	leaq -16(%rbp), %rsp\n"
-	"	popq %r12\n"
-	"	popq %rbx\n"
-	"	popq %rbp\n"
-	"	.cfi_def_cfa %rsp, 8\n"
-	"	ret\n"
-	"	.cfi_endproc\n"
-	"	.size mc_thunk_one_common, .-mc_thunk_one_common\n"
-	"\n"
-	"	.p2align 4\n"
-	"	.type mc_thunk_one_stubs, @function\n"
-	"mc_thunk_one_stubs:\n"
-	"	.set mc_thunk_i, 0\n"
-	"	.rept " CppAsString2(MC_NUM_THUNKS) "\n"
-	"	.p2align 4\n"
-	"	movl $mc_thunk_i, %r11d\n"
-	"	jmp mc_thunk_one_common\n"
-	"	.set mc_thunk_i, mc_thunk_i + 1\n"
-	"	.endr\n"
-	"	.size mc_thunk_one_stubs, .-mc_thunk_one_stubs\n"
+	MC_THUNK_END("mc_thunk_one_common")
+	MC_THUNK_STUBS("mc_thunk_one_stubs", "mc_thunk_one_common")
 );
 
 extern char mc_thunk_stubs[] __attribute__((visibility("hidden")));
