@@ -1436,20 +1436,8 @@ mc_note_sampled(McViolation *v, uint32 gi)
 static McUnit
 mc_group_unit(uint32 gi, bool dead)
 {
-	uint32		bi;
-	McBucket   *best = NULL;
-	int64		best_bytes = -1;
+	McBucket   *best = mc_group_main_bucket(gi, dead);
 
-	for (bi = groups[gi].buckets; bi != 0; bi = buckets[bi].gnext)
-	{
-		int64		bytes = buckets[bi].live_bytes + (dead ? buckets[bi].dead_bytes : 0);
-
-		if (bytes > best_bytes)
-		{
-			best = &buckets[bi];
-			best_bytes = bytes;
-		}
-	}
 	return best != NULL && best->unit != MC_UNIT_NONE ? (McUnit) best->unit : MC_UNIT_CALL;
 }
 
