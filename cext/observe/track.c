@@ -133,8 +133,8 @@ typedef struct McGroup
 	int32		first_growth;
 	int64		growth_bytes;
 	int64		growth_units;
-	int64		first_bytes;	/* of those, the first growing interval's (a warm-up?) */
-	int64		first_units;
+	int64		peak_bytes;		/* of those, the growing interval that kept most (a warm-up?) */
+	int64		peak_units;
 	int32		quiet;			/* intervals since growth in which the library ran and it did not grow */
 	int64		ran_units;		/* units the library ran in, in the intervals it grew in */
 	int64		quiet_units;	/* of those, units that did not keep memory here */
@@ -1561,14 +1561,18 @@ mc_report_backend(uint32 gi)
 	bool		leak = steady && (g->growths >= 3 || g->growth_units >= 3);
 	/*
 	 * The rate is the steady one: once the growth has repeated (3 intervals
-	 * or more), the first growing interval is left out of it.  It holds what
-	 * a first call, or a worker's start-up, kept once besides the leak
-	 * (caches, statistics arrays): 24 kB kept by a worker's start-up are not
+	 * or more), the interval that kept most is left out of it when it kept
+	 * more than twice the others' rate per unit.  It holds what one call, or
+	 * a worker's start-up, kept once besides the leak (a cache filled
+	 * lazily, statistics arrays): 24 kB kept by a worker's start-up are not
 	 * 24 bytes of each of its next thousand loops.
 	 */
-	bool		warmup = g->growths >= 3 && g->growth_units - g->first_units >= 2;
-	int64		steady_bytes = warmup ? g->growth_bytes - g->first_bytes : g->growth_bytes;
-	int64		steady_units = warmup ? g->growth_units - g->first_units : g->growth_units;
+	int64		rest_bytes = g->growth_bytes - g->peak_bytes;
+	int64		rest_units = g->growth_units - g->peak_units;
+	bool		warmup = g->growths >= 3 && rest_units >= 2 && rest_bytes > 0 &&
+		(double) g->peak_bytes / Max(g->peak_units, 1) > 2.0 * rest_bytes / rest_units;
+	int64		steady_bytes = warmup ? rest_bytes : g->growth_bytes;
+	int64		steady_units = warmup ? rest_units : g->growth_units;
 	double		per_unit = steady_units > 0 ? (double) steady_bytes / steady_units : -1;
 	double		per_interval = (double) steady_bytes / Max(warmup ? span - 1 : span, 1);
 	McUnit		kept_unit = mc_group_unit(gi, false);
@@ -1651,14 +1655,13 @@ mc_report_backend(uint32 gi)
 				 "context '%s' (depth %d): %lld bytes allocated by %s (%s) once and kept: a cache, not a leak (it did not grow again in %d later %ss in which the library ran)",
 				 name, v->depth, (long long) g->growth_bytes, v->source_lib, v->entry,
 				 g->quiet, unit);
-	if (leak && warmup && per_unit > 0 &&
-		(double) g->first_bytes / Max(g->first_units, 1) > 1.5 * per_unit)
+	if (leak && warmup)
 	{
 		size_t		n = strlen(v->detail);
 
 		snprintf(v->detail + n, MC_DETAIL_LEN - n,
-				 " (its first growing %s kept %lld bytes: a warm-up, left out of the rate)",
-				 unit, (long long) g->first_bytes);
+				 " (one %s kept %lld bytes at once: a warm-up, left out of the rate)",
+				 unit, (long long) g->peak_bytes);
 	}
 	mc_note_sampled(v, gi);
 	mc_finding_changed(v);
@@ -2107,10 +2110,11 @@ mc_track_judge_unit(McUnit interval_unit)
 
 			g->growths++;
 			if (g->first_growth < 0)
-			{
 				g->first_growth = g->intervals;
-				g->first_bytes = delta;
-				g->first_units = units;
+			if (delta > g->peak_bytes)
+			{
+				g->peak_bytes = delta;
+				g->peak_units = units;
 			}
 			g->growth_bytes += delta;
 			g->growth_units += units;
@@ -2221,7 +2225,7 @@ mc_track_series_reset(void)
 		g->intervals = g->growths = 0;
 		g->first_growth = -1;
 		g->growth_bytes = g->growth_units = 0;
-		g->first_bytes = g->first_units = 0;
+		g->peak_bytes = g->peak_units = 0;
 		g->quiet = 0;
 		g->ran_units = g->quiet_units = 0;
 		g->allocs_since = 0;

@@ -18,6 +18,10 @@
  * rate_units_bytes_per_statement() is the truth: the two chunks' real
  * footprint in TopMemoryContext.
  *
+ * rate_units.warmup_kb > 0 adds a cache filled once, at the first
+ * statement after it is set: that many kB kept in TopMemoryContext besides
+ * the leak (a lazily built lookup table).  It is not part of the rate.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -66,6 +70,8 @@ static const struct config_enum_entry leak_options[] = {
 };
 
 static int	leak = LEAK_NONE;
+static int	warmup_kb = 0;
+static void *warmup_cache = NULL;
 static int64 kept_bytes = 0;
 static int64 kept_statements = 0;
 static planner_hook_type prev_planner = NULL;
@@ -95,6 +101,8 @@ rate_planner(PLANNER_PARAMS)
 static void
 rate_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
+	if (warmup_kb > 0 && warmup_cache == NULL)
+		warmup_cache = MemoryContextAllocZero(TopMemoryContext, (Size) warmup_kb * 1024);
 	if (leak == LEAK_EXECUTOR)
 		keep(FIRST_BYTES);
 	if (prev_ExecutorStart)
@@ -158,6 +166,10 @@ _PG_init(void)
 	DefineCustomEnumVariable("rate_units.leak",
 							 "BUG: which hooks keep memory in TopMemoryContext on every statement.",
 							 NULL, &leak, LEAK_NONE, leak_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("rate_units.warmup_kb",
+							"A cache of this many kB kept once, at the first statement after it is set.",
+							NULL, &warmup_kb, 0, 0, 64 * 1024, PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rate_units");
 	prev_planner = planner_hook;
 	planner_hook = rate_planner;
