@@ -156,7 +156,7 @@ mc_needs_fmgr_hook(Oid fn_oid)
 			needed = prev_needs_fmgr_hook(fn_oid);
 		else
 		{
-			int			depth = mc_layer_enter();
+			int			depth = mc_seg_depth();	/* its segment goes on top: no pause */
 
 			mc_seg_open(lib, MC_ENTRY_HOOK, MC_HOOK_NEEDS_FMGR, MC_PHASE_PLANNER);
 			PG_TRY();
@@ -290,7 +290,7 @@ mc_call_prev_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private
 		prev_fmgr_hook(event, flinfo, private);
 		return;
 	}
-	depth = mc_layer_enter();
+	depth = mc_seg_depth();		/* its segment goes on top: no pause */
 	mc_seg_open(lib, MC_ENTRY_HOOK, MC_HOOK_FMGR, MC_PHASE_FUNCTION);
 	PG_TRY();
 	{

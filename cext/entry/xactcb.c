@@ -58,7 +58,7 @@ static void
 mc_xact_trampoline(XactEvent event, void *arg)
 {
 	McXactSlot *s = (McXactSlot *) arg;
-	int			depth = mc_layer_enter();
+	int			depth = mc_seg_depth();	/* the library's segment goes on top: no pause */
 
 	if (mc_active)
 		mc_seg_open(s->lib, MC_ENTRY_XACT_CALLBACK, 0, MC_PHASE_CALLBACK);
@@ -71,7 +71,7 @@ mc_subxact_trampoline(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
 	McXactSlot *s = (McXactSlot *) arg;
-	int			depth = mc_layer_enter();
+	int			depth = mc_seg_depth();	/* the library's segment goes on top: no pause */
 
 	if (mc_active)
 		mc_seg_open_unit(s->lib, MC_ENTRY_SUBXACT_CALLBACK, 0, MC_PHASE_CALLBACK,

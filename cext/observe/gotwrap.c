@@ -85,101 +85,43 @@ mc_direct_wanted(void)
  * churns (reset after every unit of work, mc_churn_note) from inside a
  * segment is only counted, by the allocator's wrapper: it needs no site and
  * goes straight on, without a frame.  The rest records the library's site.
+ * `ctx` is the context the call allocates in.
  */
-static pg_noinline void *
-mc_got_palloc_at(uintptr_t site, Size size)
-{
-	void	   *p;
-
-	MC_DIRECT_BEGIN_AT(site);
-	p = palloc(size);
-	MC_DIRECT_END();
-	return p;
+#define MC_GOT_ALLOC(fn, ctx, params, args) \
+static pg_noinline void * \
+mc_got_##fn##_at(uintptr_t site, params) \
+{ \
+	void	   *p; \
+	MC_DIRECT_BEGIN_AT(site); \
+	p = fn(args); \
+	MC_DIRECT_END(); \
+	return p; \
+} \
+static void * \
+mc_got_##fn(params) \
+{ \
+	if (mc_seg != NULL && (ctx) == mc_churn_ctx) \
+		return fn(args);		/* only counted */ \
+	return mc_got_##fn##_at((uintptr_t) __builtin_return_address(0), args); \
 }
+#define MC_SIZE_P Size size
+#define MC_SIZE_A size
+#define MC_SIZE_FLAGS_P Size size, int flags
+#define MC_SIZE_FLAGS_A size, flags
+#define MC_CTX_SIZE_P MemoryContext context, Size size
+#define MC_CTX_SIZE_A context, size
+#define MC_CTX_SIZE_FLAGS_P MemoryContext context, Size size, int flags
+#define MC_CTX_SIZE_FLAGS_A context, size, flags
 
-static void *
-mc_got_palloc(Size size)
-{
-	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
-		return palloc(size);		/* only counted */
-	return mc_got_palloc_at((uintptr_t) __builtin_return_address(0), size);
-}
+MC_GOT_ALLOC(palloc, CurrentMemoryContext, MC_SIZE_P, MC_SIZE_A)
 
-static pg_noinline void *
-mc_got_palloc0_at(uintptr_t site, Size size)
-{
-	void	   *p;
+MC_GOT_ALLOC(palloc0, CurrentMemoryContext, MC_SIZE_P, MC_SIZE_A)
 
-	MC_DIRECT_BEGIN_AT(site);
-	p = palloc0(size);
-	MC_DIRECT_END();
-	return p;
-}
+MC_GOT_ALLOC(palloc_extended, CurrentMemoryContext, MC_SIZE_FLAGS_P, MC_SIZE_FLAGS_A)
 
-static void *
-mc_got_palloc0(Size size)
-{
-	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
-		return palloc0(size);		/* only counted */
-	return mc_got_palloc0_at((uintptr_t) __builtin_return_address(0), size);
-}
+MC_GOT_ALLOC(MemoryContextAlloc, context, MC_CTX_SIZE_P, MC_CTX_SIZE_A)
 
-static pg_noinline void *
-mc_got_palloc_extended_at(uintptr_t site, Size size, int flags)
-{
-	void	   *p;
-
-	MC_DIRECT_BEGIN_AT(site);
-	p = palloc_extended(size, flags);
-	MC_DIRECT_END();
-	return p;
-}
-
-static void *
-mc_got_palloc_extended(Size size, int flags)
-{
-	if (mc_seg != NULL && CurrentMemoryContext == mc_churn_ctx)
-		return palloc_extended(size, flags);		/* only counted */
-	return mc_got_palloc_extended_at((uintptr_t) __builtin_return_address(0), size, flags);
-}
-
-static pg_noinline void *
-mc_got_MemoryContextAlloc_at(uintptr_t site, MemoryContext context, Size size)
-{
-	void	   *p;
-
-	MC_DIRECT_BEGIN_AT(site);
-	p = MemoryContextAlloc(context, size);
-	MC_DIRECT_END();
-	return p;
-}
-
-static void *
-mc_got_MemoryContextAlloc(MemoryContext context, Size size)
-{
-	if (mc_seg != NULL && context == mc_churn_ctx)
-		return MemoryContextAlloc(context, size);		/* only counted */
-	return mc_got_MemoryContextAlloc_at((uintptr_t) __builtin_return_address(0), context, size);
-}
-
-static pg_noinline void *
-mc_got_MemoryContextAllocZero_at(uintptr_t site, MemoryContext context, Size size)
-{
-	void	   *p;
-
-	MC_DIRECT_BEGIN_AT(site);
-	p = MemoryContextAllocZero(context, size);
-	MC_DIRECT_END();
-	return p;
-}
-
-static void *
-mc_got_MemoryContextAllocZero(MemoryContext context, Size size)
-{
-	if (mc_seg != NULL && context == mc_churn_ctx)
-		return MemoryContextAllocZero(context, size);		/* only counted */
-	return mc_got_MemoryContextAllocZero_at((uintptr_t) __builtin_return_address(0), context, size);
-}
+MC_GOT_ALLOC(MemoryContextAllocZero, context, MC_CTX_SIZE_P, MC_CTX_SIZE_A)
 
 #ifdef MC_HAVE_ALLOC_ZERO_ALIGNED
 static void *
@@ -194,24 +136,7 @@ mc_got_MemoryContextAllocZeroAligned(MemoryContext context, Size size)
 }
 #endif
 
-static pg_noinline void *
-mc_got_MemoryContextAllocExtended_at(uintptr_t site, MemoryContext context, Size size, int flags)
-{
-	void	   *p;
-
-	MC_DIRECT_BEGIN_AT(site);
-	p = MemoryContextAllocExtended(context, size, flags);
-	MC_DIRECT_END();
-	return p;
-}
-
-static void *
-mc_got_MemoryContextAllocExtended(MemoryContext context, Size size, int flags)
-{
-	if (mc_seg != NULL && context == mc_churn_ctx)
-		return MemoryContextAllocExtended(context, size, flags);		/* only counted */
-	return mc_got_MemoryContextAllocExtended_at((uintptr_t) __builtin_return_address(0), context, size, flags);
-}
+MC_GOT_ALLOC(MemoryContextAllocExtended, context, MC_CTX_SIZE_FLAGS_P, MC_CTX_SIZE_FLAGS_A)
 
 static void *
 mc_got_MemoryContextAllocHuge(MemoryContext context, Size size)

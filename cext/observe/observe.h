@@ -201,25 +201,32 @@ extern void mc_track_free(void *p);
 extern void mc_track_realloc(void *oldp, void *newp, Size newsize);
 extern void mc_track_context_created(MemoryContext ctx, int lib, uintptr_t site);
 extern bool mc_track_context_dying(MemoryContext ctx, bool deleting);
-/* could p be a tracked chunk?  On every pfree while anything is tracked: inline */
+/*
+ * One-byte presence counters of tracked chunks and of recorded contexts,
+ * read inline on every pfree, reset and delete while anything is tracked.
+ */
 #define MC_HINT_BITS 16
 extern uint8 mc_chunk_hint[1 << MC_HINT_BITS];
+extern uint8 mc_ctx_hint[1 << MC_HINT_BITS];
+
+static inline uint32
+mc_hint_slot(const void *p)
+{
+	return (uint32) (((uint64) ((uintptr_t) p >> 3) * UINT64CONST(0x9E3779B97F4A7C15)) >> (64 - MC_HINT_BITS));
+}
+
+/* could p be a tracked chunk? */
 static inline bool
 mc_track_maybe_tracked(const void *p)
 {
-	uint64		h = (uint64) ((uintptr_t) p >> 3) * UINT64CONST(0x9E3779B97F4A7C15);
-
-	return mc_chunk_hint[(uint32) (h >> (64 - MC_HINT_BITS))] != 0;
+	return mc_chunk_hint[mc_hint_slot(p)] != 0;
 }
 
-/* could ctx hold tracked memory or be a context foreign code created?  On every reset and delete */
-extern uint8 mc_ctx_hint[1 << MC_HINT_BITS];
+/* could ctx hold tracked memory, or be a context foreign code created? */
 static inline bool
 mc_track_maybe_context(MemoryContext ctx)
 {
-	uint64		h = (uint64) ((uintptr_t) ctx >> 3) * UINT64CONST(0x9E3779B97F4A7C15);
-
-	return mc_ctx_hint[(uint32) (h >> (64 - MC_HINT_BITS))] != 0;
+	return mc_ctx_hint[mc_hint_slot(ctx)] != 0;
 }
 extern bool mc_track_has_contexts(void);
 extern void mc_track_transaction_end(bool commit);

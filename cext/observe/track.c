@@ -194,9 +194,7 @@ static uint32 *ctx_hash = NULL;
 
 /* one-byte presence counters: pfree asks "could this be ours?" cheaply (observe.h) */
 uint8		mc_chunk_hint[1 << MC_HINT_BITS];
-#define chunk_hint mc_chunk_hint
 uint8		mc_ctx_hint[1 << MC_HINT_BITS];
-#define ctx_hint mc_ctx_hint
 
 static uint32 all_groups = 0;	/* list head of used groups */
 static int64 untracked = 0;
@@ -348,7 +346,7 @@ mc_ctx_find(MemoryContext ctx)
 {
 	uint32		i;
 
-	if (ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)] == 0 || ctx_hash == NULL)
+	if (mc_ctx_hint[mc_hint_slot(ctx)] == 0 || ctx_hash == NULL)
 		return 0;
 	for (i = ctx_hash[mc_hash_ptr((uintptr_t) ctx, 10)]; i != 0; i = ctxs[i].hnext)
 		if (ctxs[i].ctx == ctx)
@@ -387,8 +385,8 @@ mc_ctx_get(MemoryContext ctx)
 	slot = mc_hash_ptr((uintptr_t) ctx, 10);
 	r->hnext = ctx_hash[slot];
 	ctx_hash[slot] = i;
-	if (ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)] < 255)
-		ctx_hint[mc_hash_ptr((uintptr_t) ctx, MC_HINT_BITS)]++;
+	if (mc_ctx_hint[mc_hint_slot(ctx)] < 255)
+		mc_ctx_hint[mc_hint_slot(ctx)]++;
 	return i;
 }
 
@@ -419,7 +417,7 @@ mc_ctx_release(uint32 i)
 	McCtx	   *r = &ctxs[i];
 	uint32		slot = mc_hash_ptr((uintptr_t) r->ctx, 10);
 	uint32	   *pp;
-	uint8	   *hint = &ctx_hint[mc_hash_ptr((uintptr_t) r->ctx, MC_HINT_BITS)];
+	uint8	   *hint = &mc_ctx_hint[mc_hint_slot(r->ctx)];
 
 	if (r->churn)
 		mc_churn_stop(i);
@@ -557,7 +555,7 @@ mc_chunk_unhash(uint32 ci)
 {
 	McChunk    *c = &chunks[ci];
 	uint32	   *pp;
-	uint8	   *hint = &chunk_hint[mc_hash_ptr(c->ptr, MC_HINT_BITS)];
+	uint8	   *hint = &mc_chunk_hint[mc_hint_slot((const void *) c->ptr)];
 
 	for (pp = &chunk_hash[mc_hash_ptr(c->ptr, 32) & chunk_hash_mask]; *pp != 0; pp = &chunks[*pp].hnext)
 		if (*pp == ci)
@@ -574,7 +572,7 @@ mc_chunk_hash(uint32 ci)
 {
 	McChunk    *c = &chunks[ci];
 	uint32		slot = mc_hash_ptr(c->ptr, 32) & chunk_hash_mask;
-	uint8	   *hint = &chunk_hint[mc_hash_ptr(c->ptr, MC_HINT_BITS)];
+	uint8	   *hint = &mc_chunk_hint[mc_hint_slot((const void *) c->ptr)];
 
 	c->hnext = chunk_hash[slot];
 	chunk_hash[slot] = ci;
@@ -2169,8 +2167,8 @@ mc_track_reset_all(void)
 	last_bucket = 0;
 	churn_list = churn_ctxi = 0;
 	mc_churn_ctx = NULL;
-	memset(chunk_hint, 0, sizeof(chunk_hint));
-	memset(ctx_hint, 0, sizeof(ctx_hint));
+	memset(mc_chunk_hint, 0, sizeof(mc_chunk_hint));
+	memset(mc_ctx_hint, 0, sizeof(mc_ctx_hint));
 	judge_pending = false;
 }
 
